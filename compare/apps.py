@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class CompareConfig(AppConfig):
+    name = "compare"
+    verbose_name = "compare"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Fail at start, with a clear message, when the model registry is wrong.
+        from compare.registry import registry
+
+        registry()

@@ -1,0 +1,270 @@
+"""All settings in one file.
+
+Two profiles, chosen by environment only (never by code):
+- embedded (default): SQLite in WAL mode, tasks in a thread pool inside the web
+  process, files under var/, the provider simulator for every model without a key.
+- scale-out / production: DATABASE_URL, a durable task backend, COMPARE_PROFILE=production.
+"""
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise ImproperlyConfigured(f"Environment variable {name} is required.")
+        return default
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}.")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+PROFILE = env_str("COMPARE_PROFILE", "embedded")
+if PROFILE not in {"embedded", "production"}:
+    raise ImproperlyConfigured("COMPARE_PROFILE must be 'embedded' or 'production'.")
+PRODUCTION = PROFILE == "production"
+
+VAR_DIR = Path(env_str("COMPARE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _embedded_secret_key() -> str:
+    # A fresh machine gets its own key, kept so that sessions survive restarts.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("COMPARE_SECRET_KEY") if PRODUCTION else (
+    os.environ.get("COMPARE_SECRET_KEY") or _embedded_secret_key()
+)
+DEBUG = env_bool("COMPARE_DEBUG", False)
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in env_str(
+        "COMPARE_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,[::1],testserver"
+    ).split(",")
+    if h.strip()
+]
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("COMPARE_ALLOWED_HOSTS is required in the production profile.")
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("COMPARE_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "compare.apps.CompareConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "compare.urls"
+WSGI_APPLICATION = "compare.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite (WAL, IMMEDIATE transactions) unless DATABASE_URL is set.
+if os.environ.get("DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "compare.sqlite3",
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            # A file, not shared-cache memory: task threads and the live test
+            # server then see the same database with real locking. One per test
+            # process, so parallel runs never share it.
+            "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"compare-test-{os.getpid()}.sqlite3")},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Tasks: a thread pool in the web process by default. Provider calls wait on the
+# network for minutes, so the pool is sized for I/O, not CPU.
+TASKS = {
+    "default": {
+        "BACKEND": env_str("COMPARE_TASK_BACKEND", "compare.taskbackend.ThreadPoolBackend"),
+        "OPTIONS": {"max_workers": env_int("COMPARE_TASK_WORKERS", 48, minimum=1)},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "new_run"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("COMPARE_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Only the production profile collects static files; the embedded one serves them
+# straight from static/ (WHITENOISE_USE_FINDERS).
+STATIC_ROOT = VAR_DIR / "staticfiles" if PRODUCTION else None
+MEDIA_ROOT = Path(env_str("COMPARE_MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+# The embedded profile serves static files without a collectstatic step.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Security headers. The CSP has no 'unsafe-inline': scripts and styles come from
+# our own origin or carry the per-request nonce.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("COMPARE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("COMPARE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- compare's own settings ---------------------------------------------------
+PORT = env_int("PORT", 8000, minimum=1)
+# Where the model registry lives: the repo's defaults, or a file of your own.
+COMPARE_MODELS_FILE = Path(env_str("COMPARE_MODELS_FILE", str(BASE_DIR / "compare" / "models.toml")))
+# The simulator answers for every model whose API key is unset.
+COMPARE_SIMULATOR_ENABLED = env_bool("COMPARE_SIMULATOR", not PRODUCTION)
+COMPARE_SIMULATOR_URL = env_str("COMPARE_SIMULATOR_URL", f"http://127.0.0.1:{PORT}/sim")
+# Multiplies each model's simulated latency (0 = instant; tests use 0).
+COMPARE_SIMULATOR_LATENCY = env_float("COMPARE_SIMULATOR_LATENCY", 1.0)
+# Per-attempt HTTP timeout and the overall deadline of one generation, in seconds.
+COMPARE_REQUEST_TIMEOUT = env_float("COMPARE_REQUEST_TIMEOUT", 300.0, minimum=1.0)
+COMPARE_GENERATION_DEADLINE = env_float("COMPARE_GENERATION_DEADLINE", 900.0, minimum=1.0)
+COMPARE_MAX_ATTEMPTS = env_int("COMPARE_MAX_ATTEMPTS", 4, minimum=1)
+COMPARE_RETRY_BASE_DELAY = env_float("COMPARE_RETRY_BASE_DELAY", 2.0)
+COMPARE_RUNS_PER_PAGE = 24
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "compare": {"level": env_str("COMPARE_LOG_LEVEL", "INFO")},
+        # httpx logs full URLs at INFO; a gateway key in a query string must not reach a log.
+        "httpx": {"level": "WARNING"},
+        "django.tasks": {"level": "WARNING"},
+    },
+}

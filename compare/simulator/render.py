@@ -1,0 +1,268 @@
+"""Deterministic placeholder images for the simulator, drawn with Pillow.
+
+Designers compare simulated results side by side, so each picture must say
+at a glance what it is: the prompt's quoted text drawn large, the model in a
+corner, a trace of every reference image, and colours that differ between
+models and between the n images of one request. Everything derives from a
+hash, so the same request always gives the same bytes.
+
+Speed matters more than beauty (a 4K PNG must not stall a test run): the
+background and shapes are drawn on a tiny canvas and scaled up, and PNGs use
+the fastest zlib level.
+"""
+
+import colorsys
+import hashlib
+import io
+import re
+import threading
+from functools import cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+# Pillow cannot guess a font that covers CJK, so look for one we know does.
+FONT_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts"]
+FONT_PATTERNS = [
+    "NotoSansCJK-Bold.ttc", "NotoSansCJK*-Bold.*", "NotoSansCJK*.tt?", "NotoSerifCJK*.tt?",
+    "wqy-zenhei.ttc", "wqy-microhei.ttc", "DroidSansFallback*.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans.ttf",
+]
+QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」|『([^』]+)』|«([^»]+)»')
+SMALL = 160  # long edge of the low-resolution canvas for background and shapes
+# FreeType faces are not safe to share between threads, and the app renders from a
+# thread pool: text drawing (a small part of the work) takes turns.
+_text_lock = threading.Lock()
+
+
+@cache
+def font_path() -> str | None:
+    for pattern in FONT_PATTERNS:
+        for folder in FONT_DIRS:
+            if folder.is_dir():
+                found = sorted(folder.rglob(pattern))
+                if found:
+                    return str(found[0])
+    return None
+
+
+@cache
+def load_font(size: int):
+    """A font at this pixel size; never raises (a missing font must not fail a request)."""
+    path = font_path()
+    if path:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:
+            pass
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, TypeError, ImportError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def headline(prompt: str) -> str:
+    """What to draw large: the quoted text, else the start of the prompt."""
+    quoted = [next(g for g in m.groups() if g) for m in QUOTED.finditer(prompt)]
+    quoted = [q.strip() for q in quoted if q.strip()]
+    if quoted:
+        return "\n".join(quoted)
+    text = " ".join(prompt.split())
+    if len(text) <= 40:
+        return text
+    cut = text[:40].rsplit(" ", 1)[0] if " " in text[:40] else text[:40]
+    return cut + "…"
+
+
+def seed_bytes(*parts) -> bytes:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+
+
+def _palette(seed: bytes) -> list[tuple[int, int, int]]:
+    # Pastel-to-mid tones around one hue with a complementary accent: pleasant, never muddy.
+    hue = seed[0] / 255
+    specs = [(0.0, 0.45, 0.96), (0.09, 0.55, 0.86), (-0.08, 0.5, 0.72), (0.5, 0.35, 0.9)]
+    colours = []
+    for shift, sat, val in specs:
+        r, g, b = colorsys.hsv_to_rgb((hue + shift) % 1.0, sat, val)
+        colours.append((int(r * 255), int(g * 255), int(b * 255)))
+    return colours
+
+
+def _small_size(width: int, height: int) -> tuple[int, int]:
+    scale = SMALL / max(width, height)
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def background(seed: bytes, width: int, height: int) -> Image.Image:
+    """A soft four-corner gradient with a few translucent shapes, as RGB."""
+    colours = _palette(seed)
+    corners = Image.new("RGB", (2, 2))
+    corners.putdata(colours)
+    sw, sh = _small_size(width, height)
+    small = corners.resize((sw, sh), Image.Resampling.BICUBIC).convert("RGBA")
+    overlay = Image.new("RGBA", (sw, sh), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for i in range(6):
+        b = seed[4 + i * 4: 8 + i * 4]
+        cx, cy = b[0] / 255 * sw, b[1] / 255 * sh
+        radius = (0.08 + b[2] / 255 * 0.25) * max(sw, sh)
+        tint = (255, 255, 255) if b[3] % 2 else colours[3]
+        box = [cx - radius, cy - radius, cx + radius, cy + radius]
+        if b[3] % 3 == 0:
+            draw.rounded_rectangle(box, radius=radius / 3, fill=(*tint, 70))
+        else:
+            draw.ellipse(box, fill=(*tint, 80))
+    # Blurring the tiny canvas turns aliased shapes into soft bokeh once scaled up.
+    small = Image.alpha_composite(small, overlay).convert("RGB").filter(ImageFilter.GaussianBlur(1.5))
+    return small.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def _cover(image: Image.Image, width: int, height: int) -> Image.Image:
+    return ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.BILINEAR)
+
+
+def apply_edit_base(canvas: Image.Image, base: Image.Image, mask: Image.Image | None) -> Image.Image:
+    """Edits keep the first input image: outside the mask untouched, inside (alpha 0) regenerated."""
+    base = _cover(base, *canvas.size)
+    if mask is None:
+        return Image.blend(base, canvas, 0.55)
+    alpha = _cover(mask.convert("RGBA").getchannel("A").convert("RGB"), *canvas.size).convert("L")
+    keep = alpha.point(lambda a: 255 if a > 0 else 0)
+    return Image.composite(base, canvas, keep)
+
+
+def paste_references(canvas: Image.Image, references: list[Image.Image | None], safe: int = 0) -> None:
+    """Thumbnails of the reference images in a strip along the bottom edge."""
+    if not references:
+        return
+    width, height = canvas.size
+    margin = max(4, min(width, height) // 40)
+    room = width - 2 * safe - margin
+    thumb = max(16, min(min(width, height) // 6, room // len(references) - margin))
+    x, y = safe + margin, height - safe - margin - thumb
+    draw = ImageDraw.Draw(canvas)
+    border = max(1, thumb // 32)
+    for ref in references:
+        if x + thumb > width - safe:
+            break
+        draw.rectangle([x - border, y - border, x + thumb + border - 1, y + thumb + border - 1], fill="white")
+        if ref is None:  # e.g. a Gemini fileData reference we cannot fetch
+            draw.rectangle([x, y, x + thumb - 1, y + thumb - 1], fill=(128, 128, 128))
+        else:
+            canvas.paste(_cover(ref, thumb, thumb), (x, y))
+        x += thumb + margin
+
+
+def _wrap(text: str, font, max_width: float) -> list[str]:
+    """Greedy word wrap; a word wider than a line (or CJK without spaces) breaks per character."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for token in re.findall(r"\S+|\s+", paragraph):
+            if token.isspace():
+                line += " " if line else ""
+                continue
+            if font.getlength(line + token) <= max_width:
+                line += token
+                continue
+            if line.strip():
+                lines.append(line.strip())
+                line = ""
+            if font.getlength(token) <= max_width:
+                line = token
+                continue
+            for char in token:
+                if line and font.getlength(line + char) > max_width:
+                    lines.append(line)
+                    line = ""
+                line += char
+        if line.strip():
+            lines.append(line.strip())
+    return lines or [""]
+
+
+def _fit_text(text: str, box_w: int, box_h: int):
+    """The largest font size (down a geometric ladder) at which the wrapped text fits the box."""
+    size = max(10, int(min(box_h / 2.2, box_w / 5)))
+    while True:
+        font = load_font(size)
+        lines = _wrap(text, font, box_w)
+        line_h = size * 1.25
+        if (len(lines) * line_h <= box_h and all(font.getlength(ln) <= box_w for ln in lines)) or size <= 10:
+            return font, lines, line_h, size
+        size = max(10, int(size * 0.85))
+
+
+def draw_text(canvas: Image.Image, text: str, label: str, inset: int, safe: int) -> None:
+    width, height = canvas.size
+    draw = ImageDraw.Draw(canvas)
+    box_w = int((width - 2 * inset) * 0.86)
+    box_h = int((height - 2 * inset) * 0.55)
+    font, lines, line_h, size = _fit_text(text, box_w, box_h)
+    stroke = max(1, size // 14)
+    top = (height - len(lines) * line_h) / 2
+    for i, line in enumerate(lines):
+        draw.text((width / 2, top + i * line_h + line_h / 2), line, font=font, anchor="mm",
+                  fill=(255, 255, 255), stroke_width=stroke, stroke_fill=(30, 30, 40))
+    small = max(10, min(width, height) // 36)
+    pad = safe + max(4, small // 2)
+    draw.text((pad, pad), label, font=load_font(small), fill=(255, 255, 255),
+              stroke_width=max(1, small // 10), stroke_fill=(30, 30, 40))
+
+
+def transparent_surround(canvas: Image.Image, inset: int) -> Image.Image:
+    """RGBA: the picture inside a rounded card, fully transparent around it."""
+    width, height = canvas.size
+    mask = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(mask).rounded_rectangle(
+        [inset, inset, width - inset - 1, height - inset - 1], radius=inset, fill=255)
+    rgba = canvas.convert("RGBA")
+    rgba.putalpha(mask)
+    return rgba
+
+
+def encode(image: Image.Image, fmt: str, compression: int | None = None) -> bytes:
+    out = io.BytesIO()
+    if fmt == "png":
+        image.save(out, "PNG", compress_level=1)
+    elif fmt == "webp":
+        image.save(out, "WEBP", quality=100 if compression is None else compression, method=0)
+    else:
+        quality = 95 if compression is None else max(1, min(95, compression))
+        image.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def compose(prompt: str, label: str, seed: bytes, width: int, height: int, *, transparent=False,
+            references=(), edit_base=None, mask=None) -> Image.Image:
+    """The final picture as a Pillow image (RGB, or RGBA when transparent)."""
+    canvas = background(seed, width, height)
+    if edit_base is not None:
+        canvas = apply_edit_base(canvas, edit_base, mask)
+    inset = max(8, min(width, height) // 14) if transparent else 0
+    # Keep corner content clear of the transparent card's rounded corners.
+    safe = inset + inset // 3
+    paste_references(canvas, list(references), safe)
+    with _text_lock:
+        draw_text(canvas, headline(prompt), label, inset, safe)
+    return transparent_surround(canvas, inset) if transparent else canvas
+
+
+def blurred(image: Image.Image, divisor: int) -> Image.Image:
+    """A preview: downscale and upscale again, the larger the divisor the blurrier."""
+    width, height = image.size
+    small = image.resize((max(1, width // divisor), max(1, height // divisor)), Image.Resampling.BOX)
+    return small.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def draft(seed: bytes, width: int, height: int) -> Image.Image:
+    """A Gemini 'thought' image: a blocky, washed-out sketch of the background, no text."""
+    scale = 12 / max(width, height)
+    sketch = background(seed, max(2, round(width * scale)), max(2, round(height * scale)))
+    sketch = Image.blend(sketch, ImageOps.grayscale(sketch).convert("RGB"), 0.6)
+    return sketch.resize((width, height), Image.Resampling.NEAREST)
+
+
+def render(prompt: str, label: str, seed: bytes, width: int, height: int, fmt: str = "png",
+           compression: int | None = None, **options) -> bytes:
+    return encode(compose(prompt, label, seed, width, height, **options), fmt, compression)

@@ -1,0 +1,89 @@
+"""A django.tasks backend that runs tasks in a thread pool inside the web process.
+
+Provider calls spend minutes waiting on the network, so threads (not processes)
+are the right tool, and a slow model never delays another model's start. The
+database row, not this pool, is the durable record: on start-up `serve` puts
+unfinished generations back in the queue.
+"""
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+
+from django.db import close_old_connections, connections
+from django.tasks.backends.immediate import ImmediateBackend
+
+logger = logging.getLogger(__name__)
+# Django keeps one backend instance per thread; the pool must be one per process.
+_executors: dict[str, ThreadPoolExecutor] = {}
+_pending: set[Future] = set()
+_lock = threading.Lock()
+
+
+def wait_idle(timeout: float | None = None) -> bool:
+    """Block until every submitted task has finished; True if none is left."""
+    with _lock:
+        pending = set(_pending)
+    done, not_done = wait_futures(pending, timeout=timeout)
+    return not not_done
+
+
+class ThreadPoolBackend(ImmediateBackend):
+    supports_async_task = False
+
+    def __init__(self, alias, params):
+        super().__init__(alias, params)
+        self.max_workers = int(self.options.get("max_workers", 48))
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        with _lock:
+            if self.alias not in _executors:
+                _executors[self.alias] = ThreadPoolExecutor(self.max_workers, thread_name_prefix="compare-task")
+            return _executors[self.alias]
+
+    def _run(self, task_result) -> None:
+        close_old_connections()
+        try:
+            self._execute_task(task_result)
+            for error in task_result.errors:
+                logger.error("Task %s failed:\n%s", task_result.task.name, error.traceback)
+        finally:
+            connections.close_all()
+
+    def enqueue(self, task, args, kwargs):
+        from django.tasks.base import TaskResult, TaskResultStatus
+        from django.utils.crypto import get_random_string
+
+        self.validate_task(task)
+        task_result = TaskResult(
+            task=task,
+            id=get_random_string(32),
+            status=TaskResultStatus.READY,
+            enqueued_at=None,
+            started_at=None,
+            last_attempted_at=None,
+            finished_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        future = self.executor.submit(self._run, task_result)
+        with _lock:
+            _pending.add(future)
+        future.add_done_callback(lambda f: _discard(f))
+        return task_result
+
+    def shutdown(self, wait: bool = True) -> None:
+        with _lock:
+            executor = _executors.pop(self.alias, None)
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _discard(future: Future) -> None:
+    with _lock:
+        _pending.discard(future)

@@ -1,0 +1,83 @@
+"""The whole loop in a real browser: Debian's chromium driven by Playwright."""
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from compare.models import Note, Run, Vote
+
+CHROMIUM = "/usr/bin/chromium"
+# Playwright's sync API runs an event loop in this thread; the ORM calls below are
+# plain synchronous test code, not async views.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def page(simulator):
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        errors = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        yield page
+        context.close()
+        browser.close()
+        # A CSP violation or a script error would show here.
+        assert errors == [], errors
+
+
+def test_compare_two_models_vote_note_and_find_it_in_history(page, simulator, user, settings):
+    settings.COMPARE_SIMULATOR_LATENCY = 0.5  # long enough to see panes fill in live
+    base = simulator.url
+    page.goto(base + "/")
+    page.get_by_label("Username").fill("dana")
+    page.get_by_label("Password").fill("pw-dana-123")
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_role("heading", name="New comparison")).to_be_visible()
+    page.get_by_label("Prompt").fill('A bakery poster that says "Fresh Bread"')
+    expect(page.locator("input[name=models][value=gpt-image-2]")).to_be_checked()
+    expect(page.locator("input[name=models][value=gemini-3-pro-image]")).to_be_checked()
+    page.get_by_role("button", name="Compare").click()
+
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+/$"))
+    # Mark the document: if the page reloads, the mark disappears.
+    page.evaluate("document.body.dataset.sameDocument = 'yes'")
+    panes = page.locator("article.pane")
+    expect(panes).to_have_count(2)
+    expect(panes.nth(0).locator("[data-status]")).to_have_attribute("data-status", re.compile("queued|running"))
+    for index in range(2):
+        expect(panes.nth(index).locator("[data-status]")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+        expect(panes.nth(index).locator("figure.result img")).to_be_visible()
+        expect(panes.nth(index).locator("figcaption")).to_contain_text("×")
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"
+
+    page.get_by_role("button", name="Right better").click()
+    expect(page.locator("#votes")).to_contain_text("Right better: 1")
+    expect(page.get_by_role("button", name="Right better")).to_have_attribute("aria-pressed", "true")
+
+    page.get_by_label("Note").fill("The right one has cleaner lettering")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator("#notes")).to_contain_text("The right one has cleaner lettering")
+    expect(page.locator("#notes")).to_contain_text("dana")
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"
+
+    run = Run.objects.get()
+    assert Vote.objects.get(run=run).choice == "gen:1"
+    assert Note.objects.get(run=run).body == "The right one has cleaner lettering"
+
+    page.get_by_role("link", name="History").click()
+    row = page.locator("li.history-row").filter(has_text="Fresh Bread")
+    expect(row).to_have_count(1)
+    expect(row.locator("img")).to_have_count(2)
+    row.locator("a").click()
+    expect(page).to_have_url(base + run.get_absolute_url())

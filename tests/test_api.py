@@ -1,0 +1,399 @@
+"""The JSON API: token auth, validation through RunForm, the shapes clients read,
+and a real run through the live simulator."""
+
+import io
+import json
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from PIL import Image as PILImage
+
+from compare import api as api_views
+from compare import images
+from compare.forms import RunForm
+from compare.http import reset_shared_client
+from compare.models import ApiToken, Generation, Image, Note, Run, Vote
+from compare.registry import get_model
+from compare.runs import create_run
+
+MODELS = ["gpt-image-2", "gemini-3-pro-image"]
+DUMMY_TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+IMMEDIATE_TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("alice")  # no password: hashing is slow and unused here
+
+
+@pytest.fixture
+def token(user):
+    return ApiToken.issue(user, "tests")[1]
+
+
+@pytest.fixture
+def api(client, token):
+    """The test client with the token on every request."""
+
+    class Api:
+        def get(self, path, **params):
+            return client.get(path, params, headers={"Authorization": f"Bearer {token}"})
+
+        def post(self, path, body, raw=False):
+            data = body if raw else json.dumps(body)
+            return client.post(path, data, content_type="application/json", headers={"Authorization": f"Bearer {token}"})
+
+    return Api()
+
+
+@pytest.fixture
+def no_task_execution(settings):
+    # Generations stay queued: these tests look at the API, not at providers.
+    settings.TASKS = DUMMY_TASKS
+
+
+def make_run(user, prompt="a red fox", when=None) -> Run:
+    form = RunForm({"prompt": prompt, "models": MODELS})
+    assert form.is_valid(), form.errors
+    run = create_run(user, prompt, form.chosen_models(), form.options())
+    if when is not None:
+        Run.objects.filter(pk=run.pk).update(created_at=when)
+    return run
+
+
+def assert_error(response, status, *fragments):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    body = json.loads(response.content)  # not .json(): RequestFactory responses lack it
+    assert set(body) == {"error"}
+    for fragment in fragments:
+        assert fragment in body["error"]["message"]
+    return body["error"]
+
+
+# --- authentication --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", "Basic YWxpY2U6eA==", "Bearer cmp_not-a-real-token"])
+def test_missing_or_invalid_token_is_401_json(client, user, header):
+    headers = {"Authorization": header} if header is not None else {}
+    response = client.get("/api/runs", headers=headers)
+    assert_error(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_revoked_token_is_rejected(client, user, token):
+    assert client.get("/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    ApiToken.objects.filter(user=user).update(revoked_at=timezone.now())
+    response = client.get("/api/runs", headers={"Authorization": f"Bearer {token}"})
+    assert_error(response, 401, "revoked")
+
+
+def test_token_of_inactive_user_is_rejected(client, user, token):
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert_error(client.get("/api/runs", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+def test_session_login_is_not_enough(client, user):
+    # CSRF-exempt views must not honour the cookie, or any site could post runs.
+    client.force_login(user)
+    assert_error(client.get("/api/runs"), 401)
+    assert_error(client.post("/api/runs", "{}", content_type="application/json"), 401)
+
+
+def test_successful_use_records_last_used(api, user):
+    api.get("/api/runs")
+    assert ApiToken.objects.get(user=user).last_used_at is not None
+
+
+@pytest.mark.parametrize(("method", "path"), [("put", "/api/runs"), ("delete", "/api/runs"), ("post", "/api/runs/{id}")])
+def test_wrong_method_is_405_json(client, token, user, method, path):
+    response = getattr(client, method)(path.format(id="2f1e8a4e-4b8f-4f5a-9d2c-1a2b3c4d5e6f"), headers={"Authorization": f"Bearer {token}"})
+    assert_error(response, 405, "not " + method.upper())
+    assert response["Allow"]
+
+
+def test_head_is_allowed_where_get_is(client, token):
+    assert client.head("/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_json_404_for_bad_ids_and_unknown_paths(rf, user):
+    # The URLconf only routes UUIDs here; these views are ready for <str:run_id> and a catch-all.
+    token = ApiToken.issue(user, "rf")[1]
+    request = rf.get("/api/runs/nope", headers={"Authorization": f"Bearer {token}"})
+    assert_error(api_views.run_detail(request, "nope"), 404, "run ids are UUIDs")
+    assert_error(api_views.not_found(rf.get("/api/nothing"), "nothing"), 404, "/api/nothing")
+
+
+# --- creating a run: validation ----------------------------------------------------
+
+
+def test_oversized_body_is_413(api, settings, no_task_execution):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    assert_error(api.post("/api/runs", {"prompt": "x" * 200, "models": MODELS}), 413, "too large")
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [("{not json", "not valid JSON"), ("", "not valid JSON"), ('["a", "b"]', "not a list"), ("42", "not a number"),
+     ("null", "not null"), (b"\xff\xfe", "not valid JSON")],
+)
+def test_malformed_body_is_400(api, no_task_execution, raw, fragment):
+    assert_error(api.post("/api/runs", raw, raw=True), 400, fragment)
+    assert Run.objects.count() == 0
+
+
+def test_unknown_fields_are_listed(api, no_task_execution):
+    error = assert_error(api.post("/api/runs", {"prompt": "x", "models": MODELS, "seed": 3, "style": "vivid"}), 400,
+                         "Unknown fields: seed, style")
+    assert set(error["fields"]) == {"seed", "style"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("models", "gpt-image-2,gemini-3-pro-image", "list of model keys"),
+        ("models", ["gpt-image-2", 7], "list of model keys"),
+        ("models", None, "list of model keys"),
+        ("prompt", 123, "Must be a string, not a number"),
+        ("prompt", ["a"], "Must be a string, not a list"),
+        ("n", True, "Must be an integer, not a boolean"),
+        ("n", "2", "not a string"),
+        ("n", 1.5, "not a number"),
+        ("partial_images", False, "not a boolean"),
+        ("grounding", "yes", "Must be a boolean"),
+        ("quality", {"level": "high"}, "not an object"),
+    ],
+)
+def test_wrong_types_are_400_with_a_field_message(api, no_task_execution, field, value, fragment):
+    body = {"prompt": "a red fox", "models": MODELS, field: value}
+    error = assert_error(api.post("/api/runs", body), 400, field)
+    assert fragment in error["fields"][field][0]
+    assert Run.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "fragment"),
+    [
+        ({"models": ["gpt-image-2"]}, "models", "at least two"),
+        ({"models": ["gpt-image-2", "dall-e-9"]}, "models", "dall-e-9"),
+        ({"prompt": ""}, "prompt", "required"),
+        ({"prompt": "   "}, "prompt", "required"),
+        ({"n": 9}, "n", "less than or equal to 4"),
+        ({"size": "big"}, "size", "WIDTHxHEIGHT"),
+        ({"quality": "ultra"}, "quality", "valid choice"),
+        ({"background": "transparent", "output_format": "jpeg"}, "background", "PNG or WebP"),
+    ],
+)
+def test_form_errors_are_reported_per_field(api, no_task_execution, changes, field, fragment):
+    error = assert_error(api.post("/api/runs", {"prompt": "a red fox", "models": MODELS, **changes}), 400, field)
+    assert fragment in " ".join(error["fields"][field])
+    assert Run.objects.count() == 0
+
+
+def test_missing_models_is_reported_by_the_form(api, no_task_execution):
+    error = assert_error(api.post("/api/runs", {"prompt": "a red fox"}), 400)
+    assert error["fields"]["models"] == ["This field is required."]
+
+
+# --- creating a run: success -------------------------------------------------------
+
+
+def test_create_run_returns_201_and_stores_the_run(api, user, no_task_execution, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = api.post("/api/runs", {"prompt": "a red fox", "models": MODELS, "n": 2, "quality": "high", "grounding": None})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    run = Run.objects.get()
+    assert body["id"] == str(run.id)
+    assert body["url"] == f"http://testserver/runs/{run.id}/"
+    assert body["api_url"] == f"http://testserver/api/runs/{run.id}"
+    assert response["Location"] == body["api_url"]
+    assert body["status"] == "running"
+    assert [(g["model"], g["label"], g["status"], g["simulated"]) for g in body["generations"]] == [
+        ("gpt-image-2", "GPT Image 2", "queued", True),
+        ("gemini-3-pro-image", "Nano Banana Pro", "queued", True),
+    ]
+    # Defaults are the form's; the run belongs to the token's user; one task per generation.
+    assert run.author == user
+    assert run.options == {
+        "aspect_ratio": "1:1", "resolution": "1K", "size": "", "quality": "high", "output_format": "png",
+        "background": "auto", "n": 2, "partial_images": 0, "grounding": False,
+    }
+    assert len(callbacks) == 1
+    assert {str(g.id) for g in run.generations.all()} == {g["id"] for g in body["generations"]}
+
+
+# --- reading runs ------------------------------------------------------------------
+
+
+def test_unknown_run_is_404_json(api):
+    assert_error(api.get("/api/runs/2f1e8a4e-4b8f-4f5a-9d2c-1a2b3c4d5e6f"), 404, "No run")
+
+
+def test_run_detail_of_a_queued_run(api, user, no_task_execution):
+    run = make_run(user)
+    body = api.get(f"/api/runs/{run.id}").json()
+    assert set(body) == {"id", "url", "api_url", "prompt", "options", "author", "created_at", "status",
+                         "generations", "votes", "notes_count"}
+    assert (body["prompt"], body["author"], body["status"]) == ("a red fox", "alice", "running")
+    assert datetime.fromisoformat(body["created_at"]) == run.created_at
+    gen = body["generations"][0]
+    assert set(gen) == {"id", "position", "model", "label", "model_id", "simulated", "status", "attempts",
+                        "started_at", "finished_at", "latency_ms", "estimated_cost_usd", "cost_usd", "error",
+                        "params_sent", "images"}
+    assert (gen["position"], gen["model"], gen["status"], gen["error"], gen["images"]) == (0, "gpt-image-2", "queued", None, [])
+    assert gen["estimated_cost_usd"] == str(run.generations.get(position=0).estimated_cost_usd)
+    assert body["votes"] == {"tally": {"gen:0": 0, "gen:1": 0, "tie": 0, "all_bad": 0}, "total": 0}
+    assert body["notes_count"] == 0
+
+
+def test_run_detail_of_finished_generations(api, user, no_task_execution):
+    run = make_run(user)
+    ok, bad = run.ordered_generations()
+    start = timezone.now()
+    Generation.objects.filter(pk=ok.pk).update(
+        status="succeeded", started_at=start, finished_at=start + timedelta(seconds=3), latency_ms=3000,
+        cost_usd=Decimal("0.0530"), attempts=1, params_sent={"size": "1024x1024"},
+    )
+    Generation.objects.filter(pk=bad.pk).update(status="refused", error_kind="refused", error_message="Blocked by safety.")
+    Image.objects.create(generation=ok, sha256="ab" * 32, file="images/ab/x.png", thumbnail="images/ab/x.webp",
+                         width=1024, height=1024, format="png", bytes=1234)
+    Image.objects.create(generation=ok, is_partial=True, sha256="cd" * 32, file="p.png", thumbnail="p.webp",
+                         width=256, height=256, format="png", bytes=10)
+    Vote.objects.create(run=run, user=user, choice="gen:0")
+    Note.objects.create(run=run, author=user, body="the fox is better")
+    body = api.get(f"/api/runs/{run.id}").json()
+    assert body["status"] == "partial"
+    first, second = body["generations"]
+    assert first["cost_usd"] == "0.0530" and first["latency_ms"] == 3000 and first["attempts"] == 1
+    assert first["params_sent"] == {"size": "1024x1024"}
+    assert first["images"] == [{
+        "url": f"http://testserver/images/{'ab' * 32}", "thumbnail_url": f"http://testserver/images/{'ab' * 32}/thumbnail",
+        "width": 1024, "height": 1024, "format": "png", "bytes": 1234,
+    }]
+    assert second["error"] == {"kind": "refused", "message": "Blocked by safety."}
+    assert second["cost_usd"] is None
+    assert body["votes"]["tally"]["gen:0"] == 1 and body["votes"]["total"] == 1
+    assert body["notes_count"] == 1
+
+
+def test_list_is_paginated_newest_first(api, user, no_task_execution):
+    now = timezone.now()
+    runs = [make_run(user, f"prompt {i}", when=now - timedelta(minutes=10 - i)) for i in range(5)]
+    first = api.get("/api/runs", per_page=2).json()
+    assert (first["count"], first["pages"], first["page"], first["previous"]) == (5, 3, 1, None)
+    assert [r["prompt"] for r in first["results"]] == ["prompt 4", "prompt 3"]
+    assert first["next"] == "http://testserver/api/runs?page=2&per_page=2"
+    summary = first["results"][0]
+    assert summary["id"] == str(runs[4].id)
+    assert set(summary) == {"id", "url", "api_url", "prompt", "author", "created_at", "status", "generations",
+                            "votes_total", "notes_count"}
+    assert [g["model"] for g in summary["generations"]] == MODELS
+    last = api.get("/api/runs", page=3, per_page=2).json()
+    assert [r["prompt"] for r in last["results"]] == ["prompt 0"]
+    assert last["next"] is None and last["previous"] == "http://testserver/api/runs?page=2&per_page=2"
+    assert api.get("/api/runs").json()["count"] == 5  # default per_page 20: one page
+
+
+def test_list_queries_do_not_grow_with_the_page(api, user, no_task_execution, django_assert_max_num_queries):
+    for i in range(8):
+        make_run(user, f"prompt {i}")
+    with django_assert_max_num_queries(9):  # token, last-used, count, runs, generations, images, votes
+        assert len(api.get("/api/runs").json()["results"]) == 8
+
+
+def test_empty_list(api):
+    assert api.get("/api/runs").json() == {"results": [], "page": 1, "pages": 1, "count": 0, "next": None, "previous": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "fragment"),
+    [({"page": "abc"}, "page", "whole number"), ({"page": "0"}, "page", "at least 1"), ({"page": "-1"}, "page", "whole number"),
+     ({"page": "2"}, "page", "past the last page (1)"), ({"per_page": "101"}, "per_page", "at most 100"),
+     ({"per_page": "0"}, "per_page", "at least 1")],
+)
+def test_bad_page_numbers_are_400(api, params, field, fragment):
+    error = assert_error(api.get("/api/runs", **params), 400, fragment)
+    assert field in error["fields"]
+
+
+# --- end to end through the live simulator ----------------------------------------------
+
+
+@pytest.fixture
+def live_simulator(settings, live_server):
+    settings.COMPARE_SIMULATOR_URL = live_server.url + "/sim"
+    reset_shared_client()
+    yield live_server
+    reset_shared_client()
+
+
+def wait_until_finished(api, run_id: str, seconds: float = 30.0) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body = api.get(f"/api/runs/{run_id}").json()
+        if body["status"] not in {"running", "empty"}:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"run still running after {seconds}s: {body}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_run_completes_with_images_through_the_simulator(api, client, user, live_simulator):
+    # The default task backend: the thread pool, as in production's embedded profile.
+    response = api.post("/api/runs", {"prompt": 'A poster that says "HELLO"', "models": MODELS, "aspect_ratio": "16:9"})
+    assert response.status_code == 201, response.content
+    run_id = response.json()["id"]
+    body = wait_until_finished(api, run_id)
+    assert body["status"] == "done", body
+    for gen in body["generations"]:
+        assert gen["status"] == "succeeded" and gen["simulated"] and gen["error"] is None
+        assert gen["attempts"] == 1 and gen["latency_ms"] is not None and gen["finished_at"]
+        assert gen["params_sent"]
+        [image] = gen["images"]
+        assert image["width"] > image["height"]  # 16:9 was honoured
+        # The image URL needs a login session, not the token.
+        client.force_login(user)
+        fetched = client.get(image["url"].removeprefix("http://testserver"))
+        assert fetched.status_code == 200
+        assert fetched["Content-Type"] == f"image/{image['format']}"
+        assert len(b"".join(fetched.streaming_content)) == image["bytes"]
+    listed = api.get("/api/runs").json()["results"]
+    assert [r["id"] for r in listed] == [run_id]
+    assert listed[0]["status"] == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_run_reports_a_refusal(api, settings, live_simulator):
+    settings.TASKS = IMMEDIATE_TASKS  # the run is finished by the time POST answers
+    response = api.post("/api/runs", {"prompt": "a cat [[fault:refusal@gemini]]", "models": MODELS})
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "partial"
+    body = api.get(f"/api/runs/{response.json()['id']}").json()
+    statuses = {g["model"]: (g["status"], g["error"] and g["error"]["kind"]) for g in body["generations"]}
+    assert statuses == {"gpt-image-2": ("succeeded", None), "gemini-3-pro-image": ("refused", "refused")}
+    assert get_model("gemini-3-pro-image").simulated
+
+
+@pytest.mark.django_db
+def test_scripts_fetch_images_with_their_token_and_nobody_else_does(client, tmp_path):
+    owner = get_user_model().objects.create_user("script-owner")
+    _, token = ApiToken.issue(owner, "script")
+    buf = io.BytesIO()
+    PILImage.new("RGB", (32, 16), "red").save(buf, "PNG")
+    digest, name, thumb, info = images.store(buf.getvalue())
+    run = Run.objects.create(author=owner, prompt="p", options={})
+    gen = Generation.objects.create(run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2", model_id="gpt-image-2")
+    Image.objects.create(generation=gen, sha256=digest, file=name, thumbnail=thumb, width=32, height=16, format="png", bytes=len(buf.getvalue()))
+    ok = client.get(f"/images/{digest}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert ok.status_code == 200 and b"".join(ok.streaming_content) == buf.getvalue()
+    assert client.get(f"/images/{digest}/thumbnail", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    assert client.get(f"/images/{digest}", HTTP_AUTHORIZATION="Bearer cmp_wrong").status_code == 302
+    assert client.get(f"/images/{digest}").status_code == 302
