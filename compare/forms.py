@@ -49,12 +49,19 @@ def ignored_options(models: list[Model], options: dict) -> list[str]:
             ignored.append("Google Search grounding")
         if ignored:
             notes.append(f"{model.label} ignores {', '.join(ignored)}: it decides these itself.")
-        if caps.sizes == "aspect" and options.get("size"):
-            cfg = sizes.gemini_config("1:1", "1K", options["size"])
-            notes.append(
-                f"{model.label} takes an aspect ratio and size class, not pixels: "
-                f"{options['size']} becomes {cfg.get('aspectRatio', 'auto')} at {cfg['imageSize']}."
-            )
+        if caps.sizes == "aspect":
+            aspect, resolution = options.get("aspect_ratio") or "1:1", options.get("resolution") or "1K"
+            cfg = sizes.gemini_config(aspect, resolution, options.get("size"), caps)
+            if options.get("size"):
+                notes.append(
+                    f"{model.label} takes an aspect ratio and size class, not pixels: "
+                    f"{options['size']} becomes {cfg.get('aspectRatio', 'auto')} at {cfg['imageSize']}."
+                )
+            elif cfg["imageSize"] != resolution or cfg.get("aspectRatio", "auto") != aspect:
+                notes.append(
+                    f"{model.label} cannot do {aspect} at {resolution}; it gets "
+                    f"{cfg.get('aspectRatio', 'auto')} at {cfg['imageSize']}."
+                )
     return notes
 
 

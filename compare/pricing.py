@@ -38,7 +38,9 @@ def estimate(model: Model, options: dict, prompt: str = "") -> Decimal | None:
         row = _nearest_size_row(pricing.per_image_by_size, *parsed)
         per_image = row[QUALITY_COLUMN.get(options.get("quality", "auto"), 1)]
     elif pricing.per_image_by_image_size:
-        config = sizes.gemini_config(options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size"))
+        config = sizes.gemini_config(
+            options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size"), model.capabilities
+        )
         table = pricing.per_image_by_image_size
         per_image = table.get(config["imageSize"]) or max(table.values())
     if per_image is None:

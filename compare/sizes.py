@@ -66,17 +66,27 @@ def openai_size(aspect: str, resolution: str, explicit: str | None = None) -> st
     return f"{w}x{h}"
 
 
-def gemini_config(aspect: str, resolution: str, explicit: str | None = None) -> dict:
-    """The `imageConfig` for Gemini; an explicit WxH becomes its nearest aspect and size."""
-    from compare.registry import ALL_ASPECTS
+def gemini_config(aspect: str, resolution: str, explicit: str | None = None, caps=None) -> dict:
+    """The `imageConfig` for Gemini. An explicit WxH becomes its nearest aspect and
+    size class; with the model's capabilities, both snap to what the model offers."""
+    from compare.registry import ALL_ASPECTS, IMAGE_SIZES
 
+    aspects = list(caps.aspect_ratios) if caps and caps.aspect_ratios else ALL_ASPECTS
+    image_sizes = list(caps.image_sizes) if caps and caps.image_sizes else IMAGE_SIZES
     if explicit:
         parsed = parse_wxh(explicit)
         if parsed:
             w, h = parsed
-            aspect = min(ALL_ASPECTS, key=lambda a: abs(math.log(_ratio(a) / (w / h))))
+            aspect = min(aspects, key=lambda a: abs(math.log(_ratio(a) / (w / h))))
             long_edge = max(w, h)
             resolution = "1K" if long_edge <= 1536 else "2K" if long_edge <= 2560 else "4K"
+    if aspect != "auto" and aspect not in aspects:
+        aspect = min(aspects, key=lambda a: abs(math.log(_ratio(a) / _ratio(aspect))))
+    if resolution not in image_sizes:
+        # The largest size the model has that does not exceed the request, else its smallest.
+        order = IMAGE_SIZES.index(resolution) if resolution in IMAGE_SIZES else 0
+        fitting = [s for s in image_sizes if s in IMAGE_SIZES and IMAGE_SIZES.index(s) <= order]
+        resolution = fitting[-1] if fitting else image_sizes[0]
     config = {"imageSize": resolution}
     if aspect != "auto":
         config = {"aspectRatio": aspect, **config}

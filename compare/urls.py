@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from compare import api, views
+from compare import api, views, views_status
 
 urlpatterns = [
     path("", views.new_run, name="new_run"),
@@ -18,6 +18,7 @@ urlpatterns = [
     path("images/<str:sha256>", views.image_file, name="image_file"),
     path("images/<str:sha256>/thumbnail", views.image_thumbnail, name="image_thumbnail"),
     path("settings/tokens", views.tokens, name="tokens"),
+    path("status", views_status.status, name="status"),
     path("api/runs", api.runs, name="api_runs"),
     path("api/runs/<str:run_id>", api.run_detail, name="api_run_detail"),
     re_path(r"^api/", api.not_found),

@@ -70,9 +70,10 @@ def new_run(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def run_options(request: HttpRequest) -> HttpResponse:
-    """htmx: the options notes and the cost estimate for the form as it stands."""
-    form = RunForm(request.GET)
-    return render(request, "new_run.html#options-summary", _form_context(form))
+    """htmx: the option fields (after a change of models), or the notes and the
+    cost estimate (after any change), for the form as it stands."""
+    part = "options" if request.GET.get("part") == "options" else "summary"
+    return render(request, f"new_run.html#{part}", _form_context(RunForm(request.GET)))
 
 
 @require_GET

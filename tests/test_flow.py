@@ -150,3 +150,21 @@ def test_notes_without_javascript_redirect_back(auth_client, simulator):
     assert empty.status_code == 422 and "A note cannot be empty." in empty.content.decode()
     assert Note.objects.count() == 1
     wait_for_generations(run)
+
+
+def test_form_explains_what_a_model_ignores_and_estimates_cost(auth_client):
+    query = "part=summary&models=gpt-image-2&models=gemini-3-pro-image&quality=high&background=transparent&n=2&resolution=1K&aspect_ratio=1:1"
+    summary = auth_client.get(f"/runs/options?{query}").content.decode()
+    assert "Nano Banana Pro ignores quality, background: it decides these itself." in summary
+    assert "GPT Image 2 $0.4220" in summary and "Nano Banana Pro $0.2680" in summary
+    assert "total ≈ $0.6900" in summary
+
+
+def test_form_offers_only_what_the_chosen_models_support(auth_client):
+    only_gemini = auth_client.get("/runs/options?part=options&models=gemini-3-pro-image").content.decode()
+    assert re.search(r'<select name="quality"[^>]*disabled', only_gemini)
+    assert not re.search(r'name="grounding"[^>]*disabled', only_gemini)
+    with_gpt = auth_client.get("/runs/options?part=options&models=gpt-image-2&models=gemini-3-pro-image").content.decode()
+    assert not re.search(r'<select name="quality"[^>]*disabled', with_gpt)
+    only_gpt = auth_client.get("/runs/options?part=options&models=gpt-image-2").content.decode()
+    assert re.search(r'name="grounding"[^>]*disabled', only_gpt)

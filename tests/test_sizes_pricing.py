@@ -68,3 +68,10 @@ def test_actual_cost_from_usage_tokens():
     # 10 × $2/M + 1120 × $120/M + 100 × $12/M
     assert pricing.actual(gemini, gem_usage) == Decimal("0.1356")
     assert pricing.actual(gpt, {}) is None
+
+
+def test_gemini_sizes_snap_to_what_the_model_offers():
+    lite = get_model("gemini-3.1-flash-lite-image")
+    assert sizes.gemini_config("16:9", "4K", None, lite.capabilities) == {"aspectRatio": "16:9", "imageSize": "1K"}
+    pro = get_model("gemini-3-pro-image")
+    assert sizes.gemini_config("16:9", "4K", None, pro.capabilities) == {"aspectRatio": "16:9", "imageSize": "4K"}

@@ -66,7 +66,7 @@ def wire_params(request: GenerationRequest) -> dict[str, Any]:
     """The generation settings sent with every request, plus how many requests
     (`requests`) and reference images (`references`) make up the generation."""
     caps = request.model.capabilities
-    image_config = sizes.gemini_config(request.aspect_ratio, request.resolution, request.size)
+    image_config = sizes.gemini_config(request.aspect_ratio, request.resolution, request.size, request.model.capabilities)
     if not caps.image_sizes:  # e.g. 2.5 Flash Image has one fixed size
         image_config.pop("imageSize", None)
     config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
