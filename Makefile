@@ -30,13 +30,15 @@ run: $(VENV)/.installed
 	$(PY) manage.py ensure_user
 	PORT=$(PORT) $(PY) manage.py serve --port $(PORT)
 
-# Debian's chromium drives the end-to-end tests (Playwright never downloads a browser here).
+# Debian's chromium drives the end-to-end tests (Playwright never downloads a browser
+# here); Noto CJK lets the simulator draw Chinese/Japanese/Korean text.
+SYSTEM_PACKAGES := chromium fonts-noto-cjk
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "Installing Debian's chromium for the browser tests…"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; \
+			echo "Installing Debian's $(SYSTEM_PACKAGES) for the tests…"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+		else echo "The tests need Debian's packages: sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
 test: $(VENV)/.installed-test browser

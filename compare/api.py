@@ -14,6 +14,8 @@ Conventions of the bodies:
 - every URL is absolute. Image URLs point at the login-protected image views.
 """
 
+import base64
+import binascii
 import json
 import logging
 import uuid
@@ -24,10 +26,12 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
 from compare.forms import RunForm
@@ -48,11 +52,17 @@ FIELD_TYPES: dict[str, str] = {
     "quality": "a string",
     "output_format": "a string",
     "background": "a string",
+    "output_compression": "an integer",
+    "moderation": "a string",
     "n": "an integer",
     "partial_images": "an integer",
     "grounding": "a boolean",
+    "references": "a list of base64 strings",
+    "mask": "a base64 string",
+    "reuse": "a list of strings",
 }
-assert set(FIELD_TYPES) == set(RunForm.base_fields), "the API must accept exactly the form's fields"
+# `reuse` (sha256 of earlier output images) is read from the data, not a form field.
+assert set(FIELD_TYPES) == set(RunForm.base_fields) | {"reuse"}, "the API must accept exactly the form's fields"
 
 View = Callable[..., JsonResponse]
 
@@ -116,6 +126,8 @@ def _type_problem(name: str, value: Any) -> str | None:
     ok = {
         "a string": isinstance(value, str),
         "a list of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "a list of base64 strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "a base64 string": isinstance(value, str),
         # bool is a subclass of int in Python; true is not a number of images.
         "an integer": isinstance(value, int) and not isinstance(value, bool),
         "a boolean": isinstance(value, bool),
@@ -168,8 +180,43 @@ def _form_from_body(body: dict) -> RunForm | JsonResponse:
     if problems:
         return error(400, f"Wrong type for {', '.join(problems)}.", problems)
     # The form reads a missing checkbox as False and a missing field as its default.
-    data = {name: value for name, value in body.items() if value is not None}
-    return RunForm(data)
+    data = {name: value for name, value in body.items() if value is not None and name not in FILE_FIELDS}
+    files = _decode_files(body)
+    if isinstance(files, JsonResponse):
+        return files
+    return RunForm(data, files)
+
+
+FILE_FIELDS = ("references", "mask")
+
+
+def _decode(value: str, label: str) -> SimpleUploadedFile | str:
+    """A base64 string (or a data: URL) as an uploaded file; a message if it is not base64."""
+    payload = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return f"{label} is not valid base64."
+    return SimpleUploadedFile(label, data)
+
+
+def _decode_files(body: dict) -> MultiValueDict | JsonResponse:
+    files, problems = MultiValueDict(), {}
+    for index, value in enumerate(body.get("references") or []):
+        decoded = _decode(value, f"references[{index}]")
+        if isinstance(decoded, str):
+            problems.setdefault("references", []).append(decoded)
+        else:
+            files.appendlist("references", decoded)
+    if body.get("mask"):
+        decoded = _decode(body["mask"], "mask")
+        if isinstance(decoded, str):
+            problems["mask"] = [decoded]
+        else:
+            files["mask"] = decoded
+    if problems:
+        return error(400, "Some images could not be decoded.", problems)
+    return files
 
 
 # --- writing the response --------------------------------------------------------
@@ -321,7 +368,10 @@ def _create_run(request: HttpRequest) -> JsonResponse:
     if not form.is_valid():
         fields = {name: list(messages) for name, messages in form.errors.items()}
         return error(400, f"The comparison is not valid: check {', '.join(fields)}.", fields)
-    created = create_run(request.user, form.cleaned_data["prompt"], form.chosen_models(), form.options())
+    references, mask = form.inputs()
+    created = create_run(
+        request.user, form.cleaned_data["prompt"], form.chosen_models(), form.options(), references, mask
+    )
     # Re-read: with a synchronous task backend the generations may already be done.
     run = Run.objects.prefetch_related("generations").get(pk=created.pk)
     urls = _run_urls(request, run)

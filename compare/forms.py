@@ -6,8 +6,11 @@ API and the `compare` command all go through it.
 
 from django import forms
 
-from compare import sizes
-from compare.models import Note
+import re
+from dataclasses import dataclass
+
+from compare import images, sizes
+from compare.models import Image, Note
 from compare.registry import ALL_ASPECTS, IMAGE_SIZES, Model, enabled_models, get_model
 
 ASPECT_CHOICES = [("auto", "Auto")] + [(a, a) for a in ALL_ASPECTS]
@@ -15,8 +18,10 @@ RESOLUTION_CHOICES = [(r, r) for r in IMAGE_SIZES]
 QUALITY_CHOICES = [("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High")]
 FORMAT_CHOICES = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP")]
 BACKGROUND_CHOICES = [("auto", "Auto"), ("opaque", "Opaque"), ("transparent", "Transparent")]
+MODERATION_CHOICES = [("auto", "Standard"), ("low", "Less strict")]
 OPTION_FIELDS = [
-    "aspect_ratio", "resolution", "size", "quality", "output_format", "background", "n", "partial_images", "grounding",
+    "aspect_ratio", "resolution", "size", "quality", "output_format", "output_compression", "background",
+    "moderation", "n", "partial_images", "grounding",
 ]
 OPTION_LABELS = {
     "quality": "quality",
@@ -25,6 +30,33 @@ OPTION_LABELS = {
     "partial_images": "streamed previews",
     "grounding": "Google Search grounding",
 }
+
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class InputFile:
+    """A verified, re-encoded reference or mask, ready to be stored."""
+
+    name: str
+    data: bytes
+    info: images.ImageInfo
+    source_image: Image | None = None
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        return [super(MultipleFileField, self).clean(f, initial) for f in files]
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -43,10 +75,16 @@ def ignored_options(models: list[Model], options: dict) -> list[str]:
             ignored.append("output format")
         if options.get("background", "auto") != "auto" and not caps.backgrounds:
             ignored.append("background")
+        if options.get("output_compression") not in (None, "") and not caps.output_formats:
+            ignored.append("compression")
+        if options.get("moderation", "auto") != "auto" and model.protocol != "openai-images":
+            ignored.append("the moderation level")
         if int(options.get("partial_images") or 0) and not caps.streaming:
             ignored.append("streamed previews")
         if options.get("grounding") and not caps.grounding:
             ignored.append("Google Search grounding")
+        if options.get("mask") and not caps.mask:
+            ignored.append("the mask (it edits the whole image)")
         if ignored:
             notes.append(f"{model.label} ignores {', '.join(ignored)}: it decides these itself.")
         if caps.sizes == "aspect":
@@ -76,13 +114,63 @@ class RunForm(forms.Form):
     )
     quality = forms.ChoiceField(choices=QUALITY_CHOICES, initial="auto", required=False)
     output_format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="png", required=False)
+    output_compression = forms.IntegerField(
+        min_value=0, max_value=100, required=False, label="Compression",
+        help_text="JPEG/WebP quality 0–100 (empty = the provider's default, 100).",
+    )
     background = forms.ChoiceField(choices=BACKGROUND_CHOICES, initial="auto", required=False)
+    moderation = forms.ChoiceField(
+        choices=MODERATION_CHOICES, initial="auto", required=False, label="Moderation",
+        help_text="OpenAI's moderation level; Gemini applies its own safety settings.",
+    )
     n = forms.IntegerField(min_value=1, max_value=4, initial=1, required=False, label="Images per model")
     partial_images = forms.IntegerField(
         min_value=0, max_value=3, initial=0, required=False, label="Streamed previews",
         help_text="0–3 partial previews while the image renders (models that stream).",
     )
     grounding = forms.BooleanField(required=False, label="Google Search grounding")
+    references = MultipleFileField(
+        required=False, label="Reference images",
+        help_text="PNG, JPEG or WebP, up to 20 MB each. Drop files here or choose them.",
+    )
+    mask = forms.FileField(
+        required=False, label="Mask (GPT Image)",
+        help_text="A PNG with transparency, the size of the first reference: transparent areas get edited.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png"}),
+    )
+
+    def clean_references(self) -> list[InputFile]:
+        result, problems = [], []
+        for upload in self.cleaned_data.get("references") or []:
+            try:
+                data, info = images.normalise_upload(upload.read(), upload.name)
+                result.append(InputFile(upload.name[:200], data, info))
+            except images.ImageRejected as exc:
+                problems.append(str(exc))
+        for digest in self.data.getlist("reuse") if hasattr(self.data, "getlist") else self.data.get("reuse") or []:
+            image = Image.objects.filter(sha256=digest, is_partial=False).first() if SHA256.match(str(digest)) else None
+            if image is None:
+                problems.append("A reused image no longer exists.")
+                continue
+            data = images.open_bytes(image.file)
+            result.append(InputFile(f"{image.generation.model_label} image", data, images.inspect(data), image))
+        if problems:
+            raise forms.ValidationError(problems)
+        return result
+
+    def clean_mask(self) -> InputFile | None:
+        upload = self.cleaned_data.get("mask")
+        if not upload:
+            return None
+        raw = upload.read()
+        try:
+            original = images.inspect(raw)
+        except images.ImageRejected as exc:
+            raise forms.ValidationError(f"Mask: {exc}") from None
+        if original.format != "png" or not original.has_alpha:
+            raise forms.ValidationError("The mask must be a PNG with transparency (alpha 0 marks the area to edit).")
+        data, info = images.normalise_upload(raw, upload.name)
+        return InputFile(upload.name[:200], data, info)
 
     def clean_models(self) -> list[str]:
         keys = list(dict.fromkeys(self.cleaned_data["models"]))
@@ -107,7 +195,7 @@ class RunForm(forms.Form):
         defaults = {f: self.fields[f].initial for f in OPTION_FIELDS}
         for name, default in defaults.items():
             if data.get(name) in (None, ""):
-                data[name] = default if default is not None else ""
+                data[name] = default if default is not None else ("" if name == "size" else None)
         keys = data.get("models") or []
         chosen = [get_model(k) for k in keys if get_model(k)]
         prompt = data.get("prompt", "")
@@ -121,12 +209,73 @@ class RunForm(forms.Form):
                 self.add_error("size", problem)
         if chosen and data["n"] > min(m.capabilities.max_images for m in chosen):
             self.add_error("n", f"At most {min(m.capabilities.max_images for m in chosen)} images per model.")
+        if data.get("output_compression") not in (None, "") and data["output_format"] == "png":
+            self.add_error("output_compression", "Compression applies to JPEG and WebP, not PNG.")
         if data["background"] == "transparent" and data["output_format"] == "jpeg":
             self.add_error("background", "A transparent background needs PNG or WebP output, not JPEG.")
+        self._check_inputs(data, chosen)
         return data
 
+    def _check_inputs(self, data: dict, chosen: list[Model]) -> None:
+        refs, mask = data.get("references") or [], data.get("mask")
+        for model in chosen:
+            limit = model.capabilities.max_references
+            if len(refs) > limit:
+                self.add_error(
+                    "references",
+                    f"{model.label} takes at most {limit} reference image{'s' if limit != 1 else ''}; "
+                    f"you gave {len(refs)}.",
+                )
+        if mask is None:
+            return
+        if not refs:
+            self.add_error("mask", "A mask applies to the first reference image: add a reference image too.")
+        elif (mask.info.width, mask.info.height) != (refs[0].info.width, refs[0].info.height):
+            self.add_error(
+                "mask",
+                f"The mask is {mask.info.width}×{mask.info.height} but the first reference is "
+                f"{refs[0].info.width}×{refs[0].info.height}; they must be the same size.",
+            )
+        if chosen and not any(m.capabilities.mask for m in chosen):
+            self.add_error("mask", "None of the chosen models can take a mask.")
+
+    def models_in_data(self) -> list[Model]:
+        """The models ticked so far (for previews of a form that is not yet valid)."""
+        data = self.data if self.is_bound else {}
+        keys = data.getlist("models") if hasattr(data, "getlist") else self.initial.get("models", [])
+        return [m for m in (get_model(k) for k in keys) if m]
+
+    def preview_options(self) -> dict:
+        data = self.data if self.is_bound else {}
+        options = {name: data.get(name) or self.fields[name].initial for name in OPTION_FIELDS}
+        options["n"] = int(options["n"]) if str(options["n"]).isdigit() else 1
+        # compare.js reports whether a mask file is picked, so the notes can follow.
+        options["mask"] = data.get("has_mask") == "1"
+        return options
+
+    def restrict_to(self, chosen: list[Model]) -> None:
+        """Offer only what at least one chosen model can honour."""
+        supports = {
+            "quality": any(m.capabilities.qualities for m in chosen),
+            "output_format": any(m.capabilities.output_formats for m in chosen),
+            "output_compression": any(m.capabilities.output_formats for m in chosen),
+            "background": any(m.capabilities.backgrounds for m in chosen),
+            "moderation": any(m.protocol == "openai-images" for m in chosen),
+            "partial_images": any(m.capabilities.streaming for m in chosen),
+            "grounding": any(m.capabilities.grounding for m in chosen),
+            "mask": any(m.capabilities.mask for m in chosen),
+        }
+        for name, supported in supports.items():
+            self.fields[name].disabled = bool(chosen) and not supported
+
     def options(self) -> dict:
-        return {name: self.cleaned_data[name] for name in OPTION_FIELDS}
+        options = {name: self.cleaned_data[name] for name in OPTION_FIELDS}
+        options["references"] = len(self.cleaned_data.get("references") or [])
+        options["mask"] = self.cleaned_data.get("mask") is not None
+        return options
+
+    def inputs(self) -> tuple[list[InputFile], InputFile | None]:
+        return self.cleaned_data.get("references") or [], self.cleaned_data.get("mask")
 
     def chosen_models(self) -> list[Model]:
         return [get_model(k) for k in self.cleaned_data["models"]]

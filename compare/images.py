@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
 
 # Refuse decompression bombs: the largest real output is 4096×4096.
 PILImage.MAX_IMAGE_PIXELS = 40_000_000
 THUMBNAIL_EDGE = 480
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 36_000_000
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
 
@@ -74,12 +76,48 @@ def thumbnail_bytes(data: bytes) -> bytes:
         return out.getvalue()
 
 
-def store(data: bytes) -> tuple[str, str, str, ImageInfo]:
-    """Write image + thumbnail; return (sha256, file name, thumbnail name, info)."""
+def store(data: bytes) -> dict:
+    """Write image + thumbnail; return the fields of a StoredImage row."""
     info = inspect(data)
     digest = sha256(data)
     name = f"images/{digest[:2]}/{digest}.{info.format}"
     thumb = f"thumbs/{digest[:2]}/{digest}.webp"
     _put(name, data)
     _put(thumb, thumbnail_bytes(data))
-    return digest, name, thumb, info
+    return {
+        "sha256": digest, "file": name, "thumbnail": thumb, "width": info.width, "height": info.height,
+        "format": info.format, "bytes": len(data), "has_alpha": info.has_alpha,
+    }
+
+
+def normalise_upload(data: bytes, name: str = "image") -> tuple[bytes, ImageInfo]:
+    """Verify an uploaded image and re-encode it, so that only clean pixels (no
+    metadata, no trailing payload, upright orientation) are stored and sent on."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageRejected(f"{name} is {len(data) / 1048576:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 1048576} MB.")
+    if not data:
+        raise ImageRejected(f"{name} is empty.")
+    try:
+        info = inspect(data)
+    except ImageRejected as exc:
+        raise ImageRejected(f"{name}: {exc}") from None
+    if info.width * info.height > MAX_UPLOAD_PIXELS:
+        raise ImageRejected(
+            f"{name} is {info.width}×{info.height}; at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels are accepted."
+        )
+    with PILImage.open(io.BytesIO(data)) as img:
+        img = ImageOps.exif_transpose(img)
+        out = io.BytesIO()
+        if info.has_alpha:
+            img.convert("RGBA").save(out, "PNG", optimize=False, compress_level=6)
+        elif info.format == "jpeg":
+            img.convert("RGB").save(out, "JPEG", quality=95, subsampling=0)
+        else:
+            img.convert("RGB").save(out, "PNG", compress_level=6)
+    clean = out.getvalue()
+    return clean, inspect(clean)
+
+
+def open_bytes(name: str) -> bytes:
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()

@@ -196,12 +196,9 @@ def image_upload_path(sha256: str, ext: str) -> str:
     return f"images/{sha256[:2]}/{sha256}.{ext}"
 
 
-class Image(models.Model):
-    """One output file. Files are content-addressed: identical bytes share one file."""
+class StoredImage(models.Model):
+    """An image file in storage, content-addressed: identical bytes share one file."""
 
-    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
-    index = models.PositiveSmallIntegerField(default=0)
-    is_partial = models.BooleanField(default=False)
     sha256 = models.CharField(max_length=64, db_index=True)
     file = models.CharField(max_length=200)
     thumbnail = models.CharField(max_length=200)
@@ -210,6 +207,21 @@ class Image(models.Model):
     format = models.CharField(max_length=10)
     bytes = models.PositiveIntegerField()
     has_alpha = models.BooleanField(default=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def mime_type(self) -> str:
+        return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(self.format, "application/octet-stream")
+
+
+class Image(StoredImage):
+    """One output file of a generation (a streamed preview when is_partial)."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField(default=0)
+    is_partial = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -226,9 +238,37 @@ class Image(models.Model):
     def thumbnail_url(self) -> str:
         return reverse("image_thumbnail", args=[self.sha256])
 
+
+class Reference(StoredImage):
+    """An input image of a run: a reference image, or the mask for the first one.
+
+    Uploads are verified and re-encoded before they get here; the file is
+    content-addressed like every output image."""
+
+    class Kind(models.TextChoices):
+        REFERENCE = "reference", "Reference"
+        MASK = "mask", "Mask"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="references")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REFERENCE)
+    position = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=200, blank=True)
+    # Set when the reference is an output image of an earlier run.
+    source_image = models.ForeignKey("Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reused_as")
+
+    class Meta:
+        ordering = ["run", "kind", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.position} of {self.run_id}"
+
     @property
-    def mime_type(self) -> str:
-        return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(self.format, "application/octet-stream")
+    def url(self) -> str:
+        return reverse("reference_file", args=[self.pk])
+
+    @property
+    def thumbnail_url(self) -> str:
+        return reverse("reference_thumbnail", args=[self.pk])
 
 
 class Vote(models.Model):

@@ -5,15 +5,28 @@ from functools import partial
 
 from django.db import transaction
 
-from compare import pricing
-from compare.models import Generation, Run, Vote
+from compare import images, pricing
+from compare.models import Generation, Reference, Run, Vote
 from compare.registry import Model
 from compare.tasks import enqueue_generations
 
 
-def create_run(author, prompt: str, models: list[Model], options: dict) -> Run:
+def _store_inputs(run: Run, references: list, mask) -> None:
+    inputs = [(Reference.Kind.REFERENCE, i, f) for i, f in enumerate(references)]
+    if mask is not None:
+        inputs.append((Reference.Kind.MASK, 0, mask))
+    for kind, position, item in inputs:
+        Reference.objects.create(
+            run=run, kind=kind, position=position, name=item.name, source_image=item.source_image,
+            **images.store(item.data),
+        )
+
+
+def create_run(author, prompt: str, models: list[Model], options: dict, references=(), mask=None) -> Run:
+    """references / mask: verified inputs (forms.InputFile) in the order the user gave them."""
     with transaction.atomic():
         run = Run.objects.create(author=author, prompt=prompt, options=options)
+        _store_inputs(run, list(references), mask)
         generations = [
             Generation.objects.create(
                 run=run,

@@ -236,7 +236,10 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# JSON API bodies carry reference images as base64 (up to 16 × 20 MB is not
+# sensible; 64 MB covers a dozen large photos). Multipart uploads are files and
+# are bounded per file by compare.images.MAX_UPLOAD_BYTES instead.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- compare's own settings ---------------------------------------------------

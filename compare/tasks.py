@@ -17,16 +17,28 @@ from django.utils import timezone
 
 from compare import images, pricing
 from compare.http import shared_client
-from compare.models import Generation, Image
+from compare.models import Generation, Image, Reference
 from compare.providers import adapter_for
-from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, ProviderError
+from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF = 120.0
 
 
+def _inputs(gen: Generation) -> tuple[list[InputImage], InputImage | None]:
+    refs, mask = [], None
+    for ref in gen.run.references.all():
+        item = InputImage(images.open_bytes(ref.file), ref.mime_type, f"{ref.kind}-{ref.position + 1}.{ref.format}")
+        if ref.kind == Reference.Kind.MASK:
+            mask = item if gen.model.capabilities.mask else None
+        else:
+            refs.append(item)
+    return refs, mask
+
+
 def build_request(gen: Generation) -> GenerationRequest:
     options = gen.run.options
+    references, mask = _inputs(gen)
     return GenerationRequest(
         model=gen.model,
         prompt=gen.run.prompt,
@@ -41,6 +53,8 @@ def build_request(gen: Generation) -> GenerationRequest:
         n=int(options.get("n", 1)),
         partial_images=int(options.get("partial_images", 0)),
         grounding=bool(options.get("grounding", False)),
+        references=references,
+        mask=mask,
     )
 
 
@@ -75,26 +89,19 @@ def _finish(gen: Generation, status: str, **fields) -> None:
 def _store_partial(gen: Generation, index: int, data: bytes) -> None:
     """Previews are best-effort: a bad one is skipped, never fails the generation."""
     try:
-        digest, name, thumb, info = images.store(data)
-        Image.objects.create(
-            generation=gen, index=index, is_partial=True, sha256=digest, file=name, thumbnail=thumb,
-            width=info.width, height=info.height, format=info.format, bytes=len(data), has_alpha=info.has_alpha,
-        )
+        Image.objects.create(generation=gen, index=index, is_partial=True, **images.store(data))
     except Exception:
         logger.warning("Skipping preview %s of generation %s", index, gen.pk, exc_info=True)
 
 
 def _record_success(gen: Generation, result: GenerationResult, attempts: list) -> None:
-    stored = [images.store(img.data) + (len(img.data),) for img in result.images]
+    stored = [images.store(img.data) for img in result.images]
     model = gen.model
     with transaction.atomic():
         if not _still_running(gen.pk):
             return
-        for index, (digest, name, thumb, info, size) in enumerate(stored):
-            Image.objects.create(
-                generation=gen, index=index, sha256=digest, file=name, thumbnail=thumb,
-                width=info.width, height=info.height, format=info.format, bytes=size, has_alpha=info.has_alpha,
-            )
+        for index, fields in enumerate(stored):
+            Image.objects.create(generation=gen, index=index, **fields)
         _finish(
             gen,
             Generation.Status.SUCCEEDED,

@@ -13,59 +13,66 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from compare import pricing
+from compare import fairness, pricing, routing
 from compare.api import bearer_token
 from compare.forms import NoteForm, RunForm, VoteForm, ignored_options
-from compare.models import ApiToken, Generation, Image, Run
+from compare.models import ApiToken, Generation, Image, Reference, Run
 from compare.registry import enabled_models, get_model
 from compare.runs import cast_vote, create_run
 
 
 def _get_run_or_404(run_id) -> Run:
     queryset = Run.objects.select_related("author").prefetch_related(
-        "generations__images", "votes__user", "notes__author"
+        "generations__images", "votes__user", "notes__author", "references"
     )
     return get_object_or_404(queryset, pk=run_id)
 
 
-def _form_context(form: RunForm) -> dict:
+def _form_context(form: RunForm, request: HttpRequest | None = None) -> dict:
+    """The new-comparison page as the form stands: what the chosen models can do,
+    what they will ignore, the cost estimate and the routing hint."""
     data = form.data if form.is_bound else {}
-    keys = data.getlist("models") if hasattr(data, "getlist") else form.initial.get("models", [])
-    chosen = [m for m in (get_model(k) for k in keys) if m]
-    options = {name: data.get(name) or form.fields[name].initial for name in ("quality", "output_format", "background", "partial_images", "grounding", "size", "aspect_ratio", "resolution", "n")}
-    options["n"] = int(options["n"]) if str(options["n"]).isdigit() else 1
+    chosen = form.models_in_data()
+    options = form.preview_options()
+    form.restrict_to(chosen)
+    reused = _reused_images(request) if request is not None else []
+    count = str(data.get("reference_count", ""))
+    reference_count = int(count) if count.isdigit() else len(reused)
     estimates = [(m, pricing.estimate(m, options, data.get("prompt", ""))) for m in chosen]
     known = [e for _, e in estimates if e is not None]
-    supports = {
-        "quality": any(m.capabilities.qualities for m in chosen),
-        "output_format": any(m.capabilities.output_formats for m in chosen),
-        "background": any(m.capabilities.backgrounds for m in chosen),
-        "partial_images": any(m.capabilities.streaming for m in chosen),
-        "grounding": any(m.capabilities.grounding for m in chosen),
-    }
-    for name, supported in supports.items():
-        # Offer only what a chosen model can honour.
-        form.fields[name].disabled = bool(chosen) and not supported
     return {
         "form": form,
         "models": enabled_models(),
-        "chosen": chosen,
         "notes": ignored_options(chosen, options),
         "estimates": estimates,
         "estimate_total": sum(known) if known else None,
+        "reused": reused,
+        "hints": routing.hints(data.get("prompt", ""), options, chosen, reference_count),
     }
 
 
 @require_http_methods(["GET", "POST"])
 def new_run(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        form = RunForm(request.POST)
+        form = RunForm(request.POST, request.FILES)
         if form.is_valid():
-            run = create_run(request.user, form.cleaned_data["prompt"], form.chosen_models(), form.options())
+            references, mask = form.inputs()
+            run = create_run(
+                request.user, form.cleaned_data["prompt"], form.chosen_models(), form.options(), references, mask
+            )
             return redirect(run)
     else:
         form = RunForm(initial={"models": [m.key for m in enabled_models() if m.default and m.available]})
-    return render(request, "new_run.html", _form_context(form), status=400 if form.errors else 200)
+    return render(request, "new_run.html", _form_context(form, request), status=400 if form.errors else 200)
+
+
+def _reused_images(request: HttpRequest) -> list[Image]:
+    """Earlier output images offered again as references (?ref=<sha256>, or the posted `reuse`)."""
+    digests = request.POST.getlist("reuse") if request.method == "POST" else request.GET.getlist("ref")
+    found = {img.sha256: img for img in Image.objects.filter(sha256__in=digests[:16], is_partial=False)}
+    return [found[d] for d in dict.fromkeys(digests) if d in found]
+
+
 
 
 @require_GET
@@ -84,9 +91,13 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
 
 def _run_context(request: HttpRequest, run: Run, **extra) -> dict:
     my_vote = next((v for v in run.votes.all() if v.user_id == request.user.id), None)
+    generations = run.ordered_generations()
     return {
         "run": run,
-        "generations": run.ordered_generations(),
+        "generations": generations,
+        "ledger": fairness.ledger(run, generations),
+        "fairness_warnings": fairness.warnings(run, generations) if run.is_finished else [],
+        "references": list(run.references.all()),
         "my_vote": my_vote,
         "note_form": extra.pop("note_form", NoteForm()),
         **extra,
@@ -101,10 +112,16 @@ def generation_pane(request: HttpRequest, run_id, generation_id) -> HttpResponse
     return render(request, "run.html#pane", {"gen": gen, "run": gen.run})
 
 
+RUN_FRAGMENTS = {"votes", "ledger"}
+
+
 @require_GET
-def run_votes(request: HttpRequest, run_id) -> HttpResponse:
+def run_fragment(request: HttpRequest, run_id, name: str) -> HttpResponse:
+    """htmx: a part of the run page that follows the panes until the run is finished."""
+    if name not in RUN_FRAGMENTS:
+        raise Http404("No such part of the run page.")
     run = _get_run_or_404(run_id)
-    return render(request, "run.html#votes", _run_context(request, run))
+    return render(request, f"run.html#{name}", _run_context(request, run))
 
 
 @require_POST
@@ -188,6 +205,18 @@ def image_file(request: HttpRequest, sha256: str) -> HttpResponse:
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="{image.sha256[:16]}.{image.format}"'
     return response
+
+
+@require_GET
+def reference_file(request: HttpRequest, reference_id: int) -> FileResponse:
+    ref = get_object_or_404(Reference, pk=reference_id)
+    return _serve(ref.file, ref.mime_type)
+
+
+@require_GET
+def reference_thumbnail(request: HttpRequest, reference_id: int) -> FileResponse:
+    ref = get_object_or_404(Reference, pk=reference_id)
+    return _serve(ref.thumbnail, "image/webp")
 
 
 @login_not_required

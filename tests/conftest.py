@@ -2,6 +2,8 @@ import time
 
 import pytest
 
+from compare.registry import registry
+
 from compare.http import reset_shared_client
 from compare.models import Generation
 from compare.simulator.faults import release_sleepers
@@ -59,3 +61,21 @@ def wait_for_generations(run, timeout: float = 30.0):
             return gens
         time.sleep(0.05)
     raise AssertionError(f"generations still pending: {[(g.model_key, g.status) for g in gens]}")
+
+
+@pytest.fixture
+def enable_models(settings, tmp_path):
+    """Use a copy of the default registry with some "ready to enable" entries enabled."""
+
+    def enable(*keys: str) -> None:
+        text = settings.COMPARE_MODELS_FILE.read_text()
+        for key in keys:
+            head, tail = text.split(f'[models."{key}"]')
+            text = head + f'[models."{key}"]' + tail.replace("enabled = false", "enabled = true", 1)
+        path = tmp_path / "models.toml"
+        path.write_text(text)
+        settings.COMPARE_MODELS_FILE = path
+        registry.cache_clear()
+
+    yield enable
+    registry.cache_clear()

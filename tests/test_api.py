@@ -225,6 +225,7 @@ def test_create_run_returns_201_and_stores_the_run(api, user, no_task_execution,
     assert run.options == {
         "aspect_ratio": "1:1", "resolution": "1K", "size": "", "quality": "high", "output_format": "png",
         "background": "auto", "n": 2, "partial_images": 0, "grounding": False,
+        "references": 0, "mask": False, "output_compression": None, "moderation": "auto",
     }
     assert len(callbacks) == 1
     assert {str(g.id) for g in run.generations.all()} == {g["id"] for g in body["generations"]}
@@ -388,10 +389,11 @@ def test_scripts_fetch_images_with_their_token_and_nobody_else_does(client, tmp_
     _, token = ApiToken.issue(owner, "script")
     buf = io.BytesIO()
     PILImage.new("RGB", (32, 16), "red").save(buf, "PNG")
-    digest, name, thumb, info = images.store(buf.getvalue())
+    stored = images.store(buf.getvalue())
+    digest = stored["sha256"]
     run = Run.objects.create(author=owner, prompt="p", options={})
     gen = Generation.objects.create(run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2", model_id="gpt-image-2")
-    Image.objects.create(generation=gen, sha256=digest, file=name, thumbnail=thumb, width=32, height=16, format="png", bytes=len(buf.getvalue()))
+    Image.objects.create(generation=gen, **stored)
     ok = client.get(f"/images/{digest}", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert ok.status_code == 200 and b"".join(ok.streaming_content) == buf.getvalue()
     assert client.get(f"/images/{digest}/thumbnail", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200

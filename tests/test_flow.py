@@ -168,3 +168,11 @@ def test_form_offers_only_what_the_chosen_models_support(auth_client):
     assert not re.search(r'<select name="quality"[^>]*disabled', with_gpt)
     only_gpt = auth_client.get("/runs/options?part=options&models=gpt-image-2").content.decode()
     assert re.search(r'name="grounding"[^>]*disabled', only_gpt)
+
+
+def test_form_gives_a_routing_hint_for_the_prompt(auth_client):
+    query = "part=summary&models=gpt-image-2&models=gemini-3-pro-image&resolution=4K&prompt=%E6%96%B0%E9%B2%9C%E9%9D%A2%E5%8C%85+poster"
+    summary = auth_client.get(f"/runs/options?{query}").content.decode()
+    assert "<strong>Hint:</strong> Nano Banana Pro is likely stronger here: 4K output, Chinese/Japanese text." in summary
+    plain = auth_client.get("/runs/options?part=summary&models=gpt-image-2&models=gemini-3-pro-image&prompt=a+cat").content.decode()
+    assert "Hint:" not in plain

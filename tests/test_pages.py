@@ -1,8 +1,6 @@
 """Pages around the loop: API tokens, full-size image, history pages, three-way votes."""
 
 import re
-import shutil
-
 import pytest
 
 from compare.models import ApiToken, Generation, Run, Vote
@@ -43,21 +41,9 @@ def test_history_is_paginated_newest_first(auth_client, user, settings):
     assert auth_client.get("/runs/?page=banana").status_code == 200  # a bad page number shows page 1
 
 
-@pytest.fixture
-def three_models(settings, tmp_path):
-    source = settings.COMPARE_MODELS_FILE
-    path = tmp_path / "models.toml"
-    shutil.copy(source, path)
-    head, tail = path.read_text().split('[models."gpt-image-1.5"]')
-    path.write_text(head + '[models."gpt-image-1.5"]' + tail.replace("enabled = false", "enabled = true", 1))
-    settings.COMPARE_MODELS_FILE = path
-    registry.cache_clear()
-    yield
-    registry.cache_clear()
-
-
 @pytest.mark.django_db(transaction=True)
-def test_with_three_models_the_team_picks_the_best(auth_client, simulator, three_models):
+def test_with_three_models_the_team_picks_the_best(auth_client, simulator, enable_models):
+    enable_models("gpt-image-1.5")
     keys = ["gpt-image-2", "gemini-3-pro-image", "gpt-image-1.5"]
     auth_client.post("/", {"prompt": "three-way", "models": keys, "aspect_ratio": "1:1", "resolution": "1K"})
     run = Run.objects.get()

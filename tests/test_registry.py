@@ -85,3 +85,11 @@ def test_override_file_from_settings(tmp_path, settings):
         assert list(registry()) == ["m1"]
     finally:
         registry.cache_clear()
+
+
+def test_the_gateway_example_file_is_a_valid_registry():
+    from django.conf import settings
+
+    models = load_registry(settings.BASE_DIR / "compare" / "models.gateway-example.toml")
+    assert models["gemini-3-pro-image"].auth == "bearer"
+    assert models["gpt-image-2"].base_url == "https://litellm.internal.example/v1"

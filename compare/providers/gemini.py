@@ -242,7 +242,8 @@ def _grounding(meta: Any) -> dict | None:
     chunks = []
     for chunk in meta.get("groundingChunks") or []:
         source = (chunk.get("web") or chunk.get("image") or {}) if isinstance(chunk, dict) else {}
-        if source.get("uri"):
+        # Only web links: a javascript: or data: URI must never become a link on our page.
+        if str(source.get("uri", "")).startswith(("https://", "http://")):
             chunks.append({"title": source.get("title") or "", "uri": source["uri"]})
     result: dict[str, Any] = {"web_search_queries": list(meta.get("webSearchQueries") or []), "chunks": chunks}
     if meta.get("imageSearchQueries"):

@@ -87,6 +87,14 @@ def truncated_response(body: bytes, status: int = 200, content_type="application
     return StreamingHttpResponse(iter([body[: max(1, len(body) // 2)]]), status=status, content_type=content_type)
 
 
+# Ids the real providers have shut down (providers.md §0). The simulator answers
+# for them as the providers do (404), even when a registry still names them.
+RETIRED_IDS = frozenset({
+    "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview", "gemini-3.1-flash-image",
+    "gpt-image-1", "dall-e-2", "dall-e-3",
+})
+
+
 def configured_models() -> list:
     """The registry's models; a broken registry is reported at start-up, not by failing the simulator."""
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from compare.registry import ALL_ASPECTS
 
-from .common import b64decode, configured_models, decode_image
+from .common import RETIRED_IDS, b64decode, configured_models, decode_image
 
 EXTRA_ASPECTS = ["1:4", "4:1", "1:8", "8:1"]
 MAX_REFERENCES = 14
@@ -84,7 +84,7 @@ def known_models() -> dict[str, ModelSpec]:
     """Built-in ids plus every gemini id in the registry (with the registry's capabilities)."""
     specs = dict(BUILTIN)
     for model in configured_models():
-        if model.protocol == "gemini" and model.model_id not in specs:
+        if model.protocol == "gemini" and model.model_id not in specs and model.model_id not in RETIRED_IDS:
             caps = model.capabilities
             specs[model.model_id] = ModelSpec(model.model_id, model.label, tuple(caps.aspect_ratios),
                                               tuple(caps.image_sizes), grounding=caps.grounding)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from compare.sizes import openai_size_problem, parse_wxh
 
-from .common import registry_model_ids
+from .common import RETIRED_IDS, registry_model_ids
 
 # Model ids the simulator answers for (plus any openai-images id in the registry).
 MODELS = {
@@ -85,7 +85,7 @@ class Params:
 
 
 def known_models() -> set[str]:
-    return set(MODELS) | registry_model_ids("openai-images")
+    return (set(MODELS) | registry_model_ids("openai-images")) - RETIRED_IDS
 
 
 def flexible_sizes(model: str) -> bool:

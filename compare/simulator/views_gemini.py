@@ -9,6 +9,7 @@ real API; quota and overload errors carry Google's error details.
 import hashlib
 import json
 import secrets
+import threading
 
 from . import faults
 from .common import (
@@ -68,13 +69,25 @@ def quota_error(model_id: str, per_day: bool):
 
 # --- building replies ------------------------------------------------------------------------
 
+_variations: dict[tuple[str, str], int] = {}
+_variations_lock = threading.Lock()
+
+
+def next_variation(prompt: str, model_id: str) -> int:
+    """Gemini takes one candidate per request, so n images are n identical requests;
+    like a sampling model, each repeat of the same prompt gets a different picture."""
+    with _variations_lock:
+        value = _variations.get((prompt, model_id), 0)
+        _variations[(prompt, model_id)] = value + 1
+        return value
+
 class Reply:
     """The pieces of one answer, so the same content can go out whole or as SSE chunks."""
 
     def __init__(self, req: Request, model_id: str):
         self.req, self.model_id = req, model_id
         self.prompt = faults.strip_markers(req.prompt)
-        self.seed = seed_bytes(self.prompt, model_id, 0)
+        self.seed = seed_bytes(self.prompt, model_id, next_variation(self.prompt, model_id))
         self.response_id = secrets.token_urlsafe(16)
         self.thoughts = (150 + self.seed[1] % 250) if req.show_thoughts else 0
 

@@ -1,0 +1,134 @@
+"""The fairness ledger: what each side of a run was really given and delivered,
+and plain warnings where the sides did not get equivalent conditions."""
+
+from dataclasses import dataclass
+
+from compare.models import Generation, Reference, Run
+
+NOT_TAKEN = "—"
+PIXEL_RATIO_WARNING = 1.5
+
+
+@dataclass
+class LedgerRow:
+    label: str
+    values: list[str]
+
+    @property
+    def differs(self) -> bool:
+        return len(set(self.values)) > 1
+
+
+def _size_sent(gen: Generation) -> str:
+    sent = gen.params_sent or {}
+    if "size" in sent:
+        return str(sent["size"]).replace("x", "×")
+    config = (sent.get("generationConfig") or {}).get("imageConfig") or {}
+    if config:
+        return " · ".join(v for v in (config.get("aspectRatio", "auto"), config.get("imageSize")) if v)
+    return NOT_TAKEN
+
+
+def _delivered(gen: Generation) -> str:
+    images = gen.final_images()
+    if not images:
+        return NOT_TAKEN
+    sizes = sorted({f"{img.width}×{img.height}" for img in images})
+    return ", ".join(sizes)
+
+
+def _option(gen: Generation, name: str) -> str:
+    sent = gen.params_sent or {}
+    if name in sent:
+        return str(sent[name])
+    return "model decides" if gen.params_sent else NOT_TAKEN
+
+
+def _echoed(gen: Generation) -> str:
+    echoed = {k: v for k, v in (gen.params_echoed or {}).items() if isinstance(v, str | int | float)}
+    return ", ".join(f"{k} {v}" for k, v in sorted(echoed.items())) or NOT_TAKEN
+
+
+def _grounding(gen: Generation, run: Run) -> str:
+    model = gen.model
+    if not run.options.get("grounding"):
+        return "off"
+    return "on" if model and model.capabilities.grounding else "not available"
+
+
+def _references(gen: Generation, refs: list[Reference]) -> str:
+    count = sum(1 for r in refs if r.kind == Reference.Kind.REFERENCE)
+    model = gen.model
+    if count and model and model.capabilities.max_references < count:
+        return f"{model.capabilities.max_references} of {count}"
+    return str(count)
+
+
+def _mask(gen: Generation, refs: list[Reference]) -> str:
+    if not any(r.kind == Reference.Kind.MASK for r in refs):
+        return "none"
+    model = gen.model
+    return "applied" if model and model.capabilities.mask else "cannot take one"
+
+
+def ledger(run: Run, generations: list[Generation]) -> list[LedgerRow]:
+    refs = list(run.references.all())
+    rows = [
+        ("Size asked", _size_sent),
+        ("Pixels delivered", _delivered),
+        ("Quality", lambda g: _option(g, "quality")),
+        ("Output format", lambda g: _option(g, "output_format")),
+        ("Background", lambda g: _option(g, "background")),
+        ("Reference images", lambda g: _references(g, refs)),
+        ("Mask", lambda g: _mask(g, refs)),
+        ("Search grounding", lambda g: _grounding(g, run)),
+        ("Images", lambda g: f"{len(g.final_images())} of {run.options.get('n', 1)}"),
+        ("Echoed by provider", _echoed),
+        ("Answered by", lambda g: "simulator" if g.simulated else "provider"),
+    ]
+    return [LedgerRow(label, [fn(g) for g in generations]) for label, fn in rows]
+
+
+def _megapixels(gen: Generation) -> float | None:
+    images = gen.final_images()
+    return images[0].width * images[0].height / 1e6 if images else None
+
+
+def warnings(run: Run, generations: list[Generation]) -> list[str]:
+    """Where one side had an advantage or a handicap the viewer should know about."""
+    found: list[str] = []
+    sized = [(g, mp) for g in generations if (mp := _megapixels(g))]
+    if len(sized) > 1:
+        small, large = min(sized, key=lambda x: x[1]), max(sized, key=lambda x: x[1])
+        if large[1] / small[1] >= PIXEL_RATIO_WARNING:
+            found.append(
+                f"{large[0].model_label} delivered {large[1]:.1f} MP but {small[0].model_label} {small[1]:.1f} MP: "
+                "compare detail at the same zoom, not fill-the-pane."
+            )
+    models = [(g, g.model) for g in generations if g.model]
+    refs = list(run.references.all())
+    if any(r.kind == Reference.Kind.MASK for r in refs):
+        without = [g.model_label for g, m in models if not m.capabilities.mask]
+        if without:
+            found.append(f"Only some sides used the mask: {', '.join(without)} cannot take one and edited freely.")
+    if run.options.get("grounding"):
+        without = [g.model_label for g, m in models if not m.capabilities.grounding]
+        if without:
+            found.append(f"Google Search grounding helped only some sides; {', '.join(without)} had none.")
+    checks = [
+        ("quality", "auto", "qualities", "Quality “{v}” applied only to"),
+        ("background", "auto", "backgrounds", "The {v} background applied only to"),
+        ("output_format", "png", "output_formats", "The {v} format applied only to"),
+    ]
+    for option, default, capability, sentence in checks:
+        value = run.options.get(option, default)
+        if value != default:
+            took = [g.model_label for g, m in models if getattr(m.capabilities, capability)]
+            if took and len(took) < len(models):
+                found.append(sentence.format(v=value) + f" {', '.join(took)}; the others chose their own.")
+    counts = {len(g.final_images()) for g in generations if g.status == Generation.Status.SUCCEEDED}
+    if len(counts) > 1:
+        found.append("The sides delivered different numbers of images.")
+    if len({g.simulated for g in generations}) > 1:
+        found.append("Some sides were answered by the simulator, others by the real provider.")
+    return found
