@@ -34,6 +34,8 @@ from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
+from compare import blind
+from compare.budget import BudgetExceeded
 from compare.forms import RunForm
 from compare.models import ApiToken, Generation, Image, Run
 from compare.runs import create_run
@@ -60,6 +62,12 @@ FIELD_TYPES: dict[str, str] = {
     "references": "a list of base64 strings",
     "mask": "a base64 string",
     "reuse": "a list of strings",
+    "blind": "a boolean",
+    "fallback_model": "a string",
+    "fallback_quality": "a string",
+    "regenerate": "a boolean",
+    "tags": "a string",
+    "parent": "a string",
 }
 # `reuse` (sha256 of earlier output images) is read from the data, not a form field.
 assert set(FIELD_TYPES) == set(RunForm.base_fields) | {"reuse"}, "the API must accept exactly the form's fields"
@@ -237,11 +245,14 @@ def _run_urls(request: HttpRequest, run: Run) -> dict[str, str]:
     }
 
 
-def _generation_summary(gen: Generation) -> dict[str, Any]:
+def _generation_summary(gen: Generation, hidden: bool = False) -> dict[str, Any]:
+    side = blind.side_letter(gen) if gen.run.blind else None
     return {
         "id": str(gen.id),
-        "model": gen.model_key,
-        "label": gen.model_label,
+        "side": side,
+        # A blind run names no model until the token's user has voted on it.
+        "model": None if hidden else gen.model_key,
+        "label": blind.label(gen, hidden),
         "status": gen.status,
         "simulated": gen.simulated,
     }
@@ -258,10 +269,13 @@ def _image(request: HttpRequest, image: Image) -> dict[str, Any]:
     }
 
 
-def _generation_detail(request: HttpRequest, gen: Generation) -> dict[str, Any]:
+HIDDEN_WHILE_BLIND = ("position", "model_id", "estimated_cost_usd", "cost_usd", "params_sent")
+
+
+def _generation_detail(request: HttpRequest, gen: Generation, hidden: bool = False) -> dict[str, Any]:
     failed = bool(gen.error_kind or gen.error_message)
-    return {
-        **_generation_summary(gen),
+    detail = {
+        **_generation_summary(gen, hidden),
         "position": gen.position,
         "model_id": gen.model_id,
         "attempts": gen.attempts,
@@ -275,9 +289,15 @@ def _generation_detail(request: HttpRequest, gen: Generation) -> dict[str, Any]:
         # Streamed previews are superseded by the final images; only those are listed.
         "images": [_image(request, img) for img in gen.final_images()],
     }
+    if hidden:
+        # Prices, parameters and provider messages would tell the models apart.
+        detail.update(dict.fromkeys(HIDDEN_WHILE_BLIND))
+        detail["error"] = {"kind": gen.error_kind, "message": None} if failed else None
+    return detail
 
 
 def _run_summary(request: HttpRequest, run: Run) -> dict[str, Any]:
+    hidden = blind.names_hidden(run, request.user)
     return {
         "id": str(run.id),
         **_run_urls(request, run),
@@ -285,14 +305,17 @@ def _run_summary(request: HttpRequest, run: Run) -> dict[str, Any]:
         "author": run.author.get_username(),
         "created_at": _time(run.created_at),
         "status": run.status,
-        "generations": [_generation_summary(g) for g in run.ordered_generations()],
+        "blind": run.blind,
+        "generations": [_generation_summary(g, hidden) for g in run.ordered_generations()],
         "votes_total": len(run.votes.all()),
         "notes_count": run.notes_count,
     }
 
 
 def _run_detail(request: HttpRequest, run: Run) -> dict[str, Any]:
-    tally = {choice: 0 for choice, _ in run.vote_choices()}
+    hidden = blind.names_hidden(run, request.user)
+    generations = run.ordered_generations()
+    tally = {choice: 0 for choice, _ in blind.vote_choices(run, generations, hidden=False)}
     for vote in run.votes.all():
         tally[vote.choice] = tally.get(vote.choice, 0) + 1
     return {
@@ -303,8 +326,11 @@ def _run_detail(request: HttpRequest, run: Run) -> dict[str, Any]:
         "author": run.author.get_username(),
         "created_at": _time(run.created_at),
         "status": run.status,
-        "generations": [_generation_detail(request, g) for g in run.ordered_generations()],
-        "votes": {"tally": tally, "total": sum(tally.values())},
+        "blind": run.blind,
+        "tags": [t.name for t in run.tags.all()],
+        "generations": [_generation_detail(request, g, hidden) for g in generations],
+        # The tally would reveal the sides' positions before this user has voted.
+        "votes": {"tally": None if hidden else tally, "total": sum(tally.values())},
         "notes_count": run.notes_count,
     }
 
@@ -312,7 +338,7 @@ def _run_detail(request: HttpRequest, run: Run) -> dict[str, Any]:
 def _runs_queryset():
     return (
         Run.objects.select_related("author")
-        .prefetch_related("generations__images", "votes")
+        .prefetch_related("generations__images", "votes", "tags")
         .annotate(notes_count=Count("notes", distinct=True))
         .order_by("-created_at", "-id")
     )
@@ -368,18 +394,19 @@ def _create_run(request: HttpRequest) -> JsonResponse:
     if not form.is_valid():
         fields = {name: list(messages) for name, messages in form.errors.items()}
         return error(400, f"The comparison is not valid: check {', '.join(fields)}.", fields)
-    references, mask = form.inputs()
-    created = create_run(
-        request.user, form.cleaned_data["prompt"], form.chosen_models(), form.options(), references, mask
-    )
+    try:
+        created = create_run(request.user, **form.run_fields())
+    except BudgetExceeded as exc:
+        return error(429, str(exc))
     # Re-read: with a synchronous task backend the generations may already be done.
     run = Run.objects.prefetch_related("generations").get(pk=created.pk)
+    hidden = blind.names_hidden(run, request.user)
     urls = _run_urls(request, run)
     body = {
         "id": str(run.id),
         **urls,
         "status": run.status,
-        "generations": [_generation_summary(g) for g in run.ordered_generations()],
+        "generations": [_generation_summary(g, hidden) for g in run.ordered_generations()],
     }
     response = JsonResponse(body, status=201)
     response["Location"] = urls["api_url"]

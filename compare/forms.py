@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 
 from compare import images, sizes
-from compare.models import Image, Note
+from compare.forms_judging import parse_tags
+from compare.models import Image, Run
 from compare.registry import ALL_ASPECTS, IMAGE_SIZES, Model, enabled_models, get_model
 
 ASPECT_CHOICES = [("auto", "Auto")] + [(a, a) for a in ALL_ASPECTS]
@@ -21,7 +22,7 @@ BACKGROUND_CHOICES = [("auto", "Auto"), ("opaque", "Opaque"), ("transparent", "T
 MODERATION_CHOICES = [("auto", "Standard"), ("low", "Less strict")]
 OPTION_FIELDS = [
     "aspect_ratio", "resolution", "size", "quality", "output_format", "output_compression", "background",
-    "moderation", "n", "partial_images", "grounding",
+    "moderation", "n", "partial_images", "grounding", "fallback_model", "fallback_quality", "regenerate",
 ]
 OPTION_LABELS = {
     "quality": "quality",
@@ -133,6 +134,27 @@ class RunForm(forms.Form):
         required=False, label="Reference images",
         help_text="PNG, JPEG or WebP, up to 20 MB each. Drop files here or choose them.",
     )
+    fallback_model = forms.ChoiceField(
+        required=False, label="If a model fails, try",
+        help_text="A backup model, run as an extra side labelled as the fallback.",
+    )
+    fallback_quality = forms.ChoiceField(
+        required=False, label="…or retry it at",
+        choices=[("", "—"), ("low", "Low quality"), ("medium", "Medium quality")],
+    )
+    regenerate = forms.BooleanField(
+        required=False, label="Skip the cache",
+        help_text="Generate anew even if the same request was answered recently.",
+    )
+    blind = forms.BooleanField(
+        required=False, label="Blind",
+        help_text="Shuffle the sides and hide the model names until each person has voted.",
+    )
+    tags = forms.CharField(
+        required=False, max_length=400, label="Tags",
+        help_text="e.g. poster ui-mockup zh — to find and compare kinds of work later.",
+    )
+    parent = forms.UUIDField(required=False, widget=forms.HiddenInput)
     mask = forms.FileField(
         required=False, label="Mask (GPT Image)",
         help_text="A PNG with transparency, the size of the first reference: transparent areas get edited.",
@@ -157,6 +179,22 @@ class RunForm(forms.Form):
         if problems:
             raise forms.ValidationError(problems)
         return result
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["fallback_model"].choices = [("", "no fallback")] + model_choices()
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data.get("tags", ""))
+
+    def clean_parent(self) -> Run | None:
+        parent_id = self.cleaned_data.get("parent")
+        if not parent_id:
+            return None
+        parent = Run.objects.filter(pk=parent_id).first()
+        if parent is None:
+            raise forms.ValidationError("The comparison this one was forked from no longer exists.")
+        return parent
 
     def clean_mask(self) -> InputFile | None:
         upload = self.cleaned_data.get("mask")
@@ -214,6 +252,9 @@ class RunForm(forms.Form):
         if data["background"] == "transparent" and data["output_format"] == "jpeg":
             self.add_error("background", "A transparent background needs PNG or WebP output, not JPEG.")
         self._check_inputs(data, chosen)
+        fallback = get_model(data.get("fallback_model") or "")
+        if fallback is not None and not fallback.available:
+            self.add_error("fallback_model", f"{fallback.label} is not available right now (no API key).")
         return data
 
     def _check_inputs(self, data: dict, chosen: list[Model]) -> None:
@@ -277,37 +318,25 @@ class RunForm(forms.Form):
     def inputs(self) -> tuple[list[InputFile], InputFile | None]:
         return self.cleaned_data.get("references") or [], self.cleaned_data.get("mask")
 
+    def run_fields(self) -> dict:
+        """Everything create_run needs besides the author."""
+        references, mask = self.inputs()
+        return {
+            "prompt": self.cleaned_data["prompt"], "models": self.chosen_models(), "options": self.options(),
+            "references": references, "mask": mask, "blind": self.cleaned_data.get("blind", False),
+            "tags": self.cleaned_data.get("tags") or [], "parent": self.cleaned_data.get("parent"),
+        }
+
+    @classmethod
+    def initial_from(cls, run: Run | None, default_models: list[str], blind_default: bool) -> dict:
+        """Initial values: a fork starts from its parent's prompt, models and options."""
+        if run is None:
+            return {"models": default_models, "blind": blind_default}
+        initial = {k: v for k, v in run.options.items() if k in OPTION_FIELDS and v is not None}
+        return {
+            **initial, "prompt": run.prompt, "models": [g.model_key for g in run.generations.order_by("position")],
+            "blind": run.blind, "tags": " ".join(t.name for t in run.tags.all()), "parent": run.id,
+        }
+
     def chosen_models(self) -> list[Model]:
         return [get_model(k) for k in self.cleaned_data["models"]]
-
-
-class VoteForm(forms.Form):
-    choice = forms.CharField(max_length=20)
-
-    def __init__(self, *args, run, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.run = run
-
-    def clean_choice(self) -> str:
-        choice = self.cleaned_data["choice"]
-        if choice not in {key for key, _ in self.run.vote_choices()}:
-            raise forms.ValidationError("That is not one of this run's choices.")
-        return choice
-
-
-class NoteForm(forms.ModelForm):
-    class Meta:
-        model = Note
-        fields = ["body"]
-        widgets = {"body": forms.Textarea(attrs={"rows": 2, "placeholder": "Add a note for the team…"})}
-        labels = {"body": "Note"}
-        error_messages = {"body": {"required": "A note cannot be empty."}}
-
-    def clean_body(self) -> str:
-        body = self.cleaned_data["body"].strip()
-        if not body:
-            raise forms.ValidationError("A note cannot be empty.")
-        if len(body) > 10_000:
-            raise forms.ValidationError("A note may be at most 10,000 characters.")
-        return body
-

@@ -121,3 +121,16 @@ def normalise_upload(data: bytes, name: str = "image") -> tuple[bytes, ImageInfo
 def open_bytes(name: str) -> bytes:
     with default_storage.open(name, "rb") as handle:
         return handle.read()
+
+
+def discard_unreferenced(stored: list[dict]) -> None:
+    """Delete files written for rows that were never saved (and that no other row uses)."""
+    from compare.models import Image, Reference
+
+    for fields in stored:
+        digest = fields["sha256"]
+        if Image.objects.filter(sha256=digest).exists() or Reference.objects.filter(sha256=digest).exists():
+            continue
+        for name in (fields["file"], fields["thumbnail"]):
+            if default_storage.exists(name):
+                default_storage.delete(name)

@@ -18,6 +18,62 @@ from django.utils import timezone
 from compare.registry import get_model
 
 
+class TeamSettings(models.Model):
+    """Team-wide defaults an admin edits (one row)."""
+
+    blind_by_default = models.BooleanField(
+        default=False, help_text="New comparisons hide model names until each viewer has voted."
+    )
+    leaderboard_min_votes = models.PositiveIntegerField(
+        default=10, help_text="Below this many votes a model's score is marked preliminary."
+    )
+    daily_budget_usd = models.DecimalField(
+        max_digits=10, decimal_places=2, default=50,
+        help_text="Each person's spending limit per day (estimated cost of the runs they start); 0 = no limit.",
+    )
+    max_in_flight = models.PositiveIntegerField(
+        default=24, help_text="How many generations one person may have queued or running at once; 0 = no limit."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "team settings"
+
+    def __str__(self) -> str:
+        return "Team settings"
+
+    @classmethod
+    def current(cls) -> "TeamSettings":
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class Tag(models.Model):
+    name = models.SlugField(max_length=40, unique=True, allow_unicode=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Criterion(models.Model):
+    """A quality a team rates each generation on (1–5 stars); editable by an admin."""
+
+    name = models.CharField(max_length=60, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    # The criterion whose rating decides "usable as delivered" on the scorecard.
+    is_usability = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "criteria"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class RunQuerySet(models.QuerySet):
     def with_vote_counts(self):
         return self.annotate(vote_count=Count("votes", distinct=True))
@@ -37,6 +93,10 @@ class Run(models.Model):
     # The canonical options as the user chose them (aspect, resolution, quality, …).
     options = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Blind: sides are shuffled and shown as A, B, … until the viewer has voted.
+    blind = models.BooleanField(default=False)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="runs")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
 
     objects = RunQuerySet.as_manager()
 
@@ -54,7 +114,9 @@ class Run(models.Model):
         return str(self.id)[:8]
 
     def ordered_generations(self):
-        return sorted(self.generations.all(), key=lambda g: g.position)
+        """Display order: the shuffled order for blind runs, the chosen order otherwise."""
+        key = (lambda g: g.blind_position) if self.blind else (lambda g: g.position)
+        return sorted(self.generations.all(), key=key)
 
     @property
     def status(self) -> str:
@@ -72,24 +134,6 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in {"running", "empty"}
-
-    def vote_tally(self) -> list[tuple[str, int]]:
-        """[(label, count)] in a stable order, for the run page and the history."""
-        counts: dict[str, int] = {}
-        for vote in self.votes.all():
-            counts[vote.choice] = counts.get(vote.choice, 0) + 1
-        return [(label, counts.get(key, 0)) for key, label in self.vote_choices()]
-
-    def vote_choices(self) -> list[tuple[str, str]]:
-        gens = self.ordered_generations()
-        if len(gens) == 2:
-            names = ["Left better", "Right better"]
-        else:
-            names = [f"{g.model_label} best" for g in gens]
-        choices = [(f"gen:{g.position}", name) for g, name in zip(gens, names, strict=True)]
-        choices.append((Vote.TIE, "Tie"))
-        choices.append((Vote.ALL_BAD, "Both bad" if len(gens) == 2 else "All bad"))
-        return choices
 
     @property
     def total_cost(self) -> Decimal | None:
@@ -113,6 +157,8 @@ ERROR_HEADLINES = {
     "auth": "The API key was rejected.",
     "quota": "The account's quota or billing limit is used up.",
     "not_found": "The model was not found (retired or misspelt id?).",
+    "interrupted": "The server stopped while this was running.",
+    "budget": "Stopped by the spending limit.",
 }
 
 
@@ -130,6 +176,8 @@ class Generation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="generations")
     position = models.PositiveSmallIntegerField()
+    # The side's place and letter in blind mode (a shuffle of the positions).
+    blind_position = models.PositiveSmallIntegerField(default=0)
     model_key = models.CharField(max_length=100)
     # Snapshot of the registry entry at submit time, so history survives registry edits.
     model_label = models.CharField(max_length=200)
@@ -151,6 +199,14 @@ class Generation(models.Model):
     grounding = models.JSONField(null=True, blank=True)
     error_kind = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
+    # A backup that ran because this run's fallback rule fired for `fallback_of`.
+    fallback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks")
+    # Options of this generation that differ from the run's (a lower-quality fallback).
+    option_overrides = models.JSONField(default=dict, blank=True)
+    # Identical requests (model, prompt, options, inputs) share this key; a hit within
+    # the cache window reuses `cached_from`'s images at no cost.
+    cache_key = models.CharField(max_length=64, blank=True, db_index=True)
+    cached_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     objects = GenerationQuerySet.as_manager()
 
@@ -184,6 +240,10 @@ class Generation(models.Model):
             return f"{self.model_label} refused this prompt."
         return ERROR_HEADLINES.get(self.error_kind, "This generation failed.")
 
+    @property
+    def failed_attempts(self) -> list[dict]:
+        return [a for a in self.attempt_log if isinstance(a, dict) and a.get("ok") is False]
+
     def final_images(self):
         return [img for img in self.images.all() if not img.is_partial]
 
@@ -208,8 +268,14 @@ class StoredImage(models.Model):
     bytes = models.PositiveIntegerField()
     has_alpha = models.BooleanField(default=False)
 
+    FIELDS = ("sha256", "file", "thumbnail", "width", "height", "format", "bytes", "has_alpha")
+
     class Meta:
         abstract = True
+
+    def stored_fields(self) -> dict:
+        """The file and its metadata, to point another row at the same stored file."""
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @property
     def mime_type(self) -> str:
@@ -279,6 +345,8 @@ class Vote(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
     # "gen:<position>" for a winner, or "tie" / "all_bad".
     choice = models.CharField(max_length=20)
+    # Cast while the model names were still hidden from this voter.
+    blind = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -287,6 +355,31 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.choice}"
+
+
+class Reveal(models.Model):
+    """When a viewer saw the model names of a blind run (by voting or by asking)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="reveals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reveals")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "user"], name="one_reveal_per_user_per_run")]
+
+
+class Rating(models.Model):
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="ratings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ratings")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="ratings")
+    stars = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "user", "criterion"], name="one_rating_per_criterion"),
+            models.CheckConstraint(condition=models.Q(stars__gte=1, stars__lte=5), name="stars_1_to_5"),
+        ]
 
 
 class Note(models.Model):

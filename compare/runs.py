@@ -1,12 +1,14 @@
 """Creating a run: one transaction for the run and its generations, then one
 task per generation once the transaction has committed."""
 
+import random
 from functools import partial
 
 from django.db import transaction
+from django.utils import timezone
 
-from compare import images, pricing
-from compare.models import Generation, Reference, Run, Vote
+from compare import budget, images, pricing
+from compare.models import Criterion, Generation, Rating, Reference, Run, Tag, Vote
 from compare.registry import Model
 from compare.tasks import enqueue_generations
 
@@ -22,20 +24,30 @@ def _store_inputs(run: Run, references: list, mask) -> None:
         )
 
 
-def create_run(author, prompt: str, models: list[Model], options: dict, references=(), mask=None) -> Run:
+def create_run(
+    author, prompt: str, models: list[Model], options: dict, references=(), mask=None,
+    *, blind: bool = False, tags=(), parent: Run | None = None,
+) -> Run:
     """references / mask: verified inputs (forms.InputFile) in the order the user gave them."""
+    # Blind runs show the sides in a random order, so "left" says nothing about the model.
+    order = random.sample(range(len(models)), len(models)) if blind else list(range(len(models)))
+    estimates = [pricing.estimate(model, options, prompt) for model in models]
     with transaction.atomic():
-        run = Run.objects.create(author=author, prompt=prompt, options=options)
+        budget.check(author, estimates, len(models))  # raises BudgetExceeded
+        run = Run.objects.create(author=author, prompt=prompt, options=options, blind=blind, parent=parent)
+        if tags:
+            run.tags.set(Tag.objects.get_or_create(name=name)[0] for name in tags)
         _store_inputs(run, list(references), mask)
         generations = [
             Generation.objects.create(
                 run=run,
                 position=position,
+                blind_position=order[position],
                 model_key=model.key,
                 model_label=model.label,
                 model_id=model.model_id,
                 simulated=model.simulated,
-                estimated_cost_usd=pricing.estimate(model, options, prompt),
+                estimated_cost_usd=estimates[position],
             )
             for position, model in enumerate(models)
         ]
@@ -43,6 +55,44 @@ def create_run(author, prompt: str, models: list[Model], options: dict, referenc
     return run
 
 
-def cast_vote(run: Run, user, choice: str) -> Vote:
-    vote, _ = Vote.objects.update_or_create(run=run, user=user, defaults={"choice": choice})
-    return vote
+def cast_vote(run: Run, user, choice: str, blind: bool = False) -> Vote:
+    """One vote per user per run; changing it keeps it blind only if it still is."""
+    existing = Vote.objects.filter(run=run, user=user).first()
+    if existing:
+        existing.choice = choice
+        existing.blind = existing.blind and blind
+        existing.save(update_fields=["choice", "blind", "updated_at"])
+        return existing
+    return Vote.objects.create(run=run, user=user, choice=choice, blind=blind)
+
+
+def rate(generation: Generation, user, criterion: Criterion, stars: int) -> Rating:
+    rating, _ = Rating.objects.update_or_create(
+        generation=generation, user=user, criterion=criterion, defaults={"stars": stars}
+    )
+    return rating
+
+
+def cancel_generations(queryset) -> int:
+    """Mark unfinished generations cancelled. A call already on its way is not
+    aborted, but its result is dropped (tasks only write to running rows)."""
+    return queryset.filter(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING]).update(
+        status=Generation.Status.CANCELLED, finished_at=timezone.now(), error_kind="", error_message="Cancelled by a user.",
+    )
+
+
+RETRYABLE_STATES = {Generation.Status.FAILED, Generation.Status.REFUSED, Generation.Status.CANCELLED}
+
+
+def retry_generation(gen: Generation) -> bool:
+    """Queue a generation that did not succeed once more; its earlier attempts stay in the log."""
+    history = list(gen.attempt_log) + [{"retried_at": timezone.now().isoformat(), "after": gen.status}]
+    with transaction.atomic():
+        updated = Generation.objects.filter(pk=gen.pk, status__in=RETRYABLE_STATES).update(
+            status=Generation.Status.QUEUED, queued_at=timezone.now(), started_at=None, finished_at=None,
+            latency_ms=None, error_kind="", error_message="", attempts=0, attempt_log=history,
+        )
+        if updated:
+            gen.images.filter(is_partial=True).delete()
+            transaction.on_commit(partial(enqueue_generations, [gen.id]))
+    return bool(updated)

@@ -82,19 +82,39 @@ def _embedded_secret_key() -> str:
     return path.read_text().strip()
 
 
-SECRET_KEY = env_str("COMPARE_SECRET_KEY") if PRODUCTION else (
-    os.environ.get("COMPARE_SECRET_KEY") or _embedded_secret_key()
-)
+# The production profile refuses to start rather than run with a guessable key,
+# an open Host header or debug pages (which would show settings and tracebacks).
+if PRODUCTION:
+    SECRET_KEY = os.environ.get("COMPARE_SECRET_KEY", "").strip()
+    if not SECRET_KEY:
+        raise ImproperlyConfigured(
+            "COMPARE_SECRET_KEY is required in the production profile: set it to a long random string, e.g. "
+            "the output of `python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+        )
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "COMPARE_SECRET_KEY is too weak for the production profile: use at least 50 random characters, e.g. "
+            "the output of `python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+        )
+else:
+    SECRET_KEY = os.environ.get("COMPARE_SECRET_KEY") or _embedded_secret_key()
 DEBUG = env_bool("COMPARE_DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("COMPARE_DEBUG must be off in the production profile: debug pages show settings.")
 ALLOWED_HOSTS = [
     h.strip()
-    for h in env_str(
+    for h in os.environ.get(
         "COMPARE_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,[::1],testserver"
     ).split(",")
     if h.strip()
 ]
 if PRODUCTION and not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("COMPARE_ALLOWED_HOSTS is required in the production profile.")
+    raise ImproperlyConfigured(
+        "COMPARE_ALLOWED_HOSTS is required in the production profile: the comma-separated host names "
+        "this site answers to, e.g. compare.example.com."
+    )
+if PRODUCTION and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("COMPARE_ALLOWED_HOSTS may not be '*' in the production profile: name the hosts.")
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("COMPARE_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
@@ -226,8 +246,12 @@ SECURE_CSP = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# htmx sends the token from the page (hx-headers on <body>); no script reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
 if PRODUCTION:
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
     SECURE_SSL_REDIRECT = env_bool("COMPARE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -235,6 +259,22 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (compare/ratelimit.py): this many failed passwords for one
+# username from one address lock that pair out for this many minutes.
+COMPARE_LOGIN_MAX_FAILURES = env_int("COMPARE_LOGIN_MAX_FAILURES", 5, minimum=1)
+COMPARE_LOGIN_LOCKOUT_MINUTES = env_int("COMPARE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# The throttle's counters (and the status page's last check) live in the cache.
+# The default per-process memory cache suits one web process; several processes
+# must share one: REDIS_URL (needs `pip install redis`).
+if os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": "compare",
+        }
+    }
 
 # JSON API bodies carry reference images as base64 (up to 16 × 20 MB is not
 # sensible; 64 MB covers a dozen large photos). Multipart uploads are files and
@@ -257,6 +297,8 @@ COMPARE_GENERATION_DEADLINE = env_float("COMPARE_GENERATION_DEADLINE", 900.0, mi
 COMPARE_MAX_ATTEMPTS = env_int("COMPARE_MAX_ATTEMPTS", 4, minimum=1)
 COMPARE_RETRY_BASE_DELAY = env_float("COMPARE_RETRY_BASE_DELAY", 2.0)
 COMPARE_RUNS_PER_PAGE = 24
+# An identical request within this many seconds reuses the stored result (0 = never).
+COMPARE_CACHE_SECONDS = env_int("COMPARE_CACHE_SECONDS", 24 * 3600)
 
 LOGGING = {
     "version": 1,

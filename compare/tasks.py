@@ -9,16 +9,20 @@ the Generation row. Every generation reaches a terminal state before its deadlin
 import logging
 import random
 import time
+from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
-from compare import images, pricing
+from compare import cache, images, pricing
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference
 from compare.providers import adapter_for
+from compare.registry import get_model
 from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
 
 logger = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ def _inputs(gen: Generation) -> tuple[list[InputImage], InputImage | None]:
 
 
 def build_request(gen: Generation) -> GenerationRequest:
-    options = gen.run.options
+    options = {**gen.run.options, **gen.option_overrides}
     references, mask = _inputs(gen)
     return GenerationRequest(
         model=gen.model,
@@ -95,26 +99,28 @@ def _store_partial(gen: Generation, index: int, data: bytes) -> None:
 
 
 def _record_success(gen: Generation, result: GenerationResult, attempts: list) -> None:
-    stored = [images.store(img.data) for img in result.images]
-    model = gen.model
-    with transaction.atomic():
-        if not _still_running(gen.pk):
-            return
-        for index, fields in enumerate(stored):
-            Image.objects.create(generation=gen, index=index, **fields)
-        _finish(
-            gen,
-            Generation.Status.SUCCEEDED,
-            usage=result.usage,
-            cost_usd=pricing.actual(model, result.usage),
-            params_sent=result.sent,
-            params_echoed=result.echoed,
-            text=result.text,
-            grounding=result.grounding,
-            attempt_log=attempts,
-            error_kind="",
-            error_message="",
-        )
+    stored: list[dict] = []
+    try:
+        for img in result.images:
+            stored.append(images.store(img.data))
+        with transaction.atomic():
+            if not _still_running(gen.pk):
+                raise _Dropped
+            for index, fields in enumerate(stored):
+                Image.objects.create(generation=gen, index=index, **fields)
+            _finish(
+                gen, Generation.Status.SUCCEEDED, usage=result.usage, cost_usd=pricing.actual(gen.model, result.usage),
+                params_sent=result.sent, params_echoed=result.echoed, text=result.text, grounding=result.grounding,
+                attempt_log=attempts, error_kind="", error_message="",
+            )
+    except BaseException:
+        # No half-written record: files this attempt wrote and no row uses go again.
+        images.discard_unreferenced(stored)
+        raise
+
+
+class _Dropped(Exception):
+    """The generation was cancelled while its result was on the way."""
 
 
 def _record_failure(gen: Generation, err: ProviderError, attempts: list, sent: dict) -> None:
@@ -129,32 +135,46 @@ def _record_failure(gen: Generation, err: ProviderError, attempts: list, sent: d
         cost_usd=pricing.actual(gen.model, err.usage) if err.usage else None,
         params_sent=sent,
     )
+    if status == Generation.Status.FAILED:
+        start_fallback(gen)
 
 
-def run_generation(generation_id) -> str:
-    if not _claim(generation_id):
-        return "skipped"  # a duplicate delivery, or cancelled before it started
-    gen = Generation.objects.select_related("run").get(pk=generation_id)
-    model = gen.model
-    if model is None or not model.available:
-        err = ProviderError(ErrorKind.NOT_FOUND, f"The model {gen.model_key!r} is no longer configured or has no API key.")
-        _record_failure(gen, err, [], {})
-        return gen.status
-    adapter = adapter_for(model.protocol)
-    request = build_request(gen)
-    request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
-    sent = adapter.wire_params(request)
-    Generation.objects.filter(pk=gen.pk).update(params_sent=sent)
+def _from_cache(gen: Generation) -> bool:
+    hit = cache.find_hit(gen)
+    if hit is None:
+        return False
+    with transaction.atomic():
+        if not _still_running(gen.pk):
+            return True
+        cache.copy_images(hit, gen)
+        _finish(
+            gen, Generation.Status.SUCCEEDED, cached_from=hit, usage={}, cost_usd=Decimal("0"),
+            params_sent=hit.params_sent, params_echoed=hit.params_echoed, text=hit.text, grounding=hit.grounding,
+            attempt_log=[{"attempt": 0, "ok": True, "cached_from": str(hit.pk)}],
+        )
+    return True
+
+
+def _attempt_timeout(deadline: float) -> float | None:
+    remaining = deadline - time.monotonic()
+    return max(1.0, min(settings.COMPARE_REQUEST_TIMEOUT, remaining))
+
+
+def _call_with_retries(gen: Generation, adapter, request: GenerationRequest, sent: dict) -> str:
     deadline = time.monotonic() + settings.COMPARE_GENERATION_DEADLINE
-    attempts: list[dict] = []
+    # A user's retry keeps the earlier attempts on record (see runs.retry_generation).
+    attempts: list[dict] = list(gen.attempt_log)
     for attempt in range(1, settings.COMPARE_MAX_ATTEMPTS + 1):
         Generation.objects.filter(pk=gen.pk).update(attempts=attempt)
+        request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
         try:
             result = adapter.generate(request, shared_client())
             attempts.append({"attempt": attempt, "ok": True, "seconds": round(time.monotonic() - started, 2)})
             _record_success(gen, result, attempts)
             return "succeeded"
+        except _Dropped:
+            return "cancelled"
         except ProviderError as exc:
             err = exc
         except images.ImageRejected as exc:
@@ -180,6 +200,59 @@ def run_generation(generation_id) -> str:
             return "cancelled"
     _record_failure(gen, err, attempts, sent)
     return "failed"
+
+
+def run_generation(generation_id) -> str:
+    if not _claim(generation_id):
+        return "skipped"  # a duplicate delivery, or cancelled before it started
+    gen = Generation.objects.select_related("run").get(pk=generation_id)
+    model = gen.model
+    if model is None or not model.available:
+        err = ProviderError(ErrorKind.NOT_FOUND, f"The model {gen.model_key!r} is no longer configured or has no API key.")
+        _record_failure(gen, err, [], {})
+        return "failed"
+    gen.cache_key = cache.key_for(gen)
+    Generation.objects.filter(pk=gen.pk).update(cache_key=gen.cache_key)
+    if _from_cache(gen):
+        return "cached"
+    adapter = adapter_for(model.protocol)
+    request = build_request(gen)
+    request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
+    sent = adapter.wire_params(request)
+    Generation.objects.filter(pk=gen.pk).update(params_sent=sent)
+    return _call_with_retries(gen, adapter, request, sent)
+
+
+def expire_overdue() -> int:
+    """Fail generations running past their deadline (a hung call, a lost worker), so
+    no pane spins forever. Runs from the server's sweeper and on page views."""
+    grace = 60
+    limit = timezone.now() - timedelta(seconds=settings.COMPARE_GENERATION_DEADLINE + grace)
+    return Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=limit).update(
+        status=Generation.Status.FAILED, finished_at=timezone.now(), error_kind=ErrorKind.TIMEOUT.value,
+        error_message="No result before the deadline; the provider call was abandoned.",
+    )
+
+
+def start_fallback(gen: Generation) -> Generation | None:
+    """When a side fails for good and the run asked for it, try the backup model or a
+    lower quality, as a side of its own, labelled as the fallback it is."""
+    options = gen.run.options
+    key, quality = options.get("fallback_model") or "", options.get("fallback_quality") or ""
+    if gen.fallback_of_id or not (key or quality):
+        return None
+    model = get_model(key) if key else gen.model
+    if model is None or not model.available:
+        return None
+    overrides = {"quality": quality} if quality and model.capabilities.qualities else {}
+    position = gen.run.generations.aggregate(top=Max("position"))["top"] + 1
+    fallback = Generation.objects.create(
+        run=gen.run, position=position, blind_position=position, model_key=model.key, model_label=model.label,
+        model_id=model.model_id, simulated=model.simulated, fallback_of=gen, option_overrides=overrides,
+        estimated_cost_usd=pricing.estimate(model, {**options, **overrides}, gen.run.prompt),
+    )
+    transaction.on_commit(lambda: enqueue_generations([fallback.id]))
+    return fallback
 
 
 @task

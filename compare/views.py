@@ -1,31 +1,24 @@
 """Pages and their htmx fragments. Every view fits on a screen; the template
 `page.html#fragment` renders the same markup for htmx and for full pages."""
 
-from django.conf import settings
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
-from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from compare import fairness, pricing, routing
+from compare import blind, pricing, routing
 from compare.api import bearer_token
-from compare.forms import NoteForm, RunForm, VoteForm, ignored_options
-from compare.models import ApiToken, Generation, Image, Reference, Run
-from compare.registry import enabled_models, get_model
-from compare.runs import cast_vote, create_run
-
-
-def _get_run_or_404(run_id) -> Run:
-    queryset = Run.objects.select_related("author").prefetch_related(
-        "generations__images", "votes__user", "notes__author", "references"
-    )
-    return get_object_or_404(queryset, pk=run_id)
+from compare.budget import BudgetExceeded
+from compare.forms import RunForm, ignored_options
+from compare.models import ApiToken, Image, Reference, Run, TeamSettings
+from compare.registry import enabled_models
+from compare.runs import create_run
 
 
 def _form_context(form: RunForm, request: HttpRequest | None = None) -> dict:
@@ -56,14 +49,24 @@ def new_run(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = RunForm(request.POST, request.FILES)
         if form.is_valid():
-            references, mask = form.inputs()
-            run = create_run(
-                request.user, form.cleaned_data["prompt"], form.chosen_models(), form.options(), references, mask
-            )
-            return redirect(run)
+            try:
+                return redirect(create_run(request.user, **form.run_fields()))
+            except BudgetExceeded as exc:
+                form.add_error(None, str(exc))
     else:
-        form = RunForm(initial={"models": [m.key for m in enabled_models() if m.default and m.available]})
+        source = Run.objects.filter(pk=request.GET["from"]).first() if _is_uuid(request.GET.get("from")) else None
+        defaults = [m.key for m in enabled_models() if m.default and m.available]
+        initial = RunForm.initial_from(source, defaults, TeamSettings.current().blind_by_default)
+        form = RunForm(initial={**initial, "regenerate": request.GET.get("regenerate") == "1"})
     return render(request, "new_run.html", _form_context(form, request), status=400 if form.errors else 200)
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _reused_images(request: HttpRequest) -> list[Image]:
@@ -84,94 +87,15 @@ def run_options(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def run_detail(request: HttpRequest, run_id) -> HttpResponse:
-    run = _get_run_or_404(run_id)
-    return render(request, "run.html", _run_context(request, run))
-
-
-def _run_context(request: HttpRequest, run: Run, **extra) -> dict:
-    my_vote = next((v for v in run.votes.all() if v.user_id == request.user.id), None)
-    generations = run.ordered_generations()
-    return {
-        "run": run,
-        "generations": generations,
-        "ledger": fairness.ledger(run, generations),
-        "fairness_warnings": fairness.warnings(run, generations) if run.is_finished else [],
-        "references": list(run.references.all()),
-        "my_vote": my_vote,
-        "note_form": extra.pop("note_form", NoteForm()),
-        **extra,
-    }
-
-
-@require_GET
-def generation_pane(request: HttpRequest, run_id, generation_id) -> HttpResponse:
-    gen = get_object_or_404(
-        Generation.objects.select_related("run").prefetch_related("images"), pk=generation_id, run_id=run_id
-    )
-    return render(request, "run.html#pane", {"gen": gen, "run": gen.run})
-
-
-RUN_FRAGMENTS = {"votes", "ledger"}
-
-
-@require_GET
-def run_fragment(request: HttpRequest, run_id, name: str) -> HttpResponse:
-    """htmx: a part of the run page that follows the panes until the run is finished."""
-    if name not in RUN_FRAGMENTS:
-        raise Http404("No such part of the run page.")
-    run = _get_run_or_404(run_id)
-    return render(request, f"run.html#{name}", _run_context(request, run))
-
-
-@require_POST
-def vote(request: HttpRequest, run_id) -> HttpResponse:
-    run = _get_run_or_404(run_id)
-    form = VoteForm(request.POST, run=run)
-    if not run.is_finished:
-        form.add_error(None, "Votes open once every model has finished.")
-    elif form.is_valid():
-        cast_vote(run, request.user, form.cleaned_data["choice"])
-        run = _get_run_or_404(run_id)
-    if not request.htmx:
-        for error in form.errors.get("__all__", []) + form.errors.get("choice", []):
-            messages.error(request, error)
-        return redirect(run)
-    status = 422 if form.errors else 200
-    return render(request, "run.html#votes", _run_context(request, run, vote_errors=form.errors), status=status)
-
-
-@require_POST
-def add_note(request: HttpRequest, run_id) -> HttpResponse:
-    run = _get_run_or_404(run_id)
-    form = NoteForm(request.POST)
-    if form.is_valid():
-        form.instance.run = run
-        form.instance.author = request.user
-        form.save()
-        run = _get_run_or_404(run_id)
-        form = NoteForm()
-    elif not request.htmx:
-        messages.error(request, "; ".join(form.errors.get("body", ["The note could not be saved."])))
-    if not request.htmx:
-        return redirect(run)
-    status = 422 if form.errors else 200
-    return render(request, "run.html#notes", _run_context(request, run, note_form=form), status=status)
-
-
-@require_GET
-def history(request: HttpRequest) -> HttpResponse:
-    runs = Run.objects.for_history().annotate(note_count=Count("notes", distinct=True))
-    page = Paginator(runs, settings.COMPARE_RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "history.html", {"page": page})
-
-
-@require_GET
 def image_view(request: HttpRequest, run_id, sha256: str) -> HttpResponse:
     image = Image.objects.filter(generation__run_id=run_id, sha256=sha256).select_related("generation__run").first()
     if image is None:
         raise Http404("No such image in this run.")
-    return render(request, "image.html", {"image": image, "gen": image.generation, "run": image.generation.run})
+    run = image.generation.run
+    arena = request.GET.get("arena") == "1"
+    generations, _ = blind.prepare(run, request.user, arena=arena)
+    gen = next(g for g in generations if g.pk == image.generation_id)
+    return render(request, "image.html", {"image": image, "gen": gen, "run": run, "arena": arena})
 
 
 def _serve(name: str, content_type: str) -> FileResponse:

@@ -73,6 +73,20 @@
     (root || document).querySelectorAll("[data-dropzone]").forEach(setUpDropzone);
   }
 
+  // Keyboard on the run page: 1/2/… pick a side, 0 tie, x all bad, n next unvoted run.
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || !document.querySelector("[data-run-page]")) { return; }
+    if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) { return; }
+    var key = event.key.toLowerCase();
+    if (key === "n") {
+      var next = document.querySelector("[data-next-run]");
+      if (next) { window.location.href = next.href; }
+      return;
+    }
+    var button = document.querySelector('[data-vote-key="' + key + '"]');
+    if (button) { event.preventDefault(); button.click(); }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { setUp(document); });
   // Count before htmx reads the form (capture phase runs before the bubbling handlers).
   document.addEventListener("change", function (event) {

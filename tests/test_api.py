@@ -226,6 +226,7 @@ def test_create_run_returns_201_and_stores_the_run(api, user, no_task_execution,
         "aspect_ratio": "1:1", "resolution": "1K", "size": "", "quality": "high", "output_format": "png",
         "background": "auto", "n": 2, "partial_images": 0, "grounding": False,
         "references": 0, "mask": False, "output_compression": None, "moderation": "auto",
+        "fallback_model": None, "fallback_quality": None, "regenerate": False,
     }
     assert len(callbacks) == 1
     assert {str(g.id) for g in run.generations.all()} == {g["id"] for g in body["generations"]}
@@ -242,11 +243,11 @@ def test_run_detail_of_a_queued_run(api, user, no_task_execution):
     run = make_run(user)
     body = api.get(f"/api/runs/{run.id}").json()
     assert set(body) == {"id", "url", "api_url", "prompt", "options", "author", "created_at", "status",
-                         "generations", "votes", "notes_count"}
+                         "generations", "votes", "notes_count", "blind", "tags"}
     assert (body["prompt"], body["author"], body["status"]) == ("a red fox", "alice", "running")
     assert datetime.fromisoformat(body["created_at"]) == run.created_at
     gen = body["generations"][0]
-    assert set(gen) == {"id", "position", "model", "label", "model_id", "simulated", "status", "attempts",
+    assert set(gen) == {"id", "side", "position", "model", "label", "model_id", "simulated", "status", "attempts",
                         "started_at", "finished_at", "latency_ms", "estimated_cost_usd", "cost_usd", "error",
                         "params_sent", "images"}
     assert (gen["position"], gen["model"], gen["status"], gen["error"], gen["images"]) == (0, "gpt-image-2", "queued", None, [])
@@ -295,7 +296,7 @@ def test_list_is_paginated_newest_first(api, user, no_task_execution):
     summary = first["results"][0]
     assert summary["id"] == str(runs[4].id)
     assert set(summary) == {"id", "url", "api_url", "prompt", "author", "created_at", "status", "generations",
-                            "votes_total", "notes_count"}
+                            "votes_total", "notes_count", "blind"}
     assert [g["model"] for g in summary["generations"]] == MODELS
     last = api.get("/api/runs", page=3, per_page=2).json()
     assert [r["prompt"] for r in last["results"]] == ["prompt 0"]

@@ -189,6 +189,7 @@ def test_compare_no_wait_prints_the_run_and_leaves_it_queued(admin, alice, no_ta
     assert the_run.options == {
         "aspect_ratio": "16:9", "resolution": "2K", "size": "", "quality": "high", "output_format": "webp",
         "background": "opaque", "n": 2, "partial_images": 0, "grounding": False, "references": 0, "mask": False, "output_compression": None, "moderation": "auto",
+        "fallback_model": None, "fallback_quality": None, "regenerate": False,
     }
     assert [g.status for g in the_run.ordered_generations()] == ["queued", "queued"]
 

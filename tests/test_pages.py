@@ -3,7 +3,7 @@
 import re
 import pytest
 
-from compare.models import ApiToken, Generation, Run, Vote
+from compare.models import ApiToken, Generation, Run, TeamSettings, Vote
 from compare.registry import registry
 from compare.runs import create_run
 from tests.conftest import wait_for_generations
@@ -31,6 +31,7 @@ def test_a_user_cannot_revoke_someone_elses_token(auth_client, other_user):
 
 def test_history_is_paginated_newest_first(auth_client, user, settings):
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    TeamSettings.objects.update_or_create(pk=1, defaults={"max_in_flight": 0})  # the runs stay queued here
     models = [registry()["gpt-image-2"], registry()["gemini-3-pro-image"]]
     for i in range(settings.COMPARE_RUNS_PER_PAGE + 3):
         create_run(user, f"prompt number {i}", models, {"n": 1})
@@ -50,7 +51,7 @@ def test_with_three_models_the_team_picks_the_best(auth_client, simulator, enabl
     wait_for_generations(run)
     page = auth_client.get(f"/runs/{run.id}/").content.decode()
     for label in ["GPT Image 2 best", "Nano Banana Pro best", "GPT Image 1.5 best", "All bad", "Tie"]:
-        assert f">{label}</button>" in page
+        assert re.search(rf">{label}\s*<kbd>", page), label
     response = auth_client.post(f"/runs/{run.id}/vote", {"choice": "gen:2"}, HTTP_HX_REQUEST="true")
     assert "GPT Image 1.5 best: <strong>1</strong>" in response.content.decode()
     assert auth_client.post(f"/runs/{run.id}/vote", {"choice": "gen:7"}).status_code == 302

@@ -88,6 +88,14 @@ class GenerationRequest:
     grounding: bool = False
     # Called with (index, image bytes, mime type) for each streamed preview.
     on_partial: Callable[[int, bytes, str], None] | None = None
+    # Seconds this attempt may wait on the network (connect, each read); None = the client's default.
+    timeout: float | None = None
+
+    def http_timeout(self):
+        """For httpx calls: this attempt's limit, else the shared client's own."""
+        import httpx
+
+        return httpx.USE_CLIENT_DEFAULT if self.timeout is None else httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
 
 
 @dataclass

@@ -110,10 +110,10 @@ def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResu
     body = request_body(request, params)
     count = max(1, request.n)
     if count == 1:
-        outcomes: list[_Reply | ProviderError] = [_attempt(client, model, body)]
+        outcomes: list[_Reply | ProviderError] = [_attempt(client, model, body, request.http_timeout())]
     else:
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix="gemini") as pool:
-            futures = [pool.submit(_attempt, client, model, body) for _ in range(count)]
+            futures = [pool.submit(_attempt, client, model, body, request.http_timeout()) for _ in range(count)]
             outcomes = [future.result() for future in futures]
 
     replies = [o for o in outcomes if isinstance(o, _Reply)]
@@ -147,17 +147,17 @@ def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResu
     )
 
 
-def _attempt(client: httpx.Client, model: Model, body: dict[str, Any]) -> "_Reply | ProviderError":
+def _attempt(client: httpx.Client, model: Model, body: dict[str, Any], timeout) -> "_Reply | ProviderError":
     try:
-        return _call(client, model, body)
+        return _call(client, model, body, timeout)
     except ProviderError as exc:
         return exc
 
 
-def _call(client: httpx.Client, model: Model, body: dict[str, Any]) -> _Reply:
+def _call(client: httpx.Client, model: Model, body: dict[str, Any], timeout) -> _Reply:
     url = f"{model.endpoint_base()}/models/{model.model_id}:generateContent"
     try:
-        response = client.post(url, json=body, headers=auth_headers(model))
+        response = client.post(url, json=body, headers=auth_headers(model), timeout=timeout)
     except httpx.TransportError as exc:
         raise transport_error(exc, VENDOR, model) from None
     if not response.is_success:

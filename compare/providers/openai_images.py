@@ -88,7 +88,7 @@ def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResu
     if params.get("stream"):
         return _generate_streaming(client, url, headers, send, request, params)
     try:
-        response = client.post(url, headers=headers, **send)
+        response = client.post(url, headers=headers, timeout=request.http_timeout(), **send)
     except httpx.TransportError as exc:
         raise transport_error(exc, VENDOR, model) from None
     if not response.is_success:
@@ -169,7 +169,7 @@ def _generate_streaming(
     started = False
     previews = 0
     try:
-        with client.stream("POST", url, headers=headers, **send) as response:
+        with client.stream("POST", url, headers=headers, timeout=request.http_timeout(), **send) as response:
             if not response.is_success:
                 response.read()
                 raise http_error(response, model)

@@ -124,10 +124,9 @@ def registry_model_ids(protocol: str) -> set[str]:
 
 
 def model_label(model_id: str) -> str:
-    for model in configured_models():
-        if model.model_id == model_id:
-            return f"{model.label} ({model_id})"
-    return model_id
+    """The small caption drawn into a simulated image. It names no model: a real
+    provider does not sign its pictures, and blind judging must not be spoiled."""
+    return "simulated"
 
 
 def decode_image(data: bytes) -> Image.Image | None:

@@ -81,7 +81,7 @@ def test_compare_two_models_vote_note_and_find_it_in_history(page, simulator, us
     row = page.locator("li.history-row").filter(has_text="Fresh Bread")
     expect(row).to_have_count(1)
     expect(row.locator("img")).to_have_count(2)
-    row.locator("a").click()
+    row.get_by_role("link", name=re.compile("Fresh Bread")).click()
     expect(page).to_have_url(base + run.get_absolute_url())
 
 
@@ -136,3 +136,38 @@ def test_reference_images_by_picker_and_drop_and_a_streamed_preview(page, simula
     run = Run.objects.get()
     assert [r.name for r in run.references.order_by("position")] == ["red.png", "blue.png"]
     assert run.generations.get(position=0).images.filter(is_partial=True).count() == 2
+
+
+def test_blind_vote_with_the_keyboard_then_the_names_are_revealed(page, simulator, user, settings):
+    base = simulator.url
+    page.goto(base + "/login/")
+    page.get_by_label("Username").fill("dana")
+    page.get_by_label("Password").fill("pw-dana-123")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Prompt").fill("A blind taste test")
+    page.get_by_label("Blind").check()
+    page.get_by_role("button", name="Compare").click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+/$"))
+
+    panes = page.locator("article.pane")
+    expect(panes.nth(0).locator("h2")).to_have_text("Side A")
+    expect(panes.nth(1).locator("h2")).to_have_text("Side B")
+    for index in range(2):
+        expect(panes.nth(index).locator("[data-status]")).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    main = page.locator("main").inner_text()
+    assert "GPT Image 2" not in main and "Nano Banana Pro" not in main
+
+    expect(page.get_by_role("button", name=re.compile("^Right better"))).to_be_visible()
+    page.keyboard.press("2")  # "Right better"
+    # The vote reveals the names: the page shows them without a manual reload.
+    expect(page.locator("article.pane h2").first).to_contain_text(re.compile("GPT Image 2|Nano Banana Pro"), timeout=10_000)
+    run = Run.objects.get()
+    vote = run.votes.get()
+    right = max(run.generations.all(), key=lambda g: g.blind_position)
+    assert vote.blind and vote.choice == f"gen:{right.position}"
+    expect(page.locator("#votes")).to_contain_text("Right better: 1")
+    expect(page.locator("article.pane h2").nth(1)).to_have_text(f"B · {right.model_label}")
+
+    page.keyboard.press("0")  # change the vote to a tie
+    expect(page.locator("#votes")).to_contain_text("Tie: 1")
+    assert run.votes.get().choice == "tie"

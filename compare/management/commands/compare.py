@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from compare.forms import RunForm
 from compare.http import shared_client
+from compare.budget import BudgetExceeded
 from compare.models import Generation, Run
 from compare.registry import Model, default_model_keys
 from compare.runs import create_run
@@ -76,7 +77,10 @@ class Command(BaseCommand):
         with _quiet_loggers(opts["verbosity"]), _simulator_reachable(models) as local_simulator:
             if local_simulator:
                 self._note(f"No simulator answered at the configured URL; using one in this process ({local_simulator}).")
-            run = create_run(user, form.cleaned_data["prompt"], models, form.options())
+            try:
+                run = create_run(user, **form.run_fields())
+            except BudgetExceeded as exc:
+                raise CommandError(str(exc), returncode=2) from None
             url = run_url(run)
             if opts["no_wait"]:
                 self.stdout.write(f"{run.id}\n{url}")

@@ -2,27 +2,44 @@
 with waitress. Tasks run in this process's thread pool."""
 
 import logging
+import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connections
+from django.utils import timezone
 
 from compare.models import Generation
 from compare.registry import enabled_models
-from compare.tasks import enqueue_generations
+from compare.tasks import enqueue_generations, expire_overdue
 
 logger = logging.getLogger("compare")
 
 
-def resume_unfinished() -> int:
-    """Generations left queued or running by a crash or restart go back in the queue."""
-    pending = Generation.objects.pending()
-    ids = list(pending.values_list("id", flat=True))
-    if ids:
-        Generation.objects.filter(id__in=ids, status=Generation.Status.RUNNING).update(
-            status=Generation.Status.QUEUED, started_at=None
-        )
-        enqueue_generations(ids)
-    return len(ids)
+def resume_unfinished() -> tuple[int, int]:
+    """After a crash or restart: queued generations are sent again; running ones may
+    already have been billed by the provider, so they are marked interrupted and
+    the user decides (Retry) instead of paying twice behind their back."""
+    interrupted = Generation.objects.filter(status=Generation.Status.RUNNING).update(
+        status=Generation.Status.FAILED, finished_at=timezone.now(), error_kind="interrupted",
+        error_message="The server stopped while this generation was running. Press Retry to run it again.",
+    )
+    queued = list(Generation.objects.filter(status=Generation.Status.QUEUED).values_list("id", flat=True))
+    enqueue_generations(queued)
+    return len(queued), interrupted
+
+
+def sweep_forever(interval: float = 30.0) -> None:
+    """Fail generations that outlive their deadline (see tasks.expire_overdue)."""
+    while True:
+        time.sleep(interval)
+        try:
+            expire_overdue()
+        except Exception:
+            logger.exception("The deadline sweeper failed; it will try again.")
+        finally:
+            connections.close_all()
 
 
 class Command(BaseCommand):
@@ -38,9 +55,10 @@ class Command(BaseCommand):
 
         from compare.wsgi import application
 
-        resumed = resume_unfinished()
-        if resumed:
-            self.stdout.write(f"Resumed {resumed} unfinished generation(s).")
+        resumed, interrupted = resume_unfinished()
+        if resumed or interrupted:
+            self.stdout.write(f"Resumed {resumed} queued generation(s); {interrupted} interrupted (retry from the run page).")
+        threading.Thread(target=sweep_forever, name="compare-sweeper", daemon=True).start()
         simulated = [m.label for m in enabled_models() if m.simulated]
         if simulated:
             self.stdout.write(f"Simulated (no API key set): {', '.join(simulated)}")

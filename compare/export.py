@@ -1,0 +1,273 @@
+"""Downloads: one run as a ZIP (its files plus run.json), the history as CSV or JSON.
+
+A blind run whose names are hidden from the downloader is exported as its run
+page shows it: sides A, B, … and nothing that tells the models apart — no model
+key, label, id, position, price, usage, provider parameters, provider messages
+or model text, no other people's verdicts, and image files without their
+metadata (providers sign outputs with C2PA/XMP/EXIF that names the model)."""
+
+import csv
+import hashlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from compare import blind
+from compare.history import HistoryRow
+from compare.images import open_bytes
+from compare.models import Generation, Image, Rating, Reference, Run
+
+FORMAT = "compare-run/1"
+# Attempt-log entries keep only these keys when hidden; "error" quotes the provider.
+BLIND_ATTEMPT_KEYS = ("attempt", "ok", "kind", "status", "seconds")
+CSV_COLUMNS = [
+    "id", "url", "created_at", "author", "prompt", "status", "blind", "tags", "models",
+    "votes_total", "tally", "notes_count", "total_cost_usd",
+]
+
+
+def _time(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _money(value) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- one run as a ZIP ------------------------------------------------------------
+
+
+def run_for_export(run_id) -> Run:
+    ratings = Prefetch("ratings", queryset=Rating.objects.select_related("user", "criterion"))
+    generations = Prefetch("generations", queryset=Generation.objects.prefetch_related("images", ratings))
+    runs = Run.objects.select_related("author", "parent").prefetch_related(
+        generations, "votes__user", "notes__author", "references", "tags"
+    )
+    return get_object_or_404(runs, pk=run_id)
+
+
+def _file_stems(sides: list[Generation], hidden: bool) -> dict:
+    """File-name stem per generation: its side letter while hidden, else its model key."""
+    if hidden:
+        return {g.id: blind.side_letter(g) for g in sides}
+    keys = [g.model_key for g in sides]
+    stems = {g.id: g.model_key if keys.count(g.model_key) == 1 else f"{g.model_key}-{g.position + 1}" for g in sides}
+    return {gid: re.sub(r"[^A-Za-z0-9._-]+", "_", stem) for gid, stem in stems.items()}
+
+
+def _add_image(archive: zipfile.ZipFile, image: Image, stem: str, hidden: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"file": None, "thumbnail": None, "width": image.width, "height": image.height,
+                              "format": image.format, "has_alpha": image.has_alpha, "sha256": image.sha256}
+    try:
+        data, thumb = open_bytes(image.file), open_bytes(image.thumbnail)
+    except FileNotFoundError:
+        return {**record, "missing": True}  # a lost file must not make the whole export fail
+    if hidden:
+        data, thumb = strip_metadata(data, image.format), strip_metadata(thumb, "webp")
+    record.update(file=f"images/{stem}.{image.format}", thumbnail=f"thumbnails/{stem}.webp",
+                  bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    # Image formats are compressed already; deflating them again only costs time.
+    archive.writestr(record["file"], data, compress_type=zipfile.ZIP_STORED)
+    archive.writestr(record["thumbnail"], thumb, compress_type=zipfile.ZIP_STORED)
+    return record
+
+
+def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str, hidden: bool) -> dict[str, Any]:
+    failed = bool(gen.error_kind or gen.error_message)
+    images = [_add_image(archive, img, f"{stem}-{n}", hidden) for n, img in enumerate(gen.final_images(), start=1)]
+    common = {
+        "side": blind.side_letter(gen) if gen.run.blind else None,
+        "simulated": gen.simulated,
+        "status": gen.status,
+        "attempts": gen.attempts,
+        "timings": {"queued_at": _time(gen.queued_at), "started_at": _time(gen.started_at),
+                    "finished_at": _time(gen.finished_at), "latency_ms": gen.latency_ms},
+        "images": images,
+    }
+    if hidden:
+        log = [{k: entry[k] for k in BLIND_ATTEMPT_KEYS if k in entry} for entry in gen.attempt_log]
+        return {**common, "attempt_log": log, "error": {"kind": gen.error_kind, "message": None} if failed else None}
+    return {
+        "model_key": gen.model_key, "model_label": gen.model_label, "model_id": gen.model_id,
+        "position": gen.position, **common, "attempt_log": gen.attempt_log,
+        "cost": {"estimated_usd": _money(gen.estimated_cost_usd), "actual_usd": _money(gen.cost_usd)},
+        "usage": gen.usage, "params_sent": gen.params_sent, "params_echoed": gen.params_echoed,
+        "error": {"kind": gen.error_kind, "message": gen.error_message} if failed else None,
+        "text": gen.text, "grounding": gen.grounding,
+    }
+
+
+def _add_reference(archive: zipfile.ZipFile, ref: Reference) -> dict[str, Any]:
+    stem = "mask" if ref.kind == Reference.Kind.MASK else f"reference-{ref.position + 1}"
+    record = {"kind": ref.kind, "position": ref.position, "name": ref.name, "width": ref.width,
+              "height": ref.height, "format": ref.format, "sha256": ref.sha256, "file": None}
+    try:
+        data = open_bytes(ref.file)
+    except FileNotFoundError:
+        return {**record, "missing": True}
+    record["file"] = f"references/{stem}.{ref.format}"
+    archive.writestr(record["file"], data, compress_type=zipfile.ZIP_STORED)
+    return record
+
+
+def _judging(run: Run, sides: list[Generation], stems: dict, hidden: bool, user) -> dict[str, list]:
+    """Votes, ratings and notes. While hidden the run page shows no tally and no
+    one else's ratings, so neither does the export."""
+    by_choice = {f"gen:{g.position}": stems[g.id] for g in sides}
+    votes = [{"user": v.user.get_username(), "choice": None if hidden else v.choice,
+              "winner": None if hidden else by_choice.get(v.choice), "blind": v.blind,
+              "created_at": _time(v.created_at), "updated_at": _time(v.updated_at)} for v in run.votes.all()]
+    ratings = [{"user": r.user.get_username(), "generation": stems[g.id], "criterion": r.criterion.name,
+                "stars": r.stars, "updated_at": _time(r.updated_at)}
+               for g in sides for r in g.ratings.all() if not hidden or r.user_id == user.id]
+    notes = [{"author": n.author.get_username(), "body": n.body, "created_at": _time(n.created_at),
+              "updated_at": _time(n.updated_at), "generation": stems.get(n.generation_id)} for n in run.notes.all()]
+    return {"votes": votes, "ratings": ratings, "notes": notes}
+
+
+def run_zip(run: Run, user, url: str) -> bytes:
+    """The ZIP of `run` as `user` may see it. Built in memory: a run is a few images."""
+    sides, hidden = blind.prepare(run, user)
+    stems = _file_stems(sides, hidden)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        manifest = {
+            "format": FORMAT, "id": str(run.id), "url": url, "prompt": run.prompt, "options": run.options,
+            "created_at": _time(run.created_at), "author": run.author.get_username(),
+            "tags": [t.name for t in run.tags.all()], "parent_id": str(run.parent_id) if run.parent_id else None,
+            "blind": run.blind, "names_hidden": hidden, "exported_at": _time(timezone.now()),
+            "references": [_add_reference(archive, ref) for ref in run.references.all()],
+            "generations": [_generation(archive, gen, stems[gen.id], hidden) for gen in sides],
+            **_judging(run, sides, stems, hidden, user),
+        }
+        archive.writestr("run.json", json.dumps(manifest, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder))
+    return buffer.getvalue()
+
+
+# --- metadata stripping (pixels untouched, so no re-encoding loss) ---------------
+
+PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"pHYs",
+            b"bKGD", b"acTL", b"fcTL", b"fdAT"}
+WEBP_KEEP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP", b"ANIM", b"ANMF"}
+
+
+def _strip_png(data: bytes) -> bytes:
+    out, pos = [data[:8]], 8
+    while pos + 12 <= len(data):
+        end = pos + 12 + int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 8] in PNG_KEEP:  # colour chunks stay: designers judge colour
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    out, pos = [data[:2]], 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError("unexpected JPEG structure")
+        marker = data[pos + 1]
+        if marker == 0xDA:  # start of scan: the rest is image data
+            out.append(data[pos:])
+            break
+        segment = data[pos:pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")]
+        metadata = 0xE1 <= marker <= 0xEF or marker == 0xFE  # APP1–APP15 (EXIF, XMP, C2PA) and comments
+        colour = segment[4:16] == b"ICC_PROFILE\0" or segment[4:9] == b"Adobe"
+        if not metadata or colour:
+            out.append(segment)
+        pos += len(segment)
+    return b"".join(out)
+
+
+def _strip_webp(data: bytes) -> bytes:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError("not a WebP file")
+    chunks, pos = [], 12
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4:pos + 8], "little")
+        chunk = data[pos:pos + 8 + size + (size & 1)]
+        if chunk[:4] == b"VP8X":  # clear the EXIF and XMP flags of the chunks dropped below
+            chunk = chunk[:8] + bytes([chunk[8] & ~0x0C & 0xFF]) + chunk[9:]
+        if chunk[:4] in WEBP_KEEP:
+            chunks.append(chunk)
+        pos += len(chunk)
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _reencode(data: bytes, fmt: str) -> bytes:
+    """Fallback for a file the chunk walkers do not understand: Pillow writes no
+    metadata it is not given (JPEG keeps its quantisation tables, so loss is minimal)."""
+    with PILImage.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        extra = {"quality": "keep"} if fmt == "jpeg" else {"lossless": True} if fmt == "webp" else {}
+        img.save(out, fmt.upper(), icc_profile=img.info.get("icc_profile"), **extra)
+        return out.getvalue()
+
+
+def strip_metadata(data: bytes, fmt: str) -> bytes:
+    strip = {"png": _strip_png, "jpeg": _strip_jpeg, "webp": _strip_webp}[fmt]
+    try:
+        return strip(data)
+    except (ValueError, IndexError):
+        return _reencode(data, fmt)
+
+
+# --- the history as CSV / JSON ---------------------------------------------------
+
+
+def _tally_by_key(row: HistoryRow) -> dict[str, int]:
+    keys = {f"gen:{g.position}": g.model_key for g in row.sides}
+    tally = dict.fromkeys([*keys.values(), "tie", "all_bad"], 0)
+    for vote in row.run.votes.all():
+        name = keys.get(vote.choice, vote.choice)
+        tally[name] = tally.get(name, 0) + 1
+    return tally
+
+
+def history_record(row: HistoryRow, url: str) -> dict[str, Any]:
+    """One run of the history export; models, tally and cost stay hidden like on the page."""
+    run = row.run
+    return {
+        "id": str(run.id), "url": url, "created_at": _time(run.created_at), "author": run.author.get_username(),
+        "prompt": run.prompt, "status": row.status, "blind": run.blind, "tags": [t.name for t in run.tags.all()],
+        "models": None if row.hidden else [g.model_key for g in row.sides],
+        "votes_total": row.votes, "tally": None if row.hidden else _tally_by_key(row),
+        "notes_count": row.notes, "total_cost_usd": _money(row.cost),
+    }
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: Any) -> Any:
+    """Spreadsheets run cells starting with = + - @ as formulas; a prompt must stay text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    # The BOM makes Excel read UTF-8 (CJK prompts) instead of the local code page.
+    yield "\ufeff" + writer.writerow(CSV_COLUMNS)
+    for record in records:
+        flat = {
+            **record,
+            "tags": " ".join(record["tags"]),
+            "models": " ".join(record["models"]) if record["models"] is not None else "",
+            "tally": " ".join(f"{k}={n}" for k, n in record["tally"].items()) if record["tally"] is not None else "",
+            "total_cost_usd": record["total_cost_usd"] or "",
+        }
+        yield writer.writerow([_cell(flat[column]) for column in CSV_COLUMNS])

@@ -1,0 +1,270 @@
+"""The run page and everything a team does on it: watch the panes, vote (blind or
+not), rate per criterion, write notes, tag, fork. Each view fits on a screen; the
+fragments are `run.html#…` partials of the one page template."""
+
+import difflib
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from compare import blind, fairness
+from compare.forms_judging import NoteForm, TagsForm, VoteForm, parse_ratings
+from compare.models import Criterion, Generation, Note, Reveal, Run
+from compare.runs import cancel_generations, cast_vote, rate, retry_generation
+from compare.tasks import expire_overdue
+
+RUN_FRAGMENTS = {"votes", "ledger", "notes", "tags"}
+
+
+def get_run_or_404(run_id) -> Run:
+    queryset = Run.objects.select_related("author", "parent").prefetch_related(
+        "generations__images", "generations__ratings", "votes__user", "notes__author", "notes__generation",
+        "references", "tags", "children",
+    )
+    return get_object_or_404(queryset, pk=run_id)
+
+
+def _arena(request: HttpRequest) -> bool:
+    return request.GET.get("arena") == "1" or request.POST.get("arena") == "1"
+
+
+def prompt_diff(parent: str, child: str) -> list[tuple[str, str]]:
+    """Word-level diff: [(op, text)] with op '=', '+' or '-'."""
+    result = []
+    for token in difflib.ndiff(parent.split(), child.split()):
+        op, word = token[0], token[2:]
+        if op in "+- ":
+            result.append(({" ": "=", "+": "+", "-": "-"}[op], word))
+    return result
+
+
+def _run_context(request: HttpRequest, run: Run, **extra) -> dict:
+    generations, hidden = blind.prepare(run, request.user, arena=_arena(request))
+    my_vote = next((v for v in run.votes.all() if v.user_id == request.user.id), None)
+    criteria = list(Criterion.objects.filter(active=True))
+    mine = {(r.generation_id, r.criterion_id): r.stars for g in generations for r in g.ratings.all()
+            if r.user_id == request.user.id}
+    notes = list(run.notes.all())
+    for gen in generations:
+        gen.my_ratings = [(c, mine.get((gen.id, c.id))) for c in criteria]
+        gen.pinned_notes = [n for n in notes if n.generation_id == gen.id]
+    return {
+        "run": run,
+        "generations": generations,
+        "hidden": hidden,
+        "arena": _arena(request),
+        "vote_choices": blind.vote_choices(run, generations, hidden),
+        "tally": [] if hidden else blind.tally(run, generations),
+        "my_vote": my_vote,
+        "my_vote_name": blind.choice_name(run, generations, my_vote.choice) if my_vote else "",
+        "ledger": [] if hidden else fairness.ledger(run, generations),
+        "fairness_warnings": fairness.warnings(run, generations) if run.is_finished and not hidden else [],
+        "references": list(run.references.all()),
+        "note_form": extra.pop("note_form", NoteForm()),
+        "tags_form": TagsForm(),
+        "diff": prompt_diff(run.parent.prompt, run.prompt) if run.parent else [],
+        **extra,
+    }
+
+
+@require_GET
+def run_detail(request: HttpRequest, run_id) -> HttpResponse:
+    expire_overdue()  # no pane may spin past its deadline, even if a worker was lost
+    run = get_run_or_404(run_id)
+    context = _run_context(request, run)
+    if not context["hidden"]:
+        # Remember that this viewer has seen the names: later votes are not blind.
+        Reveal.objects.get_or_create(run=run, user=request.user)
+    return render(request, "run.html", context)
+
+
+@require_GET
+def generation_pane(request: HttpRequest, run_id, generation_id) -> HttpResponse:
+    expire_overdue()
+    context = _run_context(request, get_run_or_404(run_id))
+    gen = next((g for g in context["generations"] if str(g.id) == str(generation_id)), None)
+    if gen is None:
+        raise Http404("No such generation in this run.")
+    return render(request, "run.html#pane", {**context, "gen": gen})
+
+
+@require_GET
+def run_fragment(request: HttpRequest, run_id, name: str) -> HttpResponse:
+    """htmx: a part of the run page that follows the panes until the run is finished."""
+    if name not in RUN_FRAGMENTS:
+        raise Http404("No such part of the run page.")
+    return render(request, f"run.html#{name}", _run_context(request, get_run_or_404(run_id)))
+
+
+@require_POST
+def vote(request: HttpRequest, run_id) -> HttpResponse:
+    run = get_run_or_404(run_id)
+    _, hidden = blind.prepare(run, request.user, arena=_arena(request))
+    form = VoteForm(request.POST, run=run)
+    if not run.is_finished:
+        form.add_error(None, "Votes open once every model has finished.")
+    elif form.is_valid():
+        cast_vote(run, request.user, form.cleaned_data["choice"], blind=hidden)
+        if hidden:
+            # The vote reveals the names to this viewer: show the whole page anew.
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"
+            return response if request.htmx else redirect(_after_reveal(request, run))
+        run = get_run_or_404(run_id)
+    if not request.htmx:
+        for error in form.errors.get("__all__", []) + form.errors.get("choice", []):
+            messages.error(request, error)
+        return redirect(run)
+    status = 422 if form.errors else 200
+    context = _run_context(request, run, vote_errors=form.errors)
+    return render(request, "run.html#votes", context, status=status)
+
+
+def _after_reveal(request: HttpRequest, run: Run) -> str:
+    return run.get_absolute_url() + ("?arena=1" if _arena(request) else "")
+
+
+@require_POST
+def cancel(request: HttpRequest, run_id, generation_id=None) -> HttpResponse:
+    """Cancel one generation, or every unfinished one of the run."""
+    run = get_run_or_404(run_id)
+    pending = run.generations.filter(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING])
+    if generation_id is not None:
+        pending = pending.filter(pk=generation_id)
+    count = cancel_generations(pending)
+    if not request.htmx:
+        messages.info(request, f"Cancelled {count} generation{'s' if count != 1 else ''}." if count else "Nothing to cancel.")
+    return _refresh_or_redirect(request, run)
+
+
+@require_POST
+def retry(request: HttpRequest, run_id, generation_id) -> HttpResponse:
+    """Run a failed, refused, cancelled or interrupted generation again."""
+    run = get_run_or_404(run_id)
+    gen = get_object_or_404(Generation, pk=generation_id, run=run)
+    if not retry_generation(gen) and not request.htmx:
+        messages.error(request, "Only a finished generation that did not succeed can be retried.")
+    return _refresh_or_redirect(request, run)
+
+
+def _refresh_or_redirect(request: HttpRequest, run: Run) -> HttpResponse:
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return redirect(_after_reveal(request, run))
+
+
+@require_POST
+def reveal(request: HttpRequest, run_id) -> HttpResponse:
+    """Show the names without voting; later votes on this run are then not blind."""
+    run = get_run_or_404(run_id)
+    Reveal.objects.get_or_create(run=run, user=request.user)
+    return redirect(run)
+
+
+@require_POST
+def rate_generation(request: HttpRequest, run_id, generation_id) -> HttpResponse:
+    run = get_run_or_404(run_id)
+    gen = next((g for g in run.generations.all() if str(g.id) == str(generation_id)), None)
+    if gen is None:
+        raise Http404("No such generation in this run.")
+    ratings, problems = parse_ratings(request.POST, list(Criterion.objects.filter(active=True)))
+    if gen.status != gen.Status.SUCCEEDED:
+        problems.append("Rate a result once it has finished.")
+    if not problems:
+        for criterion, stars in ratings.items():
+            rate(gen, request.user, criterion, stars)
+    if not request.htmx:
+        for problem in problems:
+            messages.error(request, problem)
+        return redirect(_after_reveal(request, run))
+    context = _run_context(request, get_run_or_404(run_id), rating_errors=problems)
+    gen = next(g for g in context["generations"] if g.id == gen.id)
+    return render(request, "run.html#ratings", {**context, "gen": gen}, status=422 if problems else 200)
+
+
+@require_POST
+def add_note(request: HttpRequest, run_id) -> HttpResponse:
+    run = get_run_or_404(run_id)
+    form = NoteForm(request.POST, run=run)
+    if form.is_valid():
+        form.instance.run = run
+        form.instance.author = request.user
+        form.save()
+        run = get_run_or_404(run_id)
+        form = NoteForm(run=run)
+    elif not request.htmx:
+        messages.error(request, "; ".join(form.errors.get("body", ["The note could not be saved."])))
+    if not request.htmx:
+        return redirect(run)
+    status = 422 if form.errors else 200
+    return render(request, "run.html#notes", _run_context(request, run, note_form=form), status=status)
+
+
+def _own_note_or_404(request: HttpRequest, run_id, note_id) -> Note:
+    # Someone else's note is answered exactly like a missing one.
+    return get_object_or_404(Note, pk=note_id, run_id=run_id, author=request.user)
+
+
+@require_http_methods(["GET", "POST"])
+def edit_note(request: HttpRequest, run_id, note_id) -> HttpResponse:
+    note = _own_note_or_404(request, run_id, note_id)
+    form = NoteForm(request.POST or None, instance=note, run=note.run)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        if not request.htmx:
+            return redirect(note.run)
+        return render(request, "run.html#notes", _run_context(request, get_run_or_404(run_id)))
+    return render(request, "note_edit.html", {"form": form, "note": note, "run": note.run},
+                  status=422 if form.errors else 200)
+
+
+@require_POST
+def delete_note(request: HttpRequest, run_id, note_id) -> HttpResponse:
+    note = _own_note_or_404(request, run_id, note_id)
+    note.delete()
+    if not request.htmx:
+        return redirect(reverse("run_detail", args=[run_id]))
+    return render(request, "run.html#notes", _run_context(request, get_run_or_404(run_id)))
+
+
+@require_POST
+def edit_tags(request: HttpRequest, run_id) -> HttpResponse:
+    run = get_run_or_404(run_id)
+    form = TagsForm(request.POST)
+    if form.is_valid():
+        form.apply(run)
+        run = get_run_or_404(run_id)
+    if not request.htmx:
+        return redirect(run)
+    context = _run_context(request, run)
+    context["tags_form"] = form if form.errors else TagsForm()
+    return render(request, "run.html#tags", context, status=422 if form.errors else 200)
+
+
+@require_GET
+def judge_next(request: HttpRequest) -> HttpResponse:
+    """The arena queue: the next finished run this user has not voted on, shown blind."""
+    skip = request.GET.get("skip", "")
+    queue = Run.objects.exclude(votes__user=request.user).exclude(pk__in=[s for s in skip.split(",") if s][:200])
+    for run in queue.prefetch_related("generations").order_by("-created_at")[:200]:
+        if run.is_finished and len(run.generations.all()) >= 2:
+            return redirect(run.get_absolute_url() + "?arena=1")
+    messages.info(request, "You have judged every finished comparison. Nothing left in the queue.")
+    return redirect("history")
+
+
+@require_GET
+def fork(request: HttpRequest, run_id) -> HttpResponse:
+    run = get_object_or_404(Run, pk=run_id)
+    query = {"from": str(run.id)}
+    for name in ("ref", "regenerate"):
+        if request.GET.get(name):
+            query[name] = request.GET[name]
+    return redirect(reverse("new_run") + "?" + urlencode(query))
+

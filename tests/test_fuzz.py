@@ -1,0 +1,309 @@
+"""Bad input, generated: whatever the new-comparison form or the API is sent, the
+answer is a redirect/201 or a 400 that says what is wrong, never a 5xx, and a
+400 stores nothing. Hostile uploads are refused with a message and store nothing.
+
+Providers are never called: the DummyBackend only records the tasks."""
+
+import base64
+import io
+import json
+import struct
+import uuid
+import zlib
+
+import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from PIL import Image as PILImage
+
+from compare.models import ApiToken, Generation, Reference, Run
+from compare.forms import OPTION_FIELDS
+
+pytestmark = pytest.mark.django_db
+MODELS = ["gpt-image-2", "gemini-3-pro-image"]
+FUZZ = hsettings(max_examples=150, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                        HealthCheck.data_too_large])
+
+
+@pytest.fixture(autouse=True)
+def _no_provider_calls(settings):
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    cache.clear()
+
+
+def counts() -> tuple[int, int, int]:
+    return Run.objects.count(), Generation.objects.count(), Reference.objects.count()
+
+
+def stored_files(settings) -> list[str]:
+    root = settings.MEDIA_ROOT
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+# --- strategies ---------------------------------------------------------------------------
+
+# Text as people (and attackers) type it: any code point but surrogates, control
+# characters and NULs included, now and then very long.
+any_text = st.one_of(
+    st.text(max_size=40),
+    st.text(st.characters(max_codepoint=0x1F), max_size=10),
+    st.text(st.characters(codec="utf-8"), min_size=1, max_size=200),
+    st.builds(lambda c, n: c * n, st.sampled_from(["x", "界", "😀", "\x00", " "]), st.integers(0, 40_000)),
+)
+model_keys = st.lists(
+    st.one_of(st.sampled_from([*MODELS, "gpt-image-1.5", "nano-banana", "", " gpt-image-2", "GPT-IMAGE-2"]), any_text),
+    max_size=5,
+)
+wxh = st.builds(
+    lambda w, sep, h: f"{w}{sep}{h}",
+    st.one_of(st.integers(-100, 100_000), st.sampled_from(["", "auto", "1e3", "0x10", "١٠٢٤"])),
+    st.sampled_from(["x", "X", "×", "*", " x ", "", "xx"]),
+    st.one_of(st.integers(-100, 100_000), st.sampled_from(["", "auto", "1024.5"])),
+)
+VALID = {
+    "aspect_ratio": ["1:1", "16:9", "9:16", "4:3", "21:9", "auto"],
+    "resolution": ["1K", "2K", "4K"],
+    "quality": ["auto", "low", "medium", "high"],
+    "output_format": ["png", "jpeg", "webp"],
+    "background": ["auto", "opaque", "transparent"],
+    "moderation": ["auto", "low"],
+}
+
+
+def option_value(name: str):
+    numbers = st.integers(-10**12, 10**12).map(str)
+    if name == "size":
+        return st.one_of(wxh, any_text)
+    if name in ("n", "partial_images", "output_compression"):
+        return st.one_of(st.integers(-3, 120).map(str), numbers, any_text, st.sampled_from(["1.5", "１", "+2"]))
+    if name == "grounding":
+        return st.sampled_from(["on", "off", "true", "", "0", "1"])
+    return st.one_of(st.sampled_from(VALID.get(name, [""])), any_text)
+
+
+form_data = st.fixed_dictionaries(
+    {"prompt": st.one_of(st.sampled_from(["a red fox in snow", "海边的灯塔"]), any_text), "models": model_keys},
+    optional={
+        **{name: option_value(name) for name in OPTION_FIELDS},
+        "blind": st.sampled_from(["on", "", "yes"]),
+        "tags": st.one_of(st.sampled_from(["poster ui-mockup", "#zh, Poster", ""]), any_text),
+        "parent": st.one_of(st.uuids().map(str), any_text),
+        "reuse": st.lists(st.one_of(st.text("0123456789abcdef", min_size=64, max_size=64), any_text), max_size=3),
+        "unknown_field": any_text,
+    },
+)
+
+
+@pytest.fixture
+def logged_in(client, user):
+    client.force_login(user)
+    return client
+
+
+@FUZZ
+@given(data=form_data)
+def test_the_new_run_form_never_fails_on_any_input(logged_in, settings, data):
+    before = counts()
+    response = logged_in.post("/", data)
+    assert response.status_code in (302, 400), f"{response.status_code} for {data!r}"
+    if response.status_code == 400:
+        assert counts() == before, f"a 400 stored rows for {data!r}"
+        assert 'role="alert"' in response.content.decode(), f"a 400 without a visible message for {data!r}"
+    else:
+        assert counts()[0] == before[0] + 1
+
+
+@FUZZ
+@given(data=st.fixed_dictionaries({"prompt": st.just("a red fox"), "models": st.just(MODELS)}, optional={
+    name: option_value(name) for name in OPTION_FIELDS}))
+def test_the_new_run_form_with_valid_models_and_random_options(logged_in, data):
+    """The options on their own, so invalid models do not hide every other problem."""
+    before = counts()
+    response = logged_in.post("/", data)
+    assert response.status_code in (302, 400), f"{response.status_code} for {data!r}"
+    if response.status_code == 400:
+        assert counts() == before and 'role="alert"' in response.content.decode(), data
+
+
+# --- the JSON API ------------------------------------------------------------------------------
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                         st.floats(allow_nan=False, allow_infinity=False), any_text)
+json_values = st.recursive(json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=12)
+b64_strings = st.one_of(
+    st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode()),
+    st.binary(max_size=50).map(lambda b: "data:image/png;base64," + base64.b64encode(b).decode()),
+    any_text,
+)
+
+
+def api_value(name: str):
+    right = {
+        "prompt": st.one_of(st.just("a red fox"), any_text),
+        "models": st.one_of(st.just(MODELS), model_keys),
+        "references": st.lists(b64_strings, max_size=3),
+        "mask": b64_strings,
+        "reuse": st.lists(st.text("0123456789abcdef", min_size=64, max_size=64), max_size=2),
+        "blind": st.booleans(), "grounding": st.booleans(),
+        "n": st.integers(-5, 10), "partial_images": st.integers(-5, 10), "output_compression": st.integers(-5, 200),
+        "parent": st.one_of(st.uuids().map(str), any_text),
+    }.get(name) or option_value(name)
+    return st.one_of(right, right, json_values)  # the right type twice as often as anything at all
+
+
+api_fields = ["prompt", "models", *OPTION_FIELDS, "references", "mask", "reuse", "blind", "tags", "parent"]
+api_body = st.one_of(
+    st.fixed_dictionaries({}, optional={name: api_value(name) for name in api_fields}),
+    st.fixed_dictionaries({"prompt": st.just("a red fox"), "models": st.just(MODELS)},
+                          optional={name: api_value(name) for name in api_fields[2:]}),
+    st.dictionaries(st.text(max_size=12), json_values, max_size=4),  # unknown fields
+    json_values,  # not even an object
+)
+
+
+@pytest.fixture
+def api(user):
+    token = ApiToken.issue(user, "fuzz")[1]
+    client = Client(raise_request_exception=False)
+
+    def post(body: str):
+        return client.post("/api/runs", body, content_type="application/json",
+                           headers={"Authorization": f"Bearer {token}"})
+
+    return post
+
+
+@FUZZ
+@given(body=api_body)
+def test_the_api_never_fails_on_any_json(api, body):
+    before = counts()
+    response = api(json.dumps(body))
+    assert response.status_code in (201, 400), f"{response.status_code} {response.content[:300]!r} for {body!r}"
+    payload = response.json()
+    if response.status_code == 400:
+        assert counts() == before, f"a 400 stored rows for {body!r}"
+        assert isinstance(payload["error"]["message"], str) and payload["error"]["message"], body
+    else:
+        assert counts()[0] == before[0] + 1 and payload["id"]
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=100), st.text(max_size=100).map(str.encode),
+                     st.sampled_from([b"", b"{", b"[1,", b"\xff\xfe{}", b'{"prompt": "\\ud800"}', b"1e999999",
+                                      b'{"n": 1e400}', b"[" * 5000 + b"]" * 5000])))
+def test_the_api_never_fails_on_any_bytes(api, raw):
+    before = counts()
+    response = api(raw)
+    assert response.status_code == 400, f"{response.status_code} for {raw[:80]!r}"
+    assert response.json()["error"]["message"] and counts() == before
+
+
+# --- hostile uploads ------------------------------------------------------------------------------
+
+
+def png(size=(32, 32), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    PILImage.new(mode, size, "red" if mode != "1" else 1).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def jpeg() -> bytes:
+    buf = io.BytesIO()
+    PILImage.new("RGB", (32, 32), "blue").save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def png_bomb(width=20_000, height=20_000) -> bytes:
+    """A valid 1-bit PNG of width×height all-black pixels: 50 MB of pixels in ~50 kB,
+    written by hand so the test never holds the pixels in memory."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'
+HOSTILE = {
+    "empty": (b"", "ref.png", "empty"),
+    "random bytes": (bytes(range(256)) * 8, "ref.png", "not a readable image"),
+    "truncated PNG": (png((256, 256))[:200], "ref.png", "not a readable image"),
+    "PNG header only": (png()[:33], "ref.png", "not a readable image"),
+    "PNG bomb": (png_bomb(), "bomb.png", "too many pixels"),
+    "SVG with script": (SVG, "evil.png", "not a readable image"),
+    "SVG named svg": (SVG, "evil.svg", "not a readable image"),
+    "GIF": (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00"
+            b"\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;", "anim.gif", "not supported"),
+    "HTML": (b"<!doctype html><script>alert(1)</script>", "page.png", "not a readable image"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_uploads_are_refused_with_a_message_and_nothing_is_stored(logged_in, settings, name):
+    data, filename, message = HOSTILE[name]
+    upload = SimpleUploadedFile(filename, data, "image/png")
+    response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert message in html.lower() or message in html, html[html.find('role="alert"') - 200:][:600]
+    assert counts() == (0, 0, 0) and stored_files(settings) == []
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_uploads_through_the_api(api, settings, name):
+    data, _, message = HOSTILE[name]
+    response = api(json.dumps({"prompt": "a red fox", "models": MODELS,
+                               "references": [base64.b64encode(data).decode()]}))
+    assert response.status_code == 400
+    assert message in json.dumps(response.json()).lower()
+    assert counts() == (0, 0, 0) and stored_files(settings) == []
+
+
+def test_a_mask_that_is_not_an_image_is_refused(logged_in, settings):
+    response = logged_in.post("/", {
+        "prompt": "a red fox", "models": MODELS,
+        "references": [SimpleUploadedFile("ref.png", png(), "image/png")],
+        "mask": SimpleUploadedFile("mask.png", SVG, "image/png"),
+    })
+    assert response.status_code == 400 and "Mask:" in response.content.decode()
+    assert counts() == (0, 0, 0) and stored_files(settings) == []
+
+
+def test_random_bytes_as_references_never_fail(logged_in, settings):
+    """A quick sweep of byte soups that start like real formats."""
+    prefixes = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b"GIF8", b"BM", b"II*\x00", b""]
+    for index, prefix in enumerate(prefixes):
+        soup = prefix + uuid.uuid4().bytes * (index + 1)
+        response = logged_in.post("/", {"prompt": "a fox", "models": MODELS,
+                                        "references": [SimpleUploadedFile("x.png", soup, "image/png")]})
+        assert response.status_code == 400, prefix
+    assert counts() == (0, 0, 0) and stored_files(settings) == []
+
+
+def test_a_jpeg_named_png_is_judged_by_its_bytes(logged_in, settings):
+    """Not refused: the type comes from the content, never from the name or the
+    browser's claim, and the file is re-encoded and served as what it really is."""
+    upload = SimpleUploadedFile("photo.png", jpeg(), "image/png")
+    response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
+    assert response.status_code == 302
+    ref = Reference.objects.get()
+    assert ref.format == "jpeg" and ref.file.endswith(".jpeg") and ref.name == "photo.png"
+    served = logged_in.get(ref.url)
+    assert served["Content-Type"] == "image/jpeg" and served["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(served.streaming_content)[:3] == b"\xff\xd8\xff"
+
+
+def test_an_image_with_a_payload_after_its_end_is_stored_clean(logged_in):
+    """Bytes after IEND (polyglots) do not survive the re-encoding."""
+    upload = SimpleUploadedFile("ref.png", png() + b"<script>alert(1)</script>", "image/png")
+    assert logged_in.post("/", {"prompt": "a fox", "models": MODELS, "references": [upload]}).status_code == 302
+    served = b"".join(logged_in.get(Reference.objects.get().url).streaming_content)
+    assert b"<script>" not in served and served.startswith(b"\x89PNG")

@@ -1,0 +1,225 @@
+"""Nothing lost: provider faults (every fault × both protocols through the
+simulator), retries, deadlines, cancel and retry, fallback, cache, budget guard,
+atomic image writes, and what a restart does with unfinished generations."""
+
+import html
+import re
+import importlib
+from decimal import Decimal
+
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from compare import images
+from compare.models import Generation, Image, Run, TeamSettings
+from tests.conftest import wait_for_generations
+
+pytestmark = pytest.mark.django_db(transaction=True)
+BOTH = ["gpt-image-2", "gemini-3-pro-image"]
+SIDE = {"openai": 0, "gemini": 1}
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(settings):
+    settings.COMPARE_MAX_ATTEMPTS = 2
+
+
+def run_with(client, prompt, **options):
+    data = {"prompt": prompt, "models": BOTH, "aspect_ratio": "1:1", "resolution": "1K", "regenerate": "on", **options}
+    response = client.post("/", data)
+    assert response.status_code == 302, response.content.decode()[:600]
+    run = Run.objects.latest("created_at")
+    return run, sorted(wait_for_generations(run, timeout=60), key=lambda g: g.position)
+
+
+# (fault, protocol) → (status, error kind, attempts) with COMPARE_MAX_ATTEMPTS = 2
+FAULT_MATRIX = [
+    ("rate_limit", "openai", "failed", "rate_limit", 2),
+    ("rate_limit", "gemini", "failed", "rate_limit", 2),
+    ("quota", "openai", "failed", "quota", 1),
+    ("quota", "gemini", "failed", "quota", 1),
+    ("server_error", "openai", "failed", "server", 2),
+    ("server_error", "gemini", "failed", "server", 2),
+    ("overloaded", "openai", "failed", "overloaded", 2),
+    ("overloaded", "gemini", "failed", "overloaded", 2),
+    ("malformed", "openai", "failed", "malformed", 2),
+    ("malformed", "gemini", "failed", "malformed", 2),
+    ("refusal", "openai", "refused", "refused", 1),
+    ("refusal", "gemini", "refused", "refused", 1),
+    ("prompt_blocked", "openai", "refused", "refused", 1),
+    ("prompt_blocked", "gemini", "refused", "refused", 1),
+    ("no_image", "gemini", "refused", "refused", 1),
+    ("text_only", "gemini", "refused", "refused", 1),
+    ("auth", "openai", "failed", "auth", 1),
+    ("auth", "gemini", "failed", "auth", 1),
+]
+
+
+@pytest.mark.parametrize(("fault", "protocol", "status", "kind", "attempts"), FAULT_MATRIX)
+def test_fault_matrix(auth_client, simulator, fault, protocol, status, kind, attempts):
+    run, gens = run_with(auth_client, f"poster [[fault:{fault}@{protocol}]]")
+    hit, other = gens[SIDE[protocol]], gens[1 - SIDE[protocol]]
+    assert (hit.status, hit.error_kind, hit.attempts) == (status, kind, attempts)
+    assert hit.error_message and len(hit.attempt_log) == attempts
+    assert other.status == "succeeded"  # one side's trouble never stops the other
+    page = auth_client.get(run.get_absolute_url()).content.decode()
+    assert html.escape(hit.error_headline) in page and "Retry</button>" in page
+
+
+@pytest.mark.parametrize("protocol", ["openai", "gemini"])
+def test_a_timeout_is_retried_then_reported(auth_client, simulator, settings, protocol):
+    settings.COMPARE_REQUEST_TIMEOUT = 1.0
+    _, gens = run_with(auth_client, f"slow [[fault:timeout:5@{protocol}]]")
+    hit = gens[SIDE[protocol]]
+    assert (hit.status, hit.error_kind, hit.attempts) == ("failed", "timeout", 2)
+
+
+def test_a_cut_off_stream_is_retried(auth_client, simulator):
+    _, (gpt, _) = run_with(auth_client, "stream [[fault:cutoff@openaix1]]", partial_images="1")
+    assert gpt.status == "succeeded" and gpt.attempts == 2
+    assert gpt.attempt_log[0]["ok"] is False and "cut off" in gpt.attempt_log[0]["error"]
+
+
+@pytest.mark.parametrize("protocol", ["openai", "gemini"])
+def test_rate_limits_are_retried_honouring_retry_after(auth_client, simulator, settings, protocol):
+    settings.COMPARE_MAX_ATTEMPTS = 3
+    _, gens = run_with(auth_client, f"busy [[fault:rate_limit@{protocol}x2]]")
+    hit = gens[SIDE[protocol]]
+    assert (hit.status, hit.attempts) == ("succeeded", 3)
+    failed = [a for a in hit.attempt_log if not a["ok"]]
+    assert [a["kind"] for a in failed] == ["rate_limit", "rate_limit"]
+    # The simulator asks for 1 s; the retries waited at least that long.
+    assert (hit.finished_at - hit.started_at).total_seconds() >= 2.0
+
+
+def test_a_generation_past_its_deadline_is_failed_not_left_spinning(auth_client, user, settings):
+    settings.COMPARE_GENERATION_DEADLINE = 5
+    run = Run.objects.create(author=user, prompt="stuck", options={"n": 1})
+    gen = Generation.objects.create(
+        run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2", model_id="gpt-image-2",
+        status="running", started_at=timezone.now() - timezone.timedelta(minutes=5),
+    )
+    pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()
+    gen.refresh_from_db()
+    assert (gen.status, gen.error_kind) == ("failed", "timeout")
+    assert "The provider took too long to answer." in pane and 'hx-trigger="every' not in pane
+
+
+def test_cancel_a_generation_then_retry_it(auth_client, simulator):
+    auth_client.post("/", {"prompt": "slow [[latency:3]]", "models": BOTH, "regenerate": "on"})
+    run = Run.objects.get()
+    gpt = run.generations.get(position=0)
+    response = auth_client.post(f"/runs/{run.id}/generations/{gpt.id}/cancel", HTTP_HX_REQUEST="true")
+    assert response.status_code == 204 and response["HX-Refresh"] == "true"
+    wait_for_generations(run)
+    gpt.refresh_from_db()
+    assert gpt.status == "cancelled" and not gpt.images.filter(is_partial=False).exists()  # the late result was dropped
+    assert run.generations.get(position=1).status == "succeeded"
+    auth_client.post(f"/runs/{run.id}/generations/{gpt.id}/retry")
+    wait_for_generations(run)
+    gpt.refresh_from_db()
+    assert gpt.status == "succeeded" and gpt.images.filter(is_partial=False).count() == 1
+    assert any("retried_at" in entry for entry in gpt.attempt_log)  # the earlier try stays on record
+    assert auth_client.post(f"/runs/{run.id}/generations/{gpt.id}/retry").status_code == 302
+    gpt.refresh_from_db()
+    assert gpt.status == "succeeded"  # a success is not retried
+
+
+def test_cancel_the_whole_run(auth_client, simulator):
+    auth_client.post("/", {"prompt": "slow [[latency:3]]", "models": BOTH, "regenerate": "on"})
+    run = Run.objects.get()
+    auth_client.post(f"/runs/{run.id}/cancel")
+    assert set(run.generations.values_list("status", flat=True)) == {"cancelled"}
+    wait_for_generations(run)
+    assert set(run.generations.values_list("status", flat=True)) == {"cancelled"}
+
+
+def test_fallback_model_runs_as_a_labelled_extra_side(auth_client, simulator):
+    run, gens = run_with(auth_client, "poster [[fault:server_error@gemini]]", fallback_model="gpt-image-2")
+    run_gens = wait_for_generations(run, timeout=60)
+    fallback = next(g for g in run_gens if g.fallback_of_id)
+    assert fallback.fallback_of.model_key == "gemini-3-pro-image" and fallback.model_key == "gpt-image-2"
+    assert fallback.status == "succeeded" and fallback.position == 2
+    page = auth_client.get(run.get_absolute_url()).content.decode()
+    assert "GPT Image 2 (fallback for Nano Banana Pro)" in page
+
+
+def test_fallback_to_a_lower_quality(auth_client, simulator):
+    run, _ = run_with(auth_client, "poster [[fault:server_error@openaix2]]", quality="high", fallback_quality="low")
+    run_gens = wait_for_generations(run, timeout=60)
+    fallback = next(g for g in run_gens if g.fallback_of_id)
+    assert fallback.model_key == "gpt-image-2" and fallback.params_sent["quality"] == "low"
+    assert fallback.status == "succeeded"
+
+
+def test_an_identical_request_is_served_from_the_cache_at_no_cost(auth_client, simulator):
+    data = {"prompt": "the same poster", "models": BOTH, "aspect_ratio": "1:1", "resolution": "1K"}
+    auth_client.post("/", data)
+    first = Run.objects.get()
+    wait_for_generations(first)
+    auth_client.post("/", data)
+    second = Run.objects.exclude(pk=first.pk).get()
+    for gen in wait_for_generations(second):
+        original = first.generations.get(model_key=gen.model_key)
+        assert gen.cached_from == original and gen.cost_usd == Decimal("0") and gen.attempts == 0
+        assert gen.images.get().sha256 == original.images.get().sha256
+    assert "cached</span>" in auth_client.get(second.get_absolute_url()).content.decode()
+    auth_client.post("/", {**data, "regenerate": "on"})
+    third = Run.objects.exclude(pk__in=[first.pk, second.pk]).get()
+    assert all(g.cached_from is None and g.cost_usd > 0 for g in wait_for_generations(third))
+    form = auth_client.get(f"/runs/{first.id}/fork?regenerate=1", follow=True).content.decode()
+    assert re.search(r'name="regenerate"[^>]*checked', form)
+
+
+def test_budget_guard_daily_limit_and_in_flight_limit(auth_client, client, user):
+    TeamSettings.objects.update_or_create(pk=1, defaults={"daily_budget_usd": Decimal("0.10"), "max_in_flight": 24})
+    response = auth_client.post("/", {"prompt": "pricey", "models": BOTH})
+    assert response.status_code == 400
+    assert "would take you past today&#x27;s limit of $0.10" in response.content.decode()
+    assert not Run.objects.exists()
+    TeamSettings.objects.filter(pk=1).update(daily_budget_usd=0, max_in_flight=1)
+    response = auth_client.post("/", {"prompt": "two at once", "models": BOTH})
+    assert response.status_code == 400 and "the limit is 1" in response.content.decode()
+    from compare.models import ApiToken
+
+    _, token = ApiToken.issue(user, "s")
+    api = client.post("/api/runs", {"prompt": "x", "models": BOTH}, content_type="application/json",
+                      HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.status_code == 429 and "the limit is 1" in api.json()["error"]["message"]
+    assert not Run.objects.exists()
+
+
+def test_a_failure_while_storing_images_leaves_no_row_and_no_file(auth_client, simulator, monkeypatch, settings):
+    settings.COMPARE_MAX_ATTEMPTS = 1
+    real_store = images.store
+    calls = []
+
+    def failing_store(data):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_store(data)
+
+    monkeypatch.setattr(images, "store", failing_store)
+    run, (gpt, gemini) = run_with(auth_client, "two images", n="2", models=["gpt-image-2", "gemini-3-pro-image"])
+    failed = [g for g in (gpt, gemini) if g.status == "failed"]
+    assert len(failed) == 1 and not failed[0].images.exists()
+    kept = {img.file for img in Image.objects.all()}
+    written = {f"images/{d}/{name}" for d in default_storage.listdir("images")[0]
+               for name in default_storage.listdir(f"images/{d}")[1]}
+    assert written == kept  # the one file stored before the failure was removed again
+
+
+def test_a_restart_resumes_queued_and_marks_running_interrupted(user, settings):
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    serve = importlib.import_module("compare.management.commands.serve")
+    run = Run.objects.create(author=user, prompt="p", options={"n": 1})
+    queued = Generation.objects.create(run=run, position=0, model_key="gpt-image-2", model_label="G", model_id="g")
+    running = Generation.objects.create(run=run, position=1, model_key="gemini-3-pro-image", model_label="N",
+                                        model_id="n", status="running", started_at=timezone.now())
+    assert serve.resume_unfinished() == (1, 1)
+    running.refresh_from_db()
+    queued.refresh_from_db()
+    assert (running.status, running.error_kind) == ("failed", "interrupted") and "Retry" in running.error_message
+    assert queued.status == "queued"  # handed to the task backend again
