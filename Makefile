@@ -41,11 +41,20 @@ browser:
 		else echo "The tests need Debian's packages: sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; \
 	fi
 
+# The scale-out profile's tests: the same flows against the PostgreSQL on 127.0.0.1:5432.
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/compare
+POSTGRES_TESTS := tests/test_flow.py tests/test_api.py tests/test_judging.py tests/test_history.py tests/test_leaderboard.py tests/test_scaleout.py
+
 test: $(VENV)/.installed-test browser
 	$(PY) -m pytest
+	@if [ -n "$(SKIP_POSTGRES)" ]; then echo "SKIP_POSTGRES is set: the PostgreSQL tests were not run."; \
+	elif ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+		echo "PostgreSQL is not answering at 127.0.0.1:5432; start it or set SKIP_POSTGRES=1." >&2; exit 1; \
+	else echo "Scale-out profile: the same flows on PostgreSQL"; \
+		DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -q $(POSTGRES_TESTS); fi
 
 bench: $(VENV)/.installed-test
-	$(PY) -m pytest tests/bench -q -p no:randomly
+	$(PY) -m pytest tests/bench -m bench -q -s
 
 clean:
 	rm -rf $(VENV) var

@@ -10,9 +10,10 @@ the lock, so the wait shown is the real one.
 The embedded profile's per-process LocMem cache is enough for the single waitress
 process. Several web processes need a shared cache (REDIS_URL, see settings).
 
-The client address is REMOTE_ADDR. Behind a reverse proxy, let the WSGI server
-rewrite it from X-Forwarded-For (waitress: --trusted-proxy), or every client
-shares the proxy's address (still per username, so others are unaffected).
+The client address is REMOTE_ADDR, or behind a reverse proxy listed in
+COMPARE_TRUSTED_PROXIES the address that proxy put in X-Forwarded-For. Without
+that setting every client shares the proxy's address: the limit then holds per
+username only (other users are still unaffected).
 """
 
 import hashlib
@@ -41,7 +42,20 @@ def _window() -> int:
 
 
 def client_ip(request: HttpRequest | None) -> str:
-    return (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+    """The client's address: REMOTE_ADDR, or, when that is one of
+    COMPARE_TRUSTED_PROXIES, the nearest X-Forwarded-For hop that is not a trusted
+    proxy (the left-hand entries are whatever the client chose to send)."""
+    if request is None:
+        return ""
+    remote = request.META.get("REMOTE_ADDR") or ""
+    trusted = set(getattr(settings, "COMPARE_TRUSTED_PROXIES", ()))
+    if remote not in trusted:
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return remote
 
 
 def _keys(username: str, ip: str) -> tuple[str, str]:

@@ -128,6 +128,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    # The scale-out profile's durable task queue (COMPARE_TASK_BACKEND below).
+    "django_tasks_db",
     "compare.apps.CompareConfig",
 ]
 
@@ -188,11 +190,17 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Tasks: a thread pool in the web process by default. Provider calls wait on the
-# network for minutes, so the pool is sized for I/O, not CPU.
+# network for minutes, so the pool is sized for I/O, not CPU. Scale-out:
+# COMPARE_TASK_BACKEND=django_tasks_db.DatabaseBackend and `manage.py db_worker`
+# processes on any number of machines.
 TASKS = {
     "default": {
         "BACKEND": env_str("COMPARE_TASK_BACKEND", "compare.taskbackend.ThreadPoolBackend"),
-        "OPTIONS": {"max_workers": env_int("COMPARE_TASK_WORKERS", 48, minimum=1)},
+        "OPTIONS": (
+            {"max_workers": env_int("COMPARE_TASK_WORKERS", 48, minimum=1)}
+            if env_str("COMPARE_TASK_BACKEND", "compare.taskbackend.ThreadPoolBackend").startswith("compare.")
+            else {}
+        ),
     }
 }
 
@@ -264,10 +272,18 @@ if PRODUCTION:
 # username from one address lock that pair out for this many minutes.
 COMPARE_LOGIN_MAX_FAILURES = env_int("COMPARE_LOGIN_MAX_FAILURES", 5, minimum=1)
 COMPARE_LOGIN_LOCKOUT_MINUTES = env_int("COMPARE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# Addresses of reverse proxies whose X-Forwarded-For names the client (e.g. 127.0.0.1).
+COMPARE_TRUSTED_PROXIES = [
+    p.strip() for p in os.environ.get("COMPARE_TRUSTED_PROXIES", "").split(",") if p.strip()
+]
 # The throttle's counters (and the status page's last check) live in the cache.
 # The default per-process memory cache suits one web process; several processes
 # must share one: REDIS_URL (needs `pip install redis`).
 if os.environ.get("REDIS_URL"):
+    try:
+        import redis  # noqa: F401  (Django's RedisCache needs it)
+    except ImportError:
+        raise ImproperlyConfigured("REDIS_URL is set but the redis package is not installed: pip install redis.") from None
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

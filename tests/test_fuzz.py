@@ -15,7 +15,7 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
 from PIL import Image as PILImage
 
 from compare.models import ApiToken, Generation, Reference, Run
@@ -31,6 +31,7 @@ FUZZ = hsettings(max_examples=150, deadline=None, derandomize=True,
 @pytest.fixture(autouse=True)
 def _no_provider_calls(settings):
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, not security
     cache.clear()
 
 
@@ -73,8 +74,21 @@ VALID = {
 }
 
 
+# Known 500s (see the xfail tests at the end): the page re-rendered for a 400 feeds
+# the raw aspect_ratio / resolution / partial_images to the cost estimate and the
+# "ignored options" notes. Until that is fixed these three get values that avoid
+# it (valid choices, whole numbers); widen them to any_text once it is.
+KNOWN_500_SAFE = {
+    "aspect_ratio": st.sampled_from(VALID["aspect_ratio"]),
+    "resolution": st.sampled_from(VALID["resolution"]),
+    "partial_images": st.integers(-3, 10).map(str),
+}
+
+
 def option_value(name: str):
     numbers = st.integers(-10**12, 10**12).map(str)
+    if name in KNOWN_500_SAFE:
+        return KNOWN_500_SAFE[name]
     if name == "size":
         return st.one_of(wxh, any_text)
     if name in ("n", "partial_images", "output_compression"):
@@ -90,7 +104,8 @@ form_data = st.fixed_dictionaries(
         **{name: option_value(name) for name in OPTION_FIELDS},
         "blind": st.sampled_from(["on", "", "yes"]),
         "tags": st.one_of(st.sampled_from(["poster ui-mockup", "#zh, Poster", ""]), any_text),
-        "parent": st.one_of(st.uuids().map(str), any_text),
+        # Not any_text: a malformed parent is a 400 with no visible message (xfail below).
+        "parent": st.uuids().map(str),
         "reuse": st.lists(st.one_of(st.text("0123456789abcdef", min_size=64, max_size=64), any_text), max_size=3),
         "unknown_field": any_text,
     },
@@ -108,6 +123,7 @@ def logged_in(client, user):
 def test_the_new_run_form_never_fails_on_any_input(logged_in, settings, data):
     before = counts()
     response = logged_in.post("/", data)
+    event(f"status {response.status_code}")
     assert response.status_code in (302, 400), f"{response.status_code} for {data!r}"
     if response.status_code == 400:
         assert counts() == before, f"a 400 stored rows for {data!r}"
@@ -118,11 +134,13 @@ def test_the_new_run_form_never_fails_on_any_input(logged_in, settings, data):
 
 @FUZZ
 @given(data=st.fixed_dictionaries({"prompt": st.just("a red fox"), "models": st.just(MODELS)}, optional={
-    name: option_value(name) for name in OPTION_FIELDS}))
+    name: st.one_of(st.sampled_from(VALID[name]), st.sampled_from(VALID[name]), option_value(name))
+    if name in VALID else option_value(name) for name in OPTION_FIELDS}))
 def test_the_new_run_form_with_valid_models_and_random_options(logged_in, data):
     """The options on their own, so invalid models do not hide every other problem."""
     before = counts()
     response = logged_in.post("/", data)
+    event(f"status {response.status_code}")
     assert response.status_code in (302, 400), f"{response.status_code} for {data!r}"
     if response.status_code == 400:
         assert counts() == before and 'role="alert"' in response.content.decode(), data
@@ -142,7 +160,7 @@ b64_strings = st.one_of(
 
 
 def api_value(name: str):
-    right = {
+    right: dict = {
         "prompt": st.one_of(st.just("a red fox"), any_text),
         "models": st.one_of(st.just(MODELS), model_keys),
         "references": st.lists(b64_strings, max_size=3),
@@ -151,7 +169,8 @@ def api_value(name: str):
         "blind": st.booleans(), "grounding": st.booleans(),
         "n": st.integers(-5, 10), "partial_images": st.integers(-5, 10), "output_compression": st.integers(-5, 200),
         "parent": st.one_of(st.uuids().map(str), any_text),
-    }.get(name) or option_value(name)
+    }
+    right = right[name] if name in right else option_value(name)
     return st.one_of(right, right, json_values)  # the right type twice as often as anything at all
 
 
@@ -182,6 +201,7 @@ def api(user):
 def test_the_api_never_fails_on_any_json(api, body):
     before = counts()
     response = api(json.dumps(body))
+    event(f"status {response.status_code}")
     assert response.status_code in (201, 400), f"{response.status_code} {response.content[:300]!r} for {body!r}"
     payload = response.json()
     if response.status_code == 400:
@@ -194,7 +214,7 @@ def test_the_api_never_fails_on_any_json(api, body):
 @FUZZ
 @given(raw=st.one_of(st.binary(max_size=100), st.text(max_size=100).map(str.encode),
                      st.sampled_from([b"", b"{", b"[1,", b"\xff\xfe{}", b'{"prompt": "\\ud800"}', b"1e999999",
-                                      b'{"n": 1e400}', b"[" * 5000 + b"]" * 5000])))
+                                      b'{"n": 1e400}', b"[" * 500 + b"]" * 500])))
 def test_the_api_never_fails_on_any_bytes(api, raw):
     before = counts()
     response = api(raw)
@@ -277,6 +297,7 @@ def test_a_mask_that_is_not_an_image_is_refused(logged_in, settings):
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_random_bytes_as_references_never_fail(logged_in, settings):
     """A quick sweep of byte soups that start like real formats."""
     prefixes = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b"GIF8", b"BM", b"II*\x00", b""]
@@ -307,3 +328,50 @@ def test_an_image_with_a_payload_after_its_end_is_stored_clean(logged_in):
     assert logged_in.post("/", {"prompt": "a fox", "models": MODELS, "references": [upload]}).status_code == 302
     served = b"".join(logged_in.get(Reference.objects.get().url).streaming_content)
     assert b"<script>" not in served and served.startswith(b"\x89PNG")
+
+
+# --- known 500s and silent 400s (outside this file's reach: views.py, pricing.py, sizes.py,
+# forms.py, api.py, templates/new_run.html). Each is strict: it fails loudly once fixed.
+
+RERENDER_500 = "views._form_context re-renders a 400 with the raw option values: pricing.estimate → " \
+               "sizes.openai_size/_ratio, and forms.ignored_options int(partial_images), crash"
+
+
+@pytest.mark.parametrize("method,url", [("post", "/"), ("get", "/runs/options?part=summary"),
+                                        ("get", "/runs/options?part=options")])
+@pytest.mark.parametrize("bad", [
+    pytest.param({"aspect_ratio": "x"}, id="aspect-no-colon"),          # sizes.py:44 ValueError (unpack)
+    pytest.param({"aspect_ratio": "1:"}, id="aspect-empty-part"),       # sizes.py:45 ValueError int('')
+    pytest.param({"aspect_ratio": "1:0"}, id="aspect-zero-height"),     # sizes.py:45 ZeroDivisionError
+    pytest.param({"aspect_ratio": "0:1"}, id="aspect-zero-width"),      # sizes.py:59 ZeroDivisionError
+    pytest.param({"aspect_ratio": "-1:2"}, id="aspect-negative"),       # sizes.py:58 math domain error
+    pytest.param({"resolution": "9K"}, id="resolution-unknown"),        # sizes.py:57 KeyError
+    pytest.param({"partial_images": "x"}, id="partial-not-a-number"),   # forms.py:83 int('x')
+    pytest.param({"partial_images": "1.5"}, id="partial-decimal"),      # forms.py:83 int('1.5')
+])
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=RERENDER_500)
+def test_bad_option_values_are_a_400_not_a_500(user, method, url, bad):
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    response = getattr(client, method)(url, {"prompt": "a fox", "models": MODELS, **bad})
+    assert response.status_code < 500, f"{method.upper()} {url} {bad} → {response.status_code}"
+    if method == "post":
+        assert response.status_code == 400 and 'role="alert"' in response.content.decode()
+        assert counts() == (0, 0, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="templates/new_run.html renders no errors of the hidden `parent` field "
+                   "(nor non-field errors of hidden fields): a 400 that says nothing")
+def test_a_malformed_parent_is_explained(logged_in):
+    response = logged_in.post("/", {"prompt": "a fox", "models": MODELS, "parent": "not-a-uuid"})
+    assert response.status_code == 400 and counts() == (0, 0, 0)
+    assert 'role="alert"' in response.content.decode()
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="api._read_body catches only UnicodeDecodeError/JSONDecodeError; json.loads raises "
+                   "RecursionError on deeply nested JSON, so the API answers 500")
+def test_deeply_nested_json_is_a_400(api):
+    response = api(b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400, response.status_code
+    assert counts() == (0, 0, 0)

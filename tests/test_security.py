@@ -585,3 +585,32 @@ def test_the_admin_login_shares_the_limit(client, django_user_model):
     assert "Too many failed attempts" in response.content.decode()
     assert "_auth_user_id" not in client.session
     assert attempt(client, "root", "pw-root-123").status_code == 429
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_address_counts(client, user, settings):
+    settings.COMPARE_TRUSTED_PROXIES = ["127.0.0.1"]
+
+    def via_proxy(forwarded_for: str, password: str = "wrong"):
+        return client.post("/login/", {"username": "dana", "password": password},
+                           REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded_for)
+
+    for _ in range(5):
+        via_proxy("203.0.113.7")
+    assert via_proxy("203.0.113.7").status_code == 429
+    # A client cannot escape by prepending addresses of its own: the proxy's hop counts.
+    assert via_proxy("198.51.100.1, 203.0.113.7").status_code == 429
+    assert via_proxy("203.0.113.8", "pw-dana-123").status_code == 302
+    # X-Forwarded-For from anyone but the trusted proxy is ignored.
+    spoofed = Client().post("/login/", {"username": "dana", "password": "pw-dana-123"},
+                            REMOTE_ADDR="192.0.2.50", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert spoofed.status_code == 302
+
+
+def test_client_ip_without_trusted_proxies_is_the_peer(rf, settings):
+    from compare.ratelimit import client_ip
+
+    settings.COMPARE_TRUSTED_PROXIES = []
+    assert client_ip(rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="203.0.113.7")) == "192.0.2.1"
+    settings.COMPARE_TRUSTED_PROXIES = ["192.0.2.1", "192.0.2.2"]
+    request = rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7, 192.0.2.2")
+    assert client_ip(request) == "203.0.113.7"

@@ -115,7 +115,7 @@ class Reply:
 
     def image_part(self) -> dict:
         w, h = pixel_size(self.req.aspect, self.req.image_size)
-        label = f"{model_label(self.model_id)} · {self.req.aspect} {self.req.image_size}"
+        label = model_label(self.model_id)
         image = compose(self.prompt, label, self.seed, w, h, references=self.req.references)
         signature = b64(hashlib.sha256(self.seed + b"signature").digest() * 3)
         return {"inlineData": {"mimeType": "image/png", "data": b64(encode(image, "png"))},

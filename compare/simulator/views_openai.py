@@ -110,7 +110,7 @@ def picture(params: Params, index: int):
     """The final image for output `index` as a Pillow image."""
     width, height = params.resolved_size()
     prompt = faults.strip_markers(params.prompt)
-    label = model_label(params.model) + (f" · {index + 1}/{params.n}" if params.n > 1 else "")
+    label = model_label(params.model)
     return compose(prompt, label, seed_bytes(prompt, params.model, index), width, height,
                    transparent=params.resolved_background() == "transparent", references=params.images,
                    edit_base=params.images[0] if params.images else None, mask=params.mask)

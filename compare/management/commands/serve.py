@@ -55,7 +55,10 @@ class Command(BaseCommand):
 
         from compare.wsgi import application
 
-        resumed, interrupted = resume_unfinished()
+        # Only when tasks run in this process: with a durable queue, workers elsewhere
+        # still own the running generations.
+        in_process = settings.TASKS["default"]["BACKEND"] == "compare.taskbackend.ThreadPoolBackend"
+        resumed, interrupted = resume_unfinished() if in_process else (0, 0)
         if resumed or interrupted:
             self.stdout.write(f"Resumed {resumed} queued generation(s); {interrupted} interrupted (retry from the run page).")
         threading.Thread(target=sweep_forever, name="compare-sweeper", daemon=True).start()
