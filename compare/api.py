@@ -170,6 +170,8 @@ def _read_body(request: HttpRequest) -> dict | JsonResponse:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return error(400, f"The body is not valid JSON: {exc}.")
+    except RecursionError:
+        return error(400, "The body is nested too deeply to be a comparison.")
     if not isinstance(body, dict):
         return error(400, f"The body must be a JSON object, not {_json_type(body)}.")
     return body

@@ -287,9 +287,24 @@ class RunForm(forms.Form):
         return [m for m in (get_model(k) for k in keys) if m]
 
     def preview_options(self) -> dict:
+        """The options as typed so far, each one valid or its default: the preview (notes,
+        estimate, hint) must work on a form that is not valid yet, never crash on it."""
         data = self.data if self.is_bound else {}
-        options = {name: data.get(name) or self.fields[name].initial for name in OPTION_FIELDS}
-        options["n"] = int(options["n"]) if str(options["n"]).isdigit() else 1
+        options = {}
+        for name in OPTION_FIELDS:
+            field, raw = self.fields[name], data.get(name)
+            if isinstance(field, forms.ChoiceField):
+                allowed = {str(key) for key, _ in field.choices}
+                options[name] = raw if raw in allowed else field.initial
+            elif isinstance(field, forms.IntegerField):
+                bounds = (field.min_value or 0, field.max_value if field.max_value is not None else 10**6)
+                number = int(raw) if str(raw).isdigit() else None
+                options[name] = number if number is not None and bounds[0] <= number <= bounds[1] else field.initial
+            elif name == "size":
+                options[name] = raw if sizes.parse_wxh(str(raw or "")) else ""
+            else:
+                options[name] = raw or field.initial
+        options["n"] = options["n"] or 1
         # compare.js reports whether a mask file is picked, so the notes can follow.
         options["mask"] = data.get("has_mask") == "1"
         return options

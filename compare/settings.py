@@ -291,6 +291,15 @@ if os.environ.get("REDIS_URL"):
             "KEY_PREFIX": "compare",
         }
     }
+else:
+    # LocMem culls a third of its entries when full (300 by default): room enough
+    # that failures for made-up usernames cannot push a real one's count out.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 # JSON API bodies carry reference images as base64 (up to 16 × 20 MB is not
 # sensible; 64 MB covers a dozen large photos). Multipart uploads are files and

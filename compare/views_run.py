@@ -220,8 +220,9 @@ def edit_note(request: HttpRequest, run_id, note_id) -> HttpResponse:
         if not request.htmx:
             return redirect(note.run)
         return render(request, "run.html#notes", _run_context(request, get_run_or_404(run_id)))
-    return render(request, "note_edit.html", {"form": form, "note": note, "run": note.run},
-                  status=422 if form.errors else 200)
+    generations, _ = blind.prepare(note.run, request.user)
+    context = {"form": form, "note": note, "run": note.run, "generations": generations}
+    return render(request, "note_edit.html", context, status=422 if form.errors else 200)
 
 
 @require_POST

@@ -148,6 +148,9 @@ def test_notes_are_pinned_and_only_their_author_edits_or_deletes_them(auth_clien
     assert client.post(f"/runs/{run.id}/notes/{note.id}/edit", {"body": "hijacked"}).status_code == 404
     assert client.post(f"/runs/{run.id}/notes/{note.id}/delete").status_code == 404
     assert "Edit</a>" not in client.get(run.get_absolute_url()).content.decode()
+    assert client.get(f"/runs/{run.id}/notes/{note.id}/edit").status_code == 404
+    edit_page = auth_client.get(f"/runs/{run.id}/notes/{note.id}/edit").content.decode()
+    assert "the kerning is off</textarea>" in edit_page and f'value="{gen.id}" selected' in edit_page
     auth_client.post(f"/runs/{run.id}/notes/{note.id}/edit", {"body": "the kerning is fine now", "generation": ""})
     note.refresh_from_db()
     assert note.body == "the kerning is fine now" and note.generation is None
@@ -179,6 +182,9 @@ def test_fork_prefills_the_form_and_the_child_shows_lineage_and_prompt_diff(auth
     page = auth_client.get(child.get_absolute_url()).content.decode()
     assert "Forked from" in page and "<del>red</del>" in page and "<ins>blue</ins>" in page
     assert child.get_absolute_url() in auth_client.get(parent.get_absolute_url()).content.decode()
+    image = parent.generations.get(position=0).images.get()
+    with_image = auth_client.get(f"/runs/{parent.id}/fork?ref={image.sha256}", follow=True).content.decode()
+    assert f'name="reuse" value="{image.sha256}" checked' in with_image and f'value="{parent.id}"' in with_image
 
 
 def test_a_failed_side_in_blind_mode_names_no_provider(auth_client, simulator):

@@ -72,3 +72,19 @@ def test_full_size_view_shows_the_image_at_its_real_size(auth_client, simulator)
     assert "attachment" in download["Content-Disposition"]
     assert auth_client.get(f"/runs/{run.id}/images/{'0' * 64}").status_code == 404
     assert Generation.objects.get(pk=gpt.pk).params_sent["size"] == "2720x1536"
+
+
+def test_an_admin_edits_the_criteria_and_the_team_sees_them(client, user, django_user_model):
+    admin_user = django_user_model.objects.create_superuser("boss", password="boss-pass-123")
+    client.force_login(admin_user)
+    response = client.post("/admin/compare/criterion/add/", {
+        "name": "Brand fit", "description": "On-brand colours and type", "position": 9, "active": "on"})
+    assert response.status_code == 302
+    run = Run.objects.create(author=user, prompt="p", options={"n": 1})
+    Generation.objects.create(run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2",
+                              model_id="gpt-image-2", status="succeeded")
+    Generation.objects.create(run=run, position=1, model_key="gemini-3-pro-image", model_label="Nano Banana Pro",
+                              model_id="gemini-3-pro-image", status="succeeded")
+    client.force_login(user)
+    assert "<legend>Brand fit</legend>" in client.get(run.get_absolute_url()).content.decode()
+    assert client.get("/admin/compare/criterion/").status_code == 302  # not for non-staff users

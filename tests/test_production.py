@@ -187,9 +187,6 @@ def test_waitress_behind_a_proxy_serves_https_pages(tmp_path):
     assert serve_and_get(env, command, port) == (200, "")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="compare/management/commands/serve.py calls waitress.serve() without "
-                   "trusted_proxy/trusted_proxy_headers, so waitress drops X-Forwarded-Proto (its default "
-                   "clear_untrusted_proxy_headers=True) and with SECURE_SSL_REDIRECT every page 301s to itself")
 def test_manage_py_serve_behind_a_proxy_serves_https_pages(tmp_path):
     env = environment(tmp_path, COMPARE_TRUSTED_PROXIES="127.0.0.1")
     for args in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):

@@ -489,8 +489,6 @@ def test_the_admin_is_for_admins_only(client, user, django_user_model):
     assert not django_user_model.objects.filter(username="mallory").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="TeamSettings is not registered in the admin: there is no compare/admin.py, "
-                   "so /admin/compare/teamsettings/ is a 404 even for a superuser")
 def test_team_settings_are_admin_only(client, user, django_user_model):
     staff = django_user_model.objects.create_user("sam", password="pw-sam-123", is_staff=True)
     client.force_login(staff)

@@ -1,6 +1,5 @@
 """The whole loop in a real browser: Debian's chromium driven by Playwright."""
 
-import os
 import re
 
 import pytest
@@ -9,14 +8,14 @@ from playwright.sync_api import expect, sync_playwright
 from compare.models import Note, Run, Vote
 
 CHROMIUM = "/usr/bin/chromium"
-# Playwright's sync API runs an event loop in this thread; the ORM calls below are
-# plain synchronous test code, not async views.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(simulator):
+def page(simulator, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls in these
+    # tests are plain synchronous test code, not async views.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,

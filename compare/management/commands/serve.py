@@ -67,4 +67,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Simulated (no API key set): {', '.join(simulated)}")
         self.stdout.write(self.style.SUCCESS(f"compare is serving on http://{host}:{port}/  (Ctrl+C to stop)"))
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-        serve(application, host=host, port=port, threads=threads, ident="compare", channel_timeout=900)
+        proxy = {}
+        if settings.COMPARE_TRUSTED_PROXIES:
+            # Behind a TLS proxy: believe its X-Forwarded-* headers, or HTTPS redirects loop.
+            proxy = {
+                # waitress trusts one address, or any ("*") when there are several proxies.
+                "trusted_proxy": settings.COMPARE_TRUSTED_PROXIES[0] if len(settings.COMPARE_TRUSTED_PROXIES) == 1 else "*",
+                "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
+            }
+        serve(application, host=host, port=port, threads=threads, ident="compare", channel_timeout=900, **proxy)
