@@ -165,7 +165,7 @@ class RunForm(forms.Form):
         result, problems = [], []
         for upload in self.cleaned_data.get("references") or []:
             try:
-                data, info = images.normalise_upload(upload.read(), upload.name)
+                data, info = images.normalise_upload(upload.read(), upload.name, upload.content_type)
                 result.append(InputFile(upload.name[:200], data, info))
             except images.ImageRejected as exc:
                 problems.append(str(exc))
@@ -207,7 +207,10 @@ class RunForm(forms.Form):
             raise forms.ValidationError(f"Mask: {exc}") from None
         if original.format != "png" or not original.has_alpha:
             raise forms.ValidationError("The mask must be a PNG with transparency (alpha 0 marks the area to edit).")
-        data, info = images.normalise_upload(raw, upload.name)
+        try:
+            data, info = images.normalise_upload(raw, upload.name, upload.content_type)
+        except images.ImageRejected as exc:
+            raise forms.ValidationError(f"Mask: {exc}") from None
         return InputFile(upload.name[:200], data, info)
 
     def clean_models(self) -> list[str]:
@@ -252,10 +255,28 @@ class RunForm(forms.Form):
         if data["background"] == "transparent" and data["output_format"] == "jpeg":
             self.add_error("background", "A transparent background needs PNG or WebP output, not JPEG.")
         self._check_inputs(data, chosen)
+        self._check_supported(data, chosen)
         fallback = get_model(data.get("fallback_model") or "")
         if fallback is not None and not fallback.available:
             self.add_error("fallback_model", f"{fallback.label} is not available right now (no API key).")
         return data
+
+    def _check_supported(self, data: dict, chosen: list[Model]) -> None:
+        """An option no chosen model can honour is an error (the web form never sends
+        one: it disables such fields; a script may)."""
+        if not chosen:
+            return
+        needs = {
+            "quality": ("auto", lambda m: m.capabilities.qualities),
+            "output_format": ("png", lambda m: m.capabilities.output_formats),
+            "background": ("auto", lambda m: m.capabilities.backgrounds),
+            "partial_images": (0, lambda m: m.capabilities.streaming),
+            "grounding": (False, lambda m: m.capabilities.grounding),
+        }
+        for name, (default, supports) in needs.items():
+            if data.get(name) not in (None, "", default) and not any(supports(m) for m in chosen):
+                label = (self.fields[name].label or name.replace("_", " ")).lower()
+                self.add_error(name, f"None of the chosen models supports {label}.")
 
     def _check_inputs(self, data: dict, chosen: list[Model]) -> None:
         refs, mask = data.get("references") or [], data.get("mask")

@@ -90,7 +90,28 @@ def store(data: bytes) -> dict:
     }
 
 
-def normalise_upload(data: bytes, name: str = "image") -> tuple[bytes, ImageInfo]:
+EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
+
+
+def check_declared_type(name: str, content_type: str | None, info: ImageInfo) -> None:
+    """A file whose name or declared type says one format while its bytes are another
+    is refused: it was mislabelled somewhere, and the user should know before judging."""
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    claimed = EXTENSIONS.get(suffix)
+    if suffix and claimed is None:
+        raise ImageRejected(f"{name}: only .png, .jpg, .jpeg and .webp files are accepted.")
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if declared.startswith("image/") and declared.removeprefix("image/").replace("jpg", "jpeg") != info.format:
+        claimed = claimed or declared.removeprefix("image/")
+    if claimed and claimed != info.format:
+        raise ImageRejected(
+            f"{name} says it is {NAMES.get(claimed, claimed)} but is really a {NAMES[info.format]} image; "
+            "rename it or export it again."
+        )
+
+
+def normalise_upload(data: bytes, name: str = "image", content_type: str | None = None) -> tuple[bytes, ImageInfo]:
     """Verify an uploaded image and re-encode it, so that only clean pixels (no
     metadata, no trailing payload, upright orientation) are stored and sent on."""
     if len(data) > MAX_UPLOAD_BYTES:
@@ -101,6 +122,7 @@ def normalise_upload(data: bytes, name: str = "image") -> tuple[bytes, ImageInfo
         info = inspect(data)
     except ImageRejected as exc:
         raise ImageRejected(f"{name}: {exc}") from None
+    check_declared_type(name, content_type, info)
     if info.width * info.height > MAX_UPLOAD_PIXELS:
         raise ImageRejected(
             f"{name} is {info.width}×{info.height}; at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels are accepted."

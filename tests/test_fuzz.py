@@ -295,14 +295,18 @@ def test_random_bytes_as_references_never_fail(logged_in, settings):
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
 
-def test_a_jpeg_named_png_is_judged_by_its_bytes(logged_in, settings):
-    """Not refused: the type comes from the content, never from the name or the
-    browser's claim, and the file is re-encoded and served as what it really is."""
-    upload = SimpleUploadedFile("photo.png", jpeg(), "image/png")
+def test_a_jpeg_named_png_is_refused_and_a_true_jpeg_is_served_as_one(logged_in, settings):
+    """The name and the declared type must match the bytes; what is stored is served
+    as what it really is."""
+    mislabelled = SimpleUploadedFile("photo.png", jpeg(), "image/png")
+    response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [mislabelled]})
+    assert response.status_code == 400 and "photo.png says it is PNG but is really a JPEG image" in response.content.decode()
+    assert counts() == (0, 0, 0) and stored_files(settings) == []
+    upload = SimpleUploadedFile("photo.jpg", jpeg(), "image/jpeg")
     response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
     assert response.status_code == 302
     ref = Reference.objects.get()
-    assert ref.format == "jpeg" and ref.file.endswith(".jpeg") and ref.name == "photo.png"
+    assert ref.format == "jpeg" and ref.file.endswith(".jpeg") and ref.name == "photo.jpg"
     served = logged_in.get(ref.url)
     assert served["Content-Type"] == "image/jpeg" and served["X-Content-Type-Options"] == "nosniff"
     assert b"".join(served.streaming_content)[:3] == b"\xff\xd8\xff"

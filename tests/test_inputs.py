@@ -155,3 +155,39 @@ def test_the_api_takes_references_as_base64_and_explains_bad_ones(client, user, 
                       content_type="application/json", **headers)
     assert bad.status_code == 400 and "not a readable image" in bad.json()["error"]["fields"]["references"][0]
     assert Run.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("upload", "message"),
+    [
+        (png(fmt="JPEG", name="photo.png"), "photo.png says it is PNG but is really a JPEG image"),
+        (SimpleUploadedFile("shot.webp", png(name="x.png").read(), content_type="image/webp"),
+         "shot.webp says it is WebP but is really a PNG image"),
+        (SimpleUploadedFile("noext", png(name="x.png").read(), content_type="image/jpeg"),
+         "noext says it is JPEG but is really a PNG image"),
+        (SimpleUploadedFile("poster.svg", b"<svg onload=alert(1)></svg>", content_type="image/svg+xml"),
+         "poster.svg: The file is not a readable image"),
+    ],
+)
+def test_a_misleading_name_or_type_is_refused(auth_client, upload, message):
+    response = post(auth_client, references=[upload])
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not Run.objects.exists() and not Reference.objects.exists()
+
+
+def test_an_option_no_chosen_model_supports_is_an_error(client, user, enable_models):
+    import json
+
+    from compare.models import ApiToken
+
+    enable_models("gemini-nano-banana-2.1")
+    _, token = ApiToken.issue(user, "s")
+    body = {"prompt": "x", "models": ["gemini-3-pro-image", "gemini-nano-banana-2.1"], "quality": "high",
+            "background": "transparent"}
+    response = client.post("/api/runs", json.dumps(body), content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert fields["quality"] == ["None of the chosen models supports quality."]
+    assert fields["background"] == ["None of the chosen models supports background."]
+    assert not Run.objects.exists()

@@ -36,13 +36,19 @@ def page(simulator, monkeypatch):
         assert [e for e in errors if not e.startswith(expected)] == [], errors
 
 
-def test_compare_two_models_vote_note_and_find_it_in_history(page, simulator, user, settings):
-    settings.COMPARE_SIMULATOR_LATENCY = 0.5  # long enough to see panes fill in live
+def log_in(page, simulator) -> str:
+    """Log in as the `user` fixture through the real login form; return the base URL."""
     base = simulator.url
     page.goto(base + "/")
     page.get_by_label("Username").fill("dana")
     page.get_by_label("Password").fill("pw-dana-123")
     page.get_by_role("button", name="Log in").click()
+    return base
+
+
+def test_compare_two_models_vote_note_and_find_it_in_history(page, simulator, user, settings):
+    settings.COMPARE_SIMULATOR_LATENCY = 0.5  # long enough to see panes fill in live
+    base = log_in(page, simulator)
 
     expect(page.get_by_role("heading", name="New comparison")).to_be_visible()
     page.get_by_label("Prompt").fill('A bakery poster that says "Fresh Bread"')
@@ -96,11 +102,7 @@ def _png_bytes(color) -> bytes:
 
 def test_reference_images_by_picker_and_drop_and_a_streamed_preview(page, simulator, user, settings):
     settings.COMPARE_SIMULATOR_LATENCY = 1.5  # GPT Image 2 takes 6 s: previews arrive well before
-    base = simulator.url
-    page.goto(base + "/login/")
-    page.get_by_label("Username").fill("dana")
-    page.get_by_label("Password").fill("pw-dana-123")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, simulator)
 
     page.get_by_label("Prompt").fill('A shop sign that says "Open"')
     page.locator("input[name=references]").set_input_files(
@@ -138,11 +140,7 @@ def test_reference_images_by_picker_and_drop_and_a_streamed_preview(page, simula
 
 
 def test_blind_vote_with_the_keyboard_then_the_names_are_revealed(page, simulator, user, settings):
-    base = simulator.url
-    page.goto(base + "/login/")
-    page.get_by_label("Username").fill("dana")
-    page.get_by_label("Password").fill("pw-dana-123")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, simulator)
     page.get_by_label("Prompt").fill("A blind taste test")
     page.get_by_label("Blind").check()
     page.get_by_role("button", name="Compare").click()
