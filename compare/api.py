@@ -354,7 +354,7 @@ def _positive_int(request: HttpRequest, name: str, default: int, maximum: int | 
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         return f"{name} must be a whole number of at least 1, not {raw!r}."
     if maximum is not None and int(raw) > maximum:
         return f"{name} may be at most {maximum}, not {raw}."

@@ -3,6 +3,8 @@ nothing a viewer can see tells which model is which until that viewer has voted
 (or asked to see the names). Every page, fragment, API reply and download of a
 run goes through `prepare` so this rule lives in one place."""
 
+import hashlib
+
 from compare.models import Generation, Reveal, Run, Vote
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -19,7 +21,20 @@ def names_hidden(run: Run, user, arena: bool = False) -> bool:
 
 
 def side_letter(gen: Generation) -> str:
-    return LETTERS[gen.blind_position % len(LETTERS)]
+    """The side's letter: set by `prepare` for this viewer, else from the blind order."""
+    letter = getattr(gen, "side", None)
+    return letter or LETTERS[gen.blind_position % len(LETTERS)]
+
+
+def _order(run: Run, shuffle: bool) -> list[Generation]:
+    generations = list(run.generations.all())
+    if run.blind:
+        return sorted(generations, key=lambda g: g.blind_position)
+    if shuffle:
+        # A run judged blind from the arena was not shuffled when it was made: derive a
+        # stable order from the ids, so "Side A" is not always the first model picked.
+        return sorted(generations, key=lambda g: hashlib.sha256(f"{run.pk}:{g.pk}".encode()).hexdigest())
+    return sorted(generations, key=lambda g: g.position)
 
 
 def label(gen: Generation, hidden: bool) -> str:
@@ -39,9 +54,14 @@ def label(gen: Generation, hidden: bool) -> str:
 def prepare(run: Run, user, arena: bool = False) -> tuple[list[Generation], bool]:
     """The run's generations in display order, each with `display_name` set for this viewer."""
     hidden = names_hidden(run, user, arena)
-    generations = run.ordered_generations()
-    for gen in generations:
+    generations = _order(run, shuffle=arena and hidden)
+    for index, gen in enumerate(generations):
         gen.run = run
+        gen.side = LETTERS[index % len(LETTERS)] if (run.blind or hidden) else None
+    by_id = {gen.pk: gen for gen in generations}
+    for gen in generations:
+        if gen.fallback_of_id in by_id:
+            gen.fallback_of = by_id[gen.fallback_of_id]  # so "fallback for Side A" uses this viewer's letters
         gen.display_name = label(gen, hidden)
     return generations, hidden
 
@@ -62,14 +82,14 @@ def vote_choices(run: Run, generations: list[Generation], hidden: bool) -> list[
     return choices
 
 
-def choice_to_stored(run: Run, value: str) -> str | None:
-    """Map a submitted value (gen:<position> or side:<letter>) to the stored choice."""
+def choice_to_stored(run: Run, value: str, arena: bool = False) -> str | None:
+    """Map a submitted value (gen:<position> or side:<letter>) to the stored choice.
+    Letters are read in the order the viewer saw (the arena's shuffle included)."""
     if value in (Vote.TIE, Vote.ALL_BAD):
         return value
-    generations = list(run.generations.all())
     kind, _, ref = value.partition(":")
-    for gen in generations:
-        if (kind == "gen" and ref == str(gen.position)) or (kind == "side" and ref == side_letter(gen)):
+    for index, gen in enumerate(_order(run, shuffle=arena and not run.blind)):
+        if (kind == "gen" and ref == str(gen.position)) or (kind == "side" and ref == LETTERS[index % len(LETTERS)]):
             return f"gen:{gen.position}"
     return None
 

@@ -24,7 +24,7 @@ def key_for(gen: Generation) -> str:
         "model": gen.model_key,
         "model_id": gen.model_id,
         "prompt": run.prompt,
-        "options": {k: v for k, v in sorted(run.options.items()) if k not in NOT_IN_KEY},
+        "options": {k: v for k, v in sorted({**run.options, **gen.option_overrides}.items()) if k not in NOT_IN_KEY},
         "inputs": sorted(inputs),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -32,6 +32,9 @@ def key_for(gen: Generation) -> str:
 
 def find_hit(gen: Generation) -> Generation | None:
     if settings.COMPARE_CACHE_SECONDS <= 0 or gen.run.options.get("regenerate"):
+        return None
+    if gen.run.blind:
+        # Byte-identical images would tie a blind side to a named earlier run.
         return None
     since = timezone.now() - timedelta(seconds=settings.COMPARE_CACHE_SECONDS)
     return (

@@ -175,7 +175,8 @@ class RunForm(forms.Form):
                 problems.append("A reused image no longer exists.")
                 continue
             data = images.open_bytes(image.file)
-            result.append(InputFile(f"{image.generation.model_label} image", data, images.inspect(data), image))
+            # Named without the model: the run it came from may be blind.
+            result.append(InputFile("image from an earlier run", data, images.inspect(data), image))
         if problems:
             raise forms.ValidationError(problems)
         return result
@@ -319,7 +320,7 @@ class RunForm(forms.Form):
                 options[name] = raw if raw in allowed else field.initial
             elif isinstance(field, forms.IntegerField):
                 bounds = (field.min_value or 0, field.max_value if field.max_value is not None else 10**6)
-                number = int(raw) if str(raw).isdigit() else None
+                number = int(raw) if str(raw).isascii() and str(raw).isdigit() else None
                 options[name] = number if number is not None and bounds[0] <= number <= bounds[1] else field.initial
             elif name == "size":
                 options[name] = raw if sizes.parse_wxh(str(raw or "")) else ""

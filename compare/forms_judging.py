@@ -13,12 +13,12 @@ TAG = re.compile(r"^[\w-]{1,40}$", re.UNICODE)
 class VoteForm(forms.Form):
     choice = forms.CharField(max_length=20)
 
-    def __init__(self, *args, run: Run, **kwargs):
+    def __init__(self, *args, run: Run, arena: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.run = run
+        self.run, self.arena = run, arena
 
     def clean_choice(self) -> str:
-        stored = blind.choice_to_stored(self.run, self.cleaned_data["choice"])
+        stored = blind.choice_to_stored(self.run, self.cleaned_data["choice"], self.arena)
         if stored is None:
             raise forms.ValidationError("That is not one of this run's choices.")
         return stored
@@ -34,7 +34,7 @@ def parse_ratings(data, criteria: list[Criterion]) -> tuple[dict[Criterion, int]
         raw = data.get(f"stars-{criterion.id}")
         if raw in (None, ""):
             continue
-        if not str(raw).isdigit() or not 1 <= int(raw) <= 5:
+        if not (str(raw).isascii() and str(raw).isdigit()) or not 1 <= int(raw) <= 5:
             problems.append(f"{criterion.name}: give 1 to 5 stars.")
             continue
         ratings[criterion] = int(raw)

@@ -76,9 +76,14 @@ def thumbnail_bytes(data: bytes) -> bytes:
         return out.getvalue()
 
 
-def store(data: bytes) -> dict:
-    """Write image + thumbnail; return the fields of a StoredImage row."""
+def store(data: bytes, strip: bool = False) -> dict:
+    """Write image + thumbnail; return the fields of a StoredImage row. With `strip`,
+    embedded metadata (a provider's signature naming the model) goes first."""
     info = inspect(data)
+    if strip:
+        from compare.metadata import strip_metadata
+
+        data = strip_metadata(data, info.format)
     digest = sha256(data)
     name = f"images/{digest[:2]}/{digest}.{info.format}"
     thumb = f"thumbs/{digest[:2]}/{digest}.webp"

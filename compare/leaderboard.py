@@ -292,7 +292,7 @@ def _winner(choice: str, sides: Mapping[int, str]) -> tuple[bool, str | None]:
     if choice in (Vote.TIE, Vote.ALL_BAD):
         return True, None
     kind, _, position = choice.partition(":")
-    key = sides.get(int(position)) if kind == "gen" and position.isdigit() else None
+    key = sides.get(int(position)) if kind == "gen" and position.isascii() and position.isdigit() else None
     return key is not None, key
 
 

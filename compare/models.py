@@ -185,6 +185,9 @@ class Generation(models.Model):
     simulated = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Set each time a task claims the row: only that task may write the outcome, so a
+    # task left over from before a cancel + retry cannot overwrite the new attempt.
+    claim = models.UUIDField(null=True, blank=True, editable=False)
     attempt_log = models.JSONField(default=list, blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

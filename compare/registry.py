@@ -131,7 +131,7 @@ def _pricing(entry: str, raw: dict) -> Pricing:
             raise ImproperlyConfigured(f"Model {entry!r}: pricing.{name} must be a number ≥ 0.")
     for size, row in raw.get("per_image_by_size", {}).items():
         parts = size.split("x")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
             raise ImproperlyConfigured(f"Model {entry!r}: pricing size {size!r} is not WIDTHxHEIGHT.")
         if not isinstance(row, list) or len(row) != 3:
             raise ImproperlyConfigured(f"Model {entry!r}: pricing for {size} needs [low, medium, high].")

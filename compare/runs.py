@@ -4,7 +4,7 @@ task per generation once the transaction has committed."""
 import random
 from functools import partial
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compare import budget, images, pricing
@@ -58,12 +58,16 @@ def create_run(
 def cast_vote(run: Run, user, choice: str, blind: bool = False) -> Vote:
     """One vote per user per run; changing it keeps it blind only if it still is."""
     existing = Vote.objects.filter(run=run, user=user).first()
-    if existing:
-        existing.choice = choice
-        existing.blind = existing.blind and blind
-        existing.save(update_fields=["choice", "blind", "updated_at"])
-        return existing
-    return Vote.objects.create(run=run, user=user, choice=choice, blind=blind)
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return Vote.objects.create(run=run, user=user, choice=choice, blind=blind)
+        except IntegrityError:  # a double click: the other request created it first
+            existing = Vote.objects.get(run=run, user=user)
+    existing.choice = choice
+    existing.blind = existing.blind and blind
+    existing.save(update_fields=["choice", "blind", "updated_at"])
+    return existing
 
 
 def rate(generation: Generation, user, criterion: Criterion, stars: int) -> Rating:
@@ -84,10 +88,12 @@ def cancel_generations(queryset) -> int:
 RETRYABLE_STATES = {Generation.Status.FAILED, Generation.Status.REFUSED, Generation.Status.CANCELLED}
 
 
-def retry_generation(gen: Generation) -> bool:
-    """Queue a generation that did not succeed once more; its earlier attempts stay in the log."""
+def retry_generation(gen: Generation, user) -> bool:
+    """Queue a generation that did not succeed once more; its earlier attempts stay in
+    the log. A retry is paid like a new run, so the budget guard applies (BudgetExceeded)."""
     history = list(gen.attempt_log) + [{"retried_at": timezone.now().isoformat(), "after": gen.status}]
     with transaction.atomic():
+        budget.check(user, [gen.estimated_cost_usd], 1)
         updated = Generation.objects.filter(pk=gen.pk, status__in=RETRYABLE_STATES).update(
             status=Generation.Status.QUEUED, queued_at=timezone.now(), started_at=None, finished_at=None,
             latency_ms=None, error_kind="", error_message="", attempts=0, attempt_log=history,

@@ -9,6 +9,7 @@ the Generation row. Every generation reaches a terminal state before its deadlin
 import logging
 import random
 import time
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from compare import cache, images, pricing
 from compare.http import shared_client
-from compare.models import Generation, Image, Reference
+from compare.models import Generation, Image, Reference, Run
 from compare.providers import adapter_for
 from compare.registry import get_model
 from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
@@ -69,31 +70,37 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
     return min(MAX_BACKOFF, max(retry_after or 0.0, jittered))
 
 
-def _claim(generation_id) -> bool:
-    return bool(
-        Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).update(
-            status=Generation.Status.RUNNING, started_at=timezone.now()
-        )
+def _claim(generation_id) -> uuid.UUID | None:
+    token = uuid.uuid4()
+    claimed = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).update(
+        status=Generation.Status.RUNNING, started_at=timezone.now(), claim=token
     )
+    return token if claimed else None
 
 
-def _still_running(generation_id) -> bool:
-    return Generation.objects.filter(pk=generation_id, status=Generation.Status.RUNNING).exists()
+def _mine(gen: Generation):
+    """The row, while it is still running under this task's claim."""
+    return Generation.objects.filter(pk=gen.pk, status=Generation.Status.RUNNING, claim=gen.claim)
 
 
-def _finish(gen: Generation, status: str, **fields) -> None:
-    """Write the terminal state, unless the user cancelled meanwhile."""
+def _still_running(gen: Generation) -> bool:
+    # Locks the row (PostgreSQL) so a cancel cannot slip in before the outcome is written.
+    return _mine(gen).select_for_update().exists()
+
+
+def _finish(gen: Generation, status: str, **fields) -> bool:
+    """Write the terminal state, unless the user cancelled (or retried) meanwhile."""
     now = timezone.now()
     fields.update(status=status, finished_at=now)
     if gen.started_at:
         fields["latency_ms"] = int((now - gen.started_at).total_seconds() * 1000)
-    Generation.objects.filter(pk=gen.pk, status=Generation.Status.RUNNING).update(**fields)
+    return bool(_mine(gen).update(**fields))
 
 
 def _store_partial(gen: Generation, index: int, data: bytes) -> None:
     """Previews are best-effort: a bad one is skipped, never fails the generation."""
     try:
-        Image.objects.create(generation=gen, index=index, is_partial=True, **images.store(data))
+        Image.objects.create(generation=gen, index=index, is_partial=True, **images.store(data, strip=True))
     except Exception:
         logger.warning("Skipping preview %s of generation %s", index, gen.pk, exc_info=True)
 
@@ -102,17 +109,19 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
     stored: list[dict] = []
     try:
         for img in result.images:
-            stored.append(images.store(img.data))
+            stored.append(images.store(img.data, strip=True))
         with transaction.atomic():
-            if not _still_running(gen.pk):
+            if not _still_running(gen):
                 raise _Dropped
             for index, fields in enumerate(stored):
                 Image.objects.create(generation=gen, index=index, **fields)
-            _finish(
+            finished = _finish(
                 gen, Generation.Status.SUCCEEDED, usage=result.usage, cost_usd=pricing.actual(gen.model, result.usage),
                 params_sent=result.sent, params_echoed=result.echoed, text=result.text, grounding=result.grounding,
                 attempt_log=attempts, error_kind="", error_message="",
             )
+            if not finished:
+                raise _Dropped  # rolls the image rows back
     except BaseException:
         # No half-written record: files this attempt wrote and no row uses go again.
         images.discard_unreferenced(stored)
@@ -125,7 +134,7 @@ class _Dropped(Exception):
 
 def _record_failure(gen: Generation, err: ProviderError, attempts: list, sent: dict) -> None:
     status = Generation.Status.REFUSED if err.kind == ErrorKind.REFUSED else Generation.Status.FAILED
-    _finish(
+    finished = _finish(
         gen,
         status,
         error_kind=err.kind.value,
@@ -135,7 +144,7 @@ def _record_failure(gen: Generation, err: ProviderError, attempts: list, sent: d
         cost_usd=pricing.actual(gen.model, err.usage) if err.usage else None,
         params_sent=sent,
     )
-    if status == Generation.Status.FAILED:
+    if finished and status == Generation.Status.FAILED:
         start_fallback(gen)
 
 
@@ -144,7 +153,7 @@ def _from_cache(gen: Generation) -> bool:
     if hit is None:
         return False
     with transaction.atomic():
-        if not _still_running(gen.pk):
+        if not _still_running(gen):
             return True
         cache.copy_images(hit, gen)
         _finish(
@@ -165,7 +174,7 @@ def _call_with_retries(gen: Generation, adapter, request: GenerationRequest, sen
     # A user's retry keeps the earlier attempts on record (see runs.retry_generation).
     attempts: list[dict] = list(gen.attempt_log)
     for attempt in range(1, settings.COMPARE_MAX_ATTEMPTS + 1):
-        Generation.objects.filter(pk=gen.pk).update(attempts=attempt)
+        _mine(gen).update(attempts=attempt)
         request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
         try:
@@ -188,7 +197,7 @@ def _call_with_retries(gen: Generation, adapter, request: GenerationRequest, sen
             "attempt": attempt, "ok": False, "kind": err.kind.value, "error": err.message,
             "status": err.status, "seconds": round(time.monotonic() - started, 2),
         })
-        Generation.objects.filter(pk=gen.pk).update(attempt_log=attempts)
+        _mine(gen).update(attempt_log=attempts)
         if not err.retryable or attempt == settings.COMPARE_MAX_ATTEMPTS:
             break
         delay = backoff_delay(attempt, err.retry_after)
@@ -196,30 +205,32 @@ def _call_with_retries(gen: Generation, adapter, request: GenerationRequest, sen
             err = ProviderError(err.kind, f"{err.message} (gave up: the next retry would pass the deadline)")
             break
         time.sleep(delay)
-        if not _still_running(gen.pk):
+        if not _mine(gen).exists():
             return "cancelled"
     _record_failure(gen, err, attempts, sent)
     return "failed"
 
 
 def run_generation(generation_id) -> str:
-    if not _claim(generation_id):
+    token = _claim(generation_id)
+    if token is None:
         return "skipped"  # a duplicate delivery, or cancelled before it started
     gen = Generation.objects.select_related("run").get(pk=generation_id)
+    gen.claim = token
     model = gen.model
     if model is None or not model.available:
         err = ProviderError(ErrorKind.NOT_FOUND, f"The model {gen.model_key!r} is no longer configured or has no API key.")
         _record_failure(gen, err, [], {})
         return "failed"
     gen.cache_key = cache.key_for(gen)
-    Generation.objects.filter(pk=gen.pk).update(cache_key=gen.cache_key)
+    _mine(gen).update(cache_key=gen.cache_key)
     if _from_cache(gen):
         return "cached"
     adapter = adapter_for(model.protocol)
     request = build_request(gen)
     request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
     sent = adapter.wire_params(request)
-    Generation.objects.filter(pk=gen.pk).update(params_sent=sent)
+    _mine(gen).update(params_sent=sent)
     return _call_with_retries(gen, adapter, request, sent)
 
 
@@ -245,13 +256,18 @@ def start_fallback(gen: Generation) -> Generation | None:
     if model is None or not model.available:
         return None
     overrides = {"quality": quality} if quality and model.capabilities.qualities else {}
-    position = gen.run.generations.aggregate(top=Max("position"))["top"] + 1
-    fallback = Generation.objects.create(
-        run=gen.run, position=position, blind_position=position, model_key=model.key, model_label=model.label,
-        model_id=model.model_id, simulated=model.simulated, fallback_of=gen, option_overrides=overrides,
-        estimated_cost_usd=pricing.estimate(model, {**options, **overrides}, gen.run.prompt),
-    )
-    transaction.on_commit(lambda: enqueue_generations([fallback.id]))
+    with transaction.atomic():
+        # One fallback per side, even after a retry fails again; positions under a lock.
+        Run.objects.select_for_update().filter(pk=gen.run_id).exists()
+        if gen.fallbacks.exists():
+            return None
+        position = gen.run.generations.aggregate(top=Max("position"))["top"] + 1
+        fallback = Generation.objects.create(
+            run=gen.run, position=position, blind_position=position, model_key=model.key, model_label=model.label,
+            model_id=model.model_id, simulated=model.simulated, fallback_of=gen, option_overrides=overrides,
+            estimated_cost_usd=pricing.estimate(model, {**options, **overrides}, gen.run.prompt),
+        )
+        transaction.on_commit(lambda: enqueue_generations([fallback.id]))
     return fallback
 
 

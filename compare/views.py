@@ -30,7 +30,7 @@ def _form_context(form: RunForm, request: HttpRequest | None = None) -> dict:
     form.restrict_to(chosen)
     reused = _reused_images(request) if request is not None else []
     count = str(data.get("reference_count", ""))
-    reference_count = int(count) if count.isdigit() else len(reused)
+    reference_count = int(count) if count.isascii() and count.isdigit() else len(reused)
     estimates = [(m, pricing.estimate(m, options, data.get("prompt", ""))) for m in chosen]
     known = [e for _, e in estimates if e is not None]
     return {
@@ -161,10 +161,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
     new_token = None
     if request.method == "POST":
         if "revoke" in request.POST:
-            request.user.api_tokens.filter(pk=request.POST.get("revoke"), revoked_at__isnull=True).update(
-                revoked_at=timezone.now()
-            )
-            messages.success(request, "Token revoked.")
+            token_id = request.POST.get("revoke", "")
+            pk = int(token_id) if token_id.isascii() and token_id.isdigit() else None
+            revoked = request.user.api_tokens.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+            messages.success(request, "Token revoked.") if revoked else messages.error(request, "No such token.")
             return redirect("tokens")
         name = (request.POST.get("name") or "").strip()[:100] or "API token"
         _, new_token = ApiToken.issue(request.user, name)

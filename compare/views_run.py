@@ -3,6 +3,7 @@ not), rate per criterion, write notes, tag, fork. Each view fits on a screen; th
 fragments are `run.html#…` partials of the one page template."""
 
 import difflib
+import uuid
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from compare import blind, fairness
 from compare.forms_judging import NoteForm, TagsForm, VoteForm, parse_ratings
 from compare.models import Criterion, Generation, Note, Reveal, Run
+from compare.budget import BudgetExceeded
 from compare.runs import cancel_generations, cast_vote, rate, retry_generation
 from compare.tasks import expire_overdue
 
@@ -26,6 +28,14 @@ def get_run_or_404(run_id) -> Run:
         "references", "tags", "children",
     )
     return get_object_or_404(queryset, pk=run_id)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _arena(request: HttpRequest) -> bool:
@@ -97,14 +107,21 @@ def run_fragment(request: HttpRequest, run_id, name: str) -> HttpResponse:
     """htmx: a part of the run page that follows the panes until the run is finished."""
     if name not in RUN_FRAGMENTS:
         raise Http404("No such part of the run page.")
-    return render(request, f"run.html#{name}", _run_context(request, get_run_or_404(run_id)))
+    run = get_run_or_404(run_id)
+    shown = request.GET.get("sides", "")
+    if shown.isascii() and shown.isdigit() and int(shown) != len(run.generations.all()):
+        # A fallback side appeared: show the page anew so it gets its own pane.
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, f"run.html#{name}", _run_context(request, run))
 
 
 @require_POST
 def vote(request: HttpRequest, run_id) -> HttpResponse:
     run = get_run_or_404(run_id)
     _, hidden = blind.prepare(run, request.user, arena=_arena(request))
-    form = VoteForm(request.POST, run=run)
+    form = VoteForm(request.POST, run=run, arena=_arena(request) and hidden)
     if not run.is_finished:
         form.add_error(None, "Votes open once every model has finished.")
     elif form.is_valid():
@@ -146,8 +163,13 @@ def retry(request: HttpRequest, run_id, generation_id) -> HttpResponse:
     """Run a failed, refused, cancelled or interrupted generation again."""
     run = get_run_or_404(run_id)
     gen = get_object_or_404(Generation, pk=generation_id, run=run)
-    if not retry_generation(gen) and not request.htmx:
-        messages.error(request, "Only a finished generation that did not succeed can be retried.")
+    try:
+        retried = retry_generation(gen, request.user)
+        problem = None if retried else "Only a finished generation that did not succeed can be retried."
+    except BudgetExceeded as exc:
+        problem = str(exc)
+    if problem:
+        messages.error(request, problem)  # shown on the refreshed page, with or without htmx
     return _refresh_or_redirect(request, run)
 
 
@@ -251,8 +273,8 @@ def edit_tags(request: HttpRequest, run_id) -> HttpResponse:
 @require_GET
 def judge_next(request: HttpRequest) -> HttpResponse:
     """The arena queue: the next finished run this user has not voted on, shown blind."""
-    skip = request.GET.get("skip", "")
-    queue = Run.objects.exclude(votes__user=request.user).exclude(pk__in=[s for s in skip.split(",") if s][:200])
+    skip = [s for s in request.GET.get("skip", "").split(",") if _is_uuid(s)][:200]
+    queue = Run.objects.exclude(votes__user=request.user).exclude(pk__in=skip)
     for run in queue.prefetch_related("generations").order_by("-created_at")[:200]:
         if run.is_finished and len(run.generations.all()) >= 2:
             return redirect(run.get_absolute_url() + "?arena=1")

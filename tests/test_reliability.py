@@ -195,11 +195,11 @@ def test_a_failure_while_storing_images_leaves_no_row_and_no_file(auth_client, s
     real_store = images.store
     calls = []
 
-    def failing_store(data):
+    def failing_store(data, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise OSError("disk full")
-        return real_store(data)
+        return real_store(data, **kwargs)
 
     monkeypatch.setattr(images, "store", failing_store)
     run, (gpt, gemini) = run_with(auth_client, "two images", n="2", models=["gpt-image-2", "gemini-3-pro-image"])
