@@ -20,9 +20,9 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from compare import blind
 from compare.history import HistoryRow
 from compare.images import open_bytes
+from compare.judging import blind
 from compare.metadata import strip_metadata
 from compare.models import Generation, Image, Rating, Reference, Run
 
@@ -30,8 +30,19 @@ FORMAT = "compare-run/1"
 # Attempt-log entries keep only these keys when hidden; "error" quotes the provider.
 BLIND_ATTEMPT_KEYS = ("attempt", "ok", "kind", "status", "seconds")
 CSV_COLUMNS = [
-    "id", "url", "created_at", "author", "prompt", "status", "blind", "tags", "models",
-    "votes_total", "tally", "notes_count", "total_cost_usd",
+    "id",
+    "url",
+    "created_at",
+    "author",
+    "prompt",
+    "status",
+    "blind",
+    "tags",
+    "models",
+    "votes_total",
+    "tally",
+    "notes_count",
+    "total_cost_usd",
 ]
 
 
@@ -65,16 +76,27 @@ def _file_stems(sides: list[Generation], hidden: bool) -> dict:
 
 
 def _add_image(archive: zipfile.ZipFile, image: Image, stem: str, hidden: bool) -> dict[str, Any]:
-    record: dict[str, Any] = {"file": None, "thumbnail": None, "width": image.width, "height": image.height,
-                              "format": image.format, "has_alpha": image.has_alpha, "sha256": image.sha256}
+    record: dict[str, Any] = {
+        "file": None,
+        "thumbnail": None,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "has_alpha": image.has_alpha,
+        "sha256": image.sha256,
+    }
     try:
         data, thumb = open_bytes(image.file), open_bytes(image.thumbnail)
     except FileNotFoundError:
         return {**record, "missing": True}  # a lost file must not make the whole export fail
     if hidden:
         data, thumb = strip_metadata(data, image.format), strip_metadata(thumb, "webp")
-    record.update(file=f"images/{stem}.{image.format}", thumbnail=f"thumbnails/{stem}.webp",
-                  bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    record.update(
+        file=f"images/{stem}.{image.format}",
+        thumbnail=f"thumbnails/{stem}.webp",
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     # Image formats are compressed already; deflating them again only costs time.
     archive.writestr(record["file"], data, compress_type=zipfile.ZIP_STORED)
     archive.writestr(record["thumbnail"], thumb, compress_type=zipfile.ZIP_STORED)
@@ -89,27 +111,46 @@ def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str, hidden: bo
         "simulated": gen.simulated,
         "status": gen.status,
         "attempts": gen.attempts,
-        "timings": {"queued_at": _time(gen.queued_at), "started_at": _time(gen.started_at),
-                    "finished_at": _time(gen.finished_at), "latency_ms": gen.latency_ms},
+        "timings": {
+            "queued_at": _time(gen.queued_at),
+            "started_at": _time(gen.started_at),
+            "finished_at": _time(gen.finished_at),
+            "latency_ms": gen.latency_ms,
+        },
         "images": images,
     }
     if hidden:
         log = [{k: entry[k] for k in BLIND_ATTEMPT_KEYS if k in entry} for entry in gen.attempt_log]
         return {**common, "attempt_log": log, "error": {"kind": gen.error_kind, "message": None} if failed else None}
     return {
-        "model_key": gen.model_key, "model_label": gen.model_label, "model_id": gen.model_id,
-        "position": gen.position, **common, "attempt_log": gen.attempt_log,
+        "model_key": gen.model_key,
+        "model_label": gen.model_label,
+        "model_id": gen.model_id,
+        "position": gen.position,
+        **common,
+        "attempt_log": gen.attempt_log,
         "cost": {"estimated_usd": _money(gen.estimated_cost_usd), "actual_usd": _money(gen.cost_usd)},
-        "usage": gen.usage, "params_sent": gen.params_sent, "params_echoed": gen.params_echoed,
+        "usage": gen.usage,
+        "params_sent": gen.params_sent,
+        "params_echoed": gen.params_echoed,
         "error": {"kind": gen.error_kind, "message": gen.error_message} if failed else None,
-        "text": gen.text, "grounding": gen.grounding,
+        "text": gen.text,
+        "grounding": gen.grounding,
     }
 
 
 def _add_reference(archive: zipfile.ZipFile, ref: Reference) -> dict[str, Any]:
     stem = "mask" if ref.kind == Reference.Kind.MASK else f"reference-{ref.position + 1}"
-    record = {"kind": ref.kind, "position": ref.position, "name": ref.name, "width": ref.width,
-              "height": ref.height, "format": ref.format, "sha256": ref.sha256, "file": None}
+    record = {
+        "kind": ref.kind,
+        "position": ref.position,
+        "name": ref.name,
+        "width": ref.width,
+        "height": ref.height,
+        "format": ref.format,
+        "sha256": ref.sha256,
+        "file": None,
+    }
     try:
         data = open_bytes(ref.file)
     except FileNotFoundError:
@@ -123,14 +164,39 @@ def _judging(run: Run, sides: list[Generation], stems: dict, hidden: bool, user)
     """Votes, ratings and notes. While hidden the run page shows no tally and no
     one else's ratings, so neither does the export."""
     by_choice = {f"gen:{g.position}": stems[g.id] for g in sides}
-    votes = [{"user": v.user.get_username(), "choice": None if hidden else v.choice,
-              "winner": None if hidden else by_choice.get(v.choice), "blind": v.blind,
-              "created_at": _time(v.created_at), "updated_at": _time(v.updated_at)} for v in run.votes.all()]
-    ratings = [{"user": r.user.get_username(), "generation": stems[g.id], "criterion": r.criterion.name,
-                "stars": r.stars, "updated_at": _time(r.updated_at)}
-               for g in sides for r in g.ratings.all() if not hidden or r.user_id == user.id]
-    notes = [{"author": n.author.get_username(), "body": n.body, "created_at": _time(n.created_at),
-              "updated_at": _time(n.updated_at), "generation": stems.get(n.generation_id)} for n in run.notes.all()]
+    votes = [
+        {
+            "user": v.user.get_username(),
+            "choice": None if hidden else v.choice,
+            "winner": None if hidden else by_choice.get(v.choice),
+            "blind": v.blind,
+            "created_at": _time(v.created_at),
+            "updated_at": _time(v.updated_at),
+        }
+        for v in run.votes.all()
+    ]
+    ratings = [
+        {
+            "user": r.user.get_username(),
+            "generation": stems[g.id],
+            "criterion": r.criterion.name,
+            "stars": r.stars,
+            "updated_at": _time(r.updated_at),
+        }
+        for g in sides
+        for r in g.ratings.all()
+        if not hidden or r.user_id == user.id
+    ]
+    notes = [
+        {
+            "author": n.author.get_username(),
+            "body": n.body,
+            "created_at": _time(n.created_at),
+            "updated_at": _time(n.updated_at),
+            "generation": stems.get(n.generation_id),
+        }
+        for n in run.notes.all()
+    ]
     return {"votes": votes, "ratings": ratings, "notes": notes}
 
 
@@ -141,10 +207,18 @@ def run_zip(run: Run, user, url: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         manifest = {
-            "format": FORMAT, "id": str(run.id), "url": url, "prompt": run.prompt, "options": run.options,
-            "created_at": _time(run.created_at), "author": run.author.get_username(),
-            "tags": [t.name for t in run.tags.all()], "parent_id": str(run.parent_id) if run.parent_id else None,
-            "blind": run.blind, "names_hidden": hidden, "exported_at": _time(timezone.now()),
+            "format": FORMAT,
+            "id": str(run.id),
+            "url": url,
+            "prompt": run.prompt,
+            "options": run.options,
+            "created_at": _time(run.created_at),
+            "author": run.author.get_username(),
+            "tags": [t.name for t in run.tags.all()],
+            "parent_id": str(run.parent_id) if run.parent_id else None,
+            "blind": run.blind,
+            "names_hidden": hidden,
+            "exported_at": _time(timezone.now()),
             "references": [_add_reference(archive, ref) for ref in run.references.all()],
             "generations": [_generation(archive, gen, stems[gen.id], hidden) for gen in sides],
             **_judging(run, sides, stems, hidden, user),
@@ -169,11 +243,19 @@ def history_record(row: HistoryRow, url: str) -> dict[str, Any]:
     """One run of the history export; models, tally and cost stay hidden like on the page."""
     run = row.run
     return {
-        "id": str(run.id), "url": url, "created_at": _time(run.created_at), "author": run.author.get_username(),
-        "prompt": run.prompt, "status": row.status, "blind": run.blind, "tags": [t.name for t in run.tags.all()],
+        "id": str(run.id),
+        "url": url,
+        "created_at": _time(run.created_at),
+        "author": run.author.get_username(),
+        "prompt": run.prompt,
+        "status": row.status,
+        "blind": run.blind,
+        "tags": [t.name for t in run.tags.all()],
         "models": None if row.hidden else [g.model_key for g in row.sides],
-        "votes_total": row.votes, "tally": None if row.hidden else _tally_by_key(row),
-        "notes_count": row.notes, "total_cost_usd": _money(row.cost),
+        "votes_total": row.votes,
+        "tally": None if row.hidden else _tally_by_key(row),
+        "notes_count": row.notes,
+        "total_cost_usd": _money(row.cost),
     }
 
 

@@ -4,13 +4,13 @@ RunForm is the one validation path for a new comparison: the web form, the JSON
 API and the `compare` command all go through it.
 """
 
-from django import forms
-
 import re
 from dataclasses import dataclass
 
+from django import forms
+
 from compare import images, sizes
-from compare.forms_judging import parse_tags
+from compare.judging.forms import parse_tags
 from compare.models import Image, Run
 from compare.registry import ALL_ASPECTS, IMAGE_SIZES, Model, enabled_models, get_model
 
@@ -21,8 +21,20 @@ FORMAT_CHOICES = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP")]
 BACKGROUND_CHOICES = [("auto", "Auto"), ("opaque", "Opaque"), ("transparent", "Transparent")]
 MODERATION_CHOICES = [("auto", "Standard"), ("low", "Less strict")]
 OPTION_FIELDS = [
-    "aspect_ratio", "resolution", "size", "quality", "output_format", "output_compression", "background",
-    "moderation", "n", "partial_images", "grounding", "fallback_model", "fallback_quality", "regenerate",
+    "aspect_ratio",
+    "resolution",
+    "size",
+    "quality",
+    "output_format",
+    "output_compression",
+    "background",
+    "moderation",
+    "n",
+    "partial_images",
+    "grounding",
+    "fallback_model",
+    "fallback_quality",
+    "regenerate",
 ]
 OPTION_LABELS = {
     "quality": "quality",
@@ -110,53 +122,73 @@ class RunForm(forms.Form):
     aspect_ratio = forms.ChoiceField(choices=ASPECT_CHOICES, initial="1:1", required=False)
     resolution = forms.ChoiceField(choices=RESOLUTION_CHOICES, initial="1K", required=False)
     size = forms.CharField(
-        required=False, max_length=20, label="Exact size",
+        required=False,
+        max_length=20,
+        label="Exact size",
         help_text="Optional W×H in pixels, e.g. 1536x1024; overrides aspect and resolution.",
     )
     quality = forms.ChoiceField(choices=QUALITY_CHOICES, initial="auto", required=False)
     output_format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="png", required=False)
     output_compression = forms.IntegerField(
-        min_value=0, max_value=100, required=False, label="Compression",
+        min_value=0,
+        max_value=100,
+        required=False,
+        label="Compression",
         help_text="JPEG/WebP quality 0–100 (empty = the provider's default, 100).",
     )
     background = forms.ChoiceField(choices=BACKGROUND_CHOICES, initial="auto", required=False)
     moderation = forms.ChoiceField(
-        choices=MODERATION_CHOICES, initial="auto", required=False, label="Moderation",
+        choices=MODERATION_CHOICES,
+        initial="auto",
+        required=False,
+        label="Moderation",
         help_text="OpenAI's moderation level; Gemini applies its own safety settings.",
     )
     n = forms.IntegerField(min_value=1, max_value=4, initial=1, required=False, label="Images per model")
     partial_images = forms.IntegerField(
-        min_value=0, max_value=3, initial=0, required=False, label="Streamed previews",
+        min_value=0,
+        max_value=3,
+        initial=0,
+        required=False,
+        label="Streamed previews",
         help_text="0–3 partial previews while the image renders (models that stream).",
     )
     grounding = forms.BooleanField(required=False, label="Google Search grounding")
     references = MultipleFileField(
-        required=False, label="Reference images",
+        required=False,
+        label="Reference images",
         help_text="PNG, JPEG or WebP, up to 20 MB each. Drop files here or choose them.",
     )
     fallback_model = forms.ChoiceField(
-        required=False, label="If a model fails, try",
+        required=False,
+        label="If a model fails, try",
         help_text="A backup model, run as an extra side labelled as the fallback.",
     )
     fallback_quality = forms.ChoiceField(
-        required=False, label="…or retry it at",
+        required=False,
+        label="…or retry it at",
         choices=[("", "—"), ("low", "Low quality"), ("medium", "Medium quality")],
     )
     regenerate = forms.BooleanField(
-        required=False, label="Skip the cache",
+        required=False,
+        label="Skip the cache",
         help_text="Generate anew even if the same request was answered recently.",
     )
     blind = forms.BooleanField(
-        required=False, label="Blind",
+        required=False,
+        label="Blind",
         help_text="Shuffle the sides and hide the model names until each person has voted.",
     )
     tags = forms.CharField(
-        required=False, max_length=400, label="Tags",
+        required=False,
+        max_length=400,
+        label="Tags",
         help_text="e.g. poster ui-mockup zh — to find and compare kinds of work later.",
     )
     parent = forms.UUIDField(required=False, widget=forms.HiddenInput)
     mask = forms.FileField(
-        required=False, label="Mask (GPT Image)",
+        required=False,
+        label="Mask (GPT Image)",
         help_text="A PNG with transparency, the size of the first reference: transparent areas get edited.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png"}),
     )
@@ -183,7 +215,7 @@ class RunForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["fallback_model"].choices = [("", "no fallback")] + model_choices()
+        self.fields["fallback_model"].choices = [("", "no fallback"), *model_choices()]
 
     def clean_tags(self) -> list[str]:
         return parse_tags(self.cleaned_data.get("tags", ""))
@@ -359,9 +391,14 @@ class RunForm(forms.Form):
         """Everything create_run needs besides the author."""
         references, mask = self.inputs()
         return {
-            "prompt": self.cleaned_data["prompt"], "models": self.chosen_models(), "options": self.options(),
-            "references": references, "mask": mask, "blind": self.cleaned_data.get("blind", False),
-            "tags": self.cleaned_data.get("tags") or [], "parent": self.cleaned_data.get("parent"),
+            "prompt": self.cleaned_data["prompt"],
+            "models": self.chosen_models(),
+            "options": self.options(),
+            "references": references,
+            "mask": mask,
+            "blind": self.cleaned_data.get("blind", False),
+            "tags": self.cleaned_data.get("tags") or [],
+            "parent": self.cleaned_data.get("parent"),
         }
 
     @classmethod
@@ -371,8 +408,12 @@ class RunForm(forms.Form):
             return {"models": default_models, "blind": blind_default}
         initial = {k: v for k, v in run.options.items() if k in OPTION_FIELDS and v is not None}
         return {
-            **initial, "prompt": run.prompt, "models": [g.model_key for g in run.generations.order_by("position")],
-            "blind": run.blind, "tags": " ".join(t.name for t in run.tags.all()), "parent": run.id,
+            **initial,
+            "prompt": run.prompt,
+            "models": [g.model_key for g in run.generations.order_by("position")],
+            "blind": run.blind,
+            "tags": " ".join(t.name for t in run.tags.all()),
+            "parent": run.id,
         }
 
     def chosen_models(self) -> list[Model]:

@@ -12,11 +12,23 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import (
-    Case, CharField, Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
 )
 from django.db.models.functions import Cast, Coalesce, Concat
 
-from compare import blind
+from compare.judging import blind
 from compare.models import Generation, Image, Note, Reveal, Run, Tag, Vote
 
 STATUS_CHOICES = [("running", "Running"), ("done", "Done"), ("partial", "Partly failed"), ("failed", "Failed")]
@@ -33,8 +45,12 @@ PENDING = [Generation.Status.QUEUED, Generation.Status.RUNNING]
 class HistoryFilters(forms.Form):
     """The query string of the history page and its exports (GET, so links can be shared)."""
 
-    q = forms.CharField(required=False, max_length=200, label="Search prompts",
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "words in the prompt"}))
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search prompts",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "words in the prompt"}),
+    )
     model = forms.ChoiceField(required=False, label="Model")
     winner = forms.ChoiceField(required=False, label="Won a vote")
     author = forms.ChoiceField(required=False, label="Author")
@@ -185,7 +201,12 @@ def row(run: Run) -> HistoryRow:
         gen.run = run
         gen.display_name = blind.label(gen, hidden)
     return HistoryRow(
-        run=run, sides=sides, hidden=hidden, status=run.status_value, votes=run.votes_total,
-        notes=run.notes_total, tally=[] if hidden else _tally(run, sides),
+        run=run,
+        sides=sides,
+        hidden=hidden,
+        status=run.status_value,
+        votes=run.votes_total,
+        notes=run.notes_total,
+        tally=[] if hidden else _tally(run, sides),
         cost=None if hidden else run.total_cost,
     )

@@ -90,8 +90,14 @@ def store(data: bytes, strip: bool = False) -> dict:
     _put(name, data)
     _put(thumb, thumbnail_bytes(data))
     return {
-        "sha256": digest, "file": name, "thumbnail": thumb, "width": info.width, "height": info.height,
-        "format": info.format, "bytes": len(data), "has_alpha": info.has_alpha,
+        "sha256": digest,
+        "file": name,
+        "thumbnail": thumb,
+        "width": info.width,
+        "height": info.height,
+        "format": info.format,
+        "bytes": len(data),
+        "has_alpha": info.has_alpha,
     }
 
 

@@ -8,16 +8,31 @@ import io
 
 from PIL import Image as PILImage
 
-PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"pHYs",
-            b"bKGD", b"acTL", b"fcTL", b"fdAT"}
+PNG_KEEP = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"gAMA",
+    b"cHRM",
+    b"sRGB",
+    b"iCCP",
+    b"sBIT",
+    b"pHYs",
+    b"bKGD",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
+}
 WEBP_KEEP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP", b"ANIM", b"ANMF"}
 
 
 def _strip_png(data: bytes) -> bytes:
     out, pos = [data[:8]], 8
     while pos + 12 <= len(data):
-        end = pos + 12 + int.from_bytes(data[pos:pos + 4], "big")
-        if data[pos + 4:pos + 8] in PNG_KEEP:  # colour chunks stay: designers judge colour
+        end = pos + 12 + int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] in PNG_KEEP:  # colour chunks stay: designers judge colour
             out.append(data[pos:end])
         pos = end
     return b"".join(out)
@@ -32,7 +47,7 @@ def _strip_jpeg(data: bytes) -> bytes:
         if marker == 0xDA:  # start of scan: the rest is image data
             out.append(data[pos:])
             break
-        segment = data[pos:pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")]
+        segment = data[pos : pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")]
         metadata = 0xE1 <= marker <= 0xEF or marker == 0xFE  # APP1–APP15 (EXIF, XMP, C2PA) and comments
         colour = segment[4:16] == b"ICC_PROFILE\0" or segment[4:9] == b"Adobe"
         if not metadata or colour:
@@ -46,8 +61,8 @@ def _strip_webp(data: bytes) -> bytes:
         raise ValueError("not a WebP file")
     chunks, pos = [], 12
     while pos + 8 <= len(data):
-        size = int.from_bytes(data[pos + 4:pos + 8], "little")
-        chunk = data[pos:pos + 8 + size + (size & 1)]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        chunk = data[pos : pos + 8 + size + (size & 1)]
         if chunk[:4] == b"VP8X":  # clear the EXIF and XMP flags of the chunks dropped below
             chunk = chunk[:8] + bytes([chunk[8] & ~0x0C & 0xFF]) + chunk[9:]
         if chunk[:4] in WEBP_KEEP:

@@ -85,7 +85,9 @@ def _get_json(client: httpx.Client, url: str, model: Model, params: dict | None 
     except httpx.ConnectError as exc:
         # The simulator lives in the web server; from the CLI it is only there while that runs.
         hint = " (is the web server running?)" if model.simulated else ""
-        raise ListError(f"Could not reach {_lower(name)}{hint}: {shorten(str(exc) or type(exc).__name__, 200)}") from None
+        raise ListError(
+            f"Could not reach {_lower(name)}{hint}: {shorten(str(exc) or type(exc).__name__, 200)}"
+        ) from None
     except httpx.HTTPError as exc:
         raise ListError(f"Could not reach {_lower(name)}: {shorten(str(exc) or type(exc).__name__, 200)}") from None
     if response.status_code != 200:
@@ -139,9 +141,14 @@ def _account(model: Model) -> tuple[str, str, str]:
 
 def _row(model: Model, status: str, note: str) -> ModelStatus:
     return ModelStatus(
-        key=model.key, label=model.label, model_id=model.model_id, protocol=model.protocol,
-        provider=scrub(model.endpoint_base(), model.api_key), simulated=model.simulated,
-        status=status, note=note,
+        key=model.key,
+        label=model.label,
+        model_id=model.model_id,
+        protocol=model.protocol,
+        provider=scrub(model.endpoint_base(), model.api_key),
+        simulated=model.simulated,
+        status=status,
+        note=note,
     )
 
 

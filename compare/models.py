@@ -28,7 +28,9 @@ class TeamSettings(models.Model):
         default=10, help_text="Below this many votes a model's score is marked preliminary."
     )
     daily_budget_usd = models.DecimalField(
-        max_digits=10, decimal_places=2, default=50,
+        max_digits=10,
+        decimal_places=2,
+        default=50,
         help_text="Each person's spending limit per day (estimated cost of the runs they start); 0 = no limit.",
     )
     max_in_flight = models.PositiveIntegerField(
@@ -79,11 +81,7 @@ class RunQuerySet(models.QuerySet):
         return self.annotate(vote_count=Count("votes", distinct=True))
 
     def for_history(self):
-        return (
-            self.select_related("author")
-            .prefetch_related("generations__images", "votes")
-            .order_by("-created_at")
-        )
+        return self.select_related("author").prefetch_related("generations__images", "votes").order_by("-created_at")
 
 
 class Run(models.Model):
@@ -282,7 +280,9 @@ class StoredImage(models.Model):
 
     @property
     def mime_type(self) -> str:
-        return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(self.format, "application/octet-stream")
+        return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(
+            self.format, "application/octet-stream"
+        )
 
 
 class Image(StoredImage):
@@ -323,7 +323,9 @@ class Reference(StoredImage):
     position = models.PositiveSmallIntegerField(default=0)
     name = models.CharField(max_length=200, blank=True)
     # Set when the reference is an output image of an earlier run.
-    source_image = models.ForeignKey("Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reused_as")
+    source_image = models.ForeignKey(
+        "Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="reused_as"
+    )
 
     class Meta:
         ordering = ["run", "kind", "position"]
@@ -370,6 +372,9 @@ class Reveal(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "user"], name="one_reveal_per_user_per_run")]
 
+    def __str__(self) -> str:
+        return f"{self.user} saw the names of {self.run_id}"
+
 
 class Rating(models.Model):
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="ratings")
@@ -383,6 +388,9 @@ class Rating(models.Model):
             models.UniqueConstraint(fields=["generation", "user", "criterion"], name="one_rating_per_criterion"),
             models.CheckConstraint(condition=models.Q(stars__gte=1, stars__lte=5), name="stars_1_to_5"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.stars}★ on {self.criterion}"
 
 
 class Note(models.Model):
@@ -440,4 +448,3 @@ class ApiToken(models.Model):
             return None
         cls.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
         return row.user
-

@@ -33,7 +33,9 @@ def estimate(model: Model, options: dict, prompt: str = "") -> Decimal | None:
     n = int(options.get("n", 1))
     per_image = None
     if model.protocol == "openai-images" and pricing.per_image_by_size:
-        size = sizes.openai_size(options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size"))
+        size = sizes.openai_size(
+            options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size")
+        )
         parsed = sizes.parse_wxh(size) or (1024, 1024)
         row = _nearest_size_row(pricing.per_image_by_size, *parsed)
         per_image = row[QUALITY_COLUMN.get(options.get("quality", "auto"), 1)]

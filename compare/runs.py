@@ -19,14 +19,26 @@ def _store_inputs(run: Run, references: list, mask) -> None:
         inputs.append((Reference.Kind.MASK, 0, mask))
     for kind, position, item in inputs:
         Reference.objects.create(
-            run=run, kind=kind, position=position, name=item.name, source_image=item.source_image,
+            run=run,
+            kind=kind,
+            position=position,
+            name=item.name,
+            source_image=item.source_image,
             **images.store(item.data),
         )
 
 
 def create_run(
-    author, prompt: str, models: list[Model], options: dict, references=(), mask=None,
-    *, blind: bool = False, tags=(), parent: Run | None = None,
+    author,
+    prompt: str,
+    models: list[Model],
+    options: dict,
+    references=(),
+    mask=None,
+    *,
+    blind: bool = False,
+    tags=(),
+    parent: Run | None = None,
 ) -> Run:
     """references / mask: verified inputs (forms.InputFile) in the order the user gave them."""
     # Blind runs show the sides in a random order, so "left" says nothing about the model.
@@ -81,7 +93,10 @@ def cancel_generations(queryset) -> int:
     """Mark unfinished generations cancelled. A call already on its way is not
     aborted, but its result is dropped (tasks only write to running rows)."""
     return queryset.filter(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING]).update(
-        status=Generation.Status.CANCELLED, finished_at=timezone.now(), error_kind="", error_message="Cancelled by a user.",
+        status=Generation.Status.CANCELLED,
+        finished_at=timezone.now(),
+        error_kind="",
+        error_message="Cancelled by a user.",
     )
 
 
@@ -91,12 +106,19 @@ RETRYABLE_STATES = {Generation.Status.FAILED, Generation.Status.REFUSED, Generat
 def retry_generation(gen: Generation, user) -> bool:
     """Queue a generation that did not succeed once more; its earlier attempts stay in
     the log. A retry is paid like a new run, so the budget guard applies (BudgetExceeded)."""
-    history = list(gen.attempt_log) + [{"retried_at": timezone.now().isoformat(), "after": gen.status}]
+    history = [*list(gen.attempt_log), {"retried_at": timezone.now().isoformat(), "after": gen.status}]
     with transaction.atomic():
         budget.check(user, [gen.estimated_cost_usd], 1)
         updated = Generation.objects.filter(pk=gen.pk, status__in=RETRYABLE_STATES).update(
-            status=Generation.Status.QUEUED, queued_at=timezone.now(), started_at=None, finished_at=None,
-            latency_ms=None, error_kind="", error_message="", attempts=0, attempt_log=history,
+            status=Generation.Status.QUEUED,
+            queued_at=timezone.now(),
+            started_at=None,
+            finished_at=None,
+            latency_ms=None,
+            error_kind="",
+            error_message="",
+            attempts=0,
+            attempt_log=history,
         )
         if updated:
             gen.images.filter(is_partial=True).delete()

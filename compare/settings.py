@@ -115,9 +115,7 @@ if PRODUCTION and not ALLOWED_HOSTS:
     )
 if PRODUCTION and "*" in ALLOWED_HOSTS:
     raise ImproperlyConfigured("COMPARE_ALLOWED_HOSTS may not be '*' in the production profile: name the hosts.")
-CSRF_TRUSTED_ORIGINS = [
-    o.strip() for o in os.environ.get("COMPARE_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
-]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("COMPARE_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -273,9 +271,7 @@ if PRODUCTION:
 COMPARE_LOGIN_MAX_FAILURES = env_int("COMPARE_LOGIN_MAX_FAILURES", 5, minimum=1)
 COMPARE_LOGIN_LOCKOUT_MINUTES = env_int("COMPARE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 # Addresses of reverse proxies whose X-Forwarded-For names the client (e.g. 127.0.0.1).
-COMPARE_TRUSTED_PROXIES = [
-    p.strip() for p in os.environ.get("COMPARE_TRUSTED_PROXIES", "").split(",") if p.strip()
-]
+COMPARE_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("COMPARE_TRUSTED_PROXIES", "").split(",") if p.strip()]
 # The throttle's counters (and the status page's last check) live in the cache.
 # The default per-process memory cache suits one web process; several processes
 # must share one: REDIS_URL (needs `pip install redis`).
@@ -283,7 +279,9 @@ if os.environ.get("REDIS_URL"):
     try:
         import redis  # noqa: F401  (Django's RedisCache needs it)
     except ImportError:
-        raise ImproperlyConfigured("REDIS_URL is set but the redis package is not installed: pip install redis.") from None
+        raise ImproperlyConfigured(
+            "REDIS_URL is set but the redis package is not installed: pip install redis."
+        ) from None
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -311,8 +309,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PORT = env_int("PORT", 8000, minimum=1)
 # Where the model registry lives: the repo's defaults, or a file of your own.
 COMPARE_MODELS_FILE = Path(env_str("COMPARE_MODELS_FILE", str(BASE_DIR / "compare" / "models.toml")))
-# The simulator answers for every model whose API key is unset.
+# The simulator answers for every model whose API key is unset. It is its own app,
+# left out of INSTALLED_APPS (and of the URLs) when off, as in production.
 COMPARE_SIMULATOR_ENABLED = env_bool("COMPARE_SIMULATOR", not PRODUCTION)
+if COMPARE_SIMULATOR_ENABLED:
+    INSTALLED_APPS.append("compare.simulator.apps.SimulatorConfig")
 COMPARE_SIMULATOR_URL = env_str("COMPARE_SIMULATOR_URL", f"http://127.0.0.1:{PORT}/sim")
 # Multiplies each model's simulated latency (0 = instant; tests use 0).
 COMPARE_SIMULATOR_LATENCY = env_float("COMPARE_SIMULATOR_LATENCY", 1.0)

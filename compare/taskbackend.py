@@ -25,7 +25,7 @@ def wait_idle(timeout: float | None = None) -> bool:
     """Block until every submitted task has finished; True if none is left."""
     with _lock:
         pending = set(_pending)
-    done, not_done = wait_futures(pending, timeout=timeout)
+    _done, not_done = wait_futures(pending, timeout=timeout)
     return not not_done
 
 

@@ -19,12 +19,12 @@ from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
-from compare import cache, images, pricing
+from compare import images, pricing, reuse
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
 from compare.providers import adapter_for
-from compare.registry import get_model
 from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
+from compare.registry import get_model
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF = 120.0
@@ -109,16 +109,24 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
     stored: list[dict] = []
     try:
         for img in result.images:
-            stored.append(images.store(img.data, strip=True))
+            stored.append(images.store(img.data, strip=True))  # noqa: PERF401 (kept one by one: a failure removes those stored so far)
         with transaction.atomic():
             if not _still_running(gen):
                 raise _Dropped
             for index, fields in enumerate(stored):
                 Image.objects.create(generation=gen, index=index, **fields)
             finished = _finish(
-                gen, Generation.Status.SUCCEEDED, usage=result.usage, cost_usd=pricing.actual(gen.model, result.usage),
-                params_sent=result.sent, params_echoed=result.echoed, text=result.text, grounding=result.grounding,
-                attempt_log=attempts, error_kind="", error_message="",
+                gen,
+                Generation.Status.SUCCEEDED,
+                usage=result.usage,
+                cost_usd=pricing.actual(gen.model, result.usage),
+                params_sent=result.sent,
+                params_echoed=result.echoed,
+                text=result.text,
+                grounding=result.grounding,
+                attempt_log=attempts,
+                error_kind="",
+                error_message="",
             )
             if not finished:
                 raise _Dropped  # rolls the image rows back
@@ -149,16 +157,23 @@ def _record_failure(gen: Generation, err: ProviderError, attempts: list, sent: d
 
 
 def _from_cache(gen: Generation) -> bool:
-    hit = cache.find_hit(gen)
+    hit = reuse.find_hit(gen)
     if hit is None:
         return False
     with transaction.atomic():
         if not _still_running(gen):
             return True
-        cache.copy_images(hit, gen)
+        reuse.copy_images(hit, gen)
         _finish(
-            gen, Generation.Status.SUCCEEDED, cached_from=hit, usage={}, cost_usd=Decimal("0"),
-            params_sent=hit.params_sent, params_echoed=hit.params_echoed, text=hit.text, grounding=hit.grounding,
+            gen,
+            Generation.Status.SUCCEEDED,
+            cached_from=hit,
+            usage={},
+            cost_usd=Decimal("0"),
+            params_sent=hit.params_sent,
+            params_echoed=hit.params_echoed,
+            text=hit.text,
+            grounding=hit.grounding,
             attempt_log=[{"attempt": 0, "ok": True, "cached_from": str(hit.pk)}],
         )
     return True
@@ -190,13 +205,21 @@ def _call_with_retries(gen: Generation, adapter, request: GenerationRequest, sen
             err = ProviderError(ErrorKind.MALFORMED, f"The provider sent an unreadable image: {exc}")
         except Exception:
             logger.exception("Generation %s crashed", gen.pk)
-            err = ProviderError(ErrorKind.SERVER, "An internal error stopped this generation; the details are in the server log.")
+            err = ProviderError(
+                ErrorKind.SERVER, "An internal error stopped this generation; the details are in the server log."
+            )
             attempts.append({"attempt": attempt, "ok": False, "kind": err.kind.value, "error": err.message})
             break
-        attempts.append({
-            "attempt": attempt, "ok": False, "kind": err.kind.value, "error": err.message,
-            "status": err.status, "seconds": round(time.monotonic() - started, 2),
-        })
+        attempts.append(
+            {
+                "attempt": attempt,
+                "ok": False,
+                "kind": err.kind.value,
+                "error": err.message,
+                "status": err.status,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
         _mine(gen).update(attempt_log=attempts)
         if not err.retryable or attempt == settings.COMPARE_MAX_ATTEMPTS:
             break
@@ -219,10 +242,12 @@ def run_generation(generation_id) -> str:
     gen.claim = token
     model = gen.model
     if model is None or not model.available:
-        err = ProviderError(ErrorKind.NOT_FOUND, f"The model {gen.model_key!r} is no longer configured or has no API key.")
+        err = ProviderError(
+            ErrorKind.NOT_FOUND, f"The model {gen.model_key!r} is no longer configured or has no API key."
+        )
         _record_failure(gen, err, [], {})
         return "failed"
-    gen.cache_key = cache.key_for(gen)
+    gen.cache_key = reuse.key_for(gen)
     _mine(gen).update(cache_key=gen.cache_key)
     if _from_cache(gen):
         return "cached"
@@ -240,7 +265,9 @@ def expire_overdue() -> int:
     grace = 60
     limit = timezone.now() - timedelta(seconds=settings.COMPARE_GENERATION_DEADLINE + grace)
     return Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=limit).update(
-        status=Generation.Status.FAILED, finished_at=timezone.now(), error_kind=ErrorKind.TIMEOUT.value,
+        status=Generation.Status.FAILED,
+        finished_at=timezone.now(),
+        error_kind=ErrorKind.TIMEOUT.value,
         error_message="No result before the deadline; the provider call was abandoned.",
     )
 
@@ -263,8 +290,15 @@ def start_fallback(gen: Generation) -> Generation | None:
             return None
         position = gen.run.generations.aggregate(top=Max("position"))["top"] + 1
         fallback = Generation.objects.create(
-            run=gen.run, position=position, blind_position=position, model_key=model.key, model_label=model.label,
-            model_id=model.model_id, simulated=model.simulated, fallback_of=gen, option_overrides=overrides,
+            run=gen.run,
+            position=position,
+            blind_position=position,
+            model_key=model.key,
+            model_label=model.label,
+            model_id=model.model_id,
+            simulated=model.simulated,
+            fallback_of=gen,
+            option_overrides=overrides,
             estimated_cost_usd=pricing.estimate(model, {**options, **overrides}, gen.run.prompt),
         )
         transaction.on_commit(lambda: enqueue_generations([fallback.id]))

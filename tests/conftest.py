@@ -2,10 +2,9 @@ import time
 
 import pytest
 
-from compare.registry import registry
-
 from compare.http import reset_shared_client
 from compare.models import Generation
+from compare.registry import registry
 from compare.simulator.faults import release_sleepers
 from compare.taskbackend import wait_idle
 

@@ -10,11 +10,10 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-
 from PIL import Image as PILImage
 
-from compare import api as api_views
 from compare import images
+from compare.api import views as api_views
 from compare.forms import RunForm
 from compare.http import reset_shared_client
 from compare.models import ApiToken, Generation, Image, Note, Run, Vote
@@ -46,7 +45,9 @@ def api(client, token):
 
         def post(self, path, body, raw=False):
             data = body if raw else json.dumps(body)
-            return client.post(path, data, content_type="application/json", headers={"Authorization": f"Bearer {token}"})
+            return client.post(
+                path, data, content_type="application/json", headers={"Authorization": f"Bearer {token}"}
+            )
 
     return Api()
 
@@ -79,7 +80,9 @@ def assert_error(response, status, *fragments):
 # --- authentication --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", "Basic YWxpY2U6eA==", "Bearer cmp_not-a-real-token"])
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer", "Bearer   ", "Basic YWxpY2U6eA==", "Bearer cmp_not-a-real-token"]
+)
 def test_missing_or_invalid_token_is_401_json(client, user, header):
     headers = {"Authorization": header} if header is not None else {}
     response = client.get("/api/runs", headers=headers)
@@ -112,9 +115,13 @@ def test_successful_use_records_last_used(api, user):
     assert ApiToken.objects.get(user=user).last_used_at is not None
 
 
-@pytest.mark.parametrize(("method", "path"), [("put", "/api/runs"), ("delete", "/api/runs"), ("post", "/api/runs/{id}")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("put", "/api/runs"), ("delete", "/api/runs"), ("post", "/api/runs/{id}")]
+)
 def test_wrong_method_is_405_json(client, token, user, method, path):
-    response = getattr(client, method)(path.format(id="2f1e8a4e-4b8f-4f5a-9d2c-1a2b3c4d5e6f"), headers={"Authorization": f"Bearer {token}"})
+    response = getattr(client, method)(
+        path.format(id="2f1e8a4e-4b8f-4f5a-9d2c-1a2b3c4d5e6f"), headers={"Authorization": f"Bearer {token}"}
+    )
     assert_error(response, 405, "not " + method.upper())
     assert response["Allow"]
 
@@ -141,8 +148,14 @@ def test_oversized_body_is_413(api, settings, no_task_execution):
 
 @pytest.mark.parametrize(
     ("raw", "fragment"),
-    [("{not json", "not valid JSON"), ("", "not valid JSON"), ('["a", "b"]', "not a list"), ("42", "not a number"),
-     ("null", "not null"), (b"\xff\xfe", "not valid JSON")],
+    [
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+        ('["a", "b"]', "not a list"),
+        ("42", "not a number"),
+        ("null", "not null"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
 )
 def test_malformed_body_is_400(api, no_task_execution, raw, fragment):
     assert_error(api.post("/api/runs", raw, raw=True), 400, fragment)
@@ -150,8 +163,11 @@ def test_malformed_body_is_400(api, no_task_execution, raw, fragment):
 
 
 def test_unknown_fields_are_listed(api, no_task_execution):
-    error = assert_error(api.post("/api/runs", {"prompt": "x", "models": MODELS, "seed": 3, "style": "vivid"}), 400,
-                         "Unknown fields: seed, style")
+    error = assert_error(
+        api.post("/api/runs", {"prompt": "x", "models": MODELS, "seed": 3, "style": "vivid"}),
+        400,
+        "Unknown fields: seed, style",
+    )
     assert set(error["fields"]) == {"seed", "style"}
 
 
@@ -207,7 +223,9 @@ def test_missing_models_is_reported_by_the_form(api, no_task_execution):
 
 def test_create_run_returns_201_and_stores_the_run(api, user, no_task_execution, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = api.post("/api/runs", {"prompt": "a red fox", "models": MODELS, "n": 2, "quality": "high", "grounding": None})
+        response = api.post(
+            "/api/runs", {"prompt": "a red fox", "models": MODELS, "n": 2, "quality": "high", "grounding": None}
+        )
     assert response.status_code == 201, response.content
     body = response.json()
     run = Run.objects.get()
@@ -223,10 +241,22 @@ def test_create_run_returns_201_and_stores_the_run(api, user, no_task_execution,
     # Defaults are the form's; the run belongs to the token's user; one task per generation.
     assert run.author == user
     assert run.options == {
-        "aspect_ratio": "1:1", "resolution": "1K", "size": "", "quality": "high", "output_format": "png",
-        "background": "auto", "n": 2, "partial_images": 0, "grounding": False,
-        "references": 0, "mask": False, "output_compression": None, "moderation": "auto",
-        "fallback_model": None, "fallback_quality": None, "regenerate": False,
+        "aspect_ratio": "1:1",
+        "resolution": "1K",
+        "size": "",
+        "quality": "high",
+        "output_format": "png",
+        "background": "auto",
+        "n": 2,
+        "partial_images": 0,
+        "grounding": False,
+        "references": 0,
+        "mask": False,
+        "output_compression": None,
+        "moderation": "auto",
+        "fallback_model": None,
+        "fallback_quality": None,
+        "regenerate": False,
     }
     assert len(callbacks) == 1
     assert {str(g.id) for g in run.generations.all()} == {g["id"] for g in body["generations"]}
@@ -242,15 +272,50 @@ def test_unknown_run_is_404_json(api):
 def test_run_detail_of_a_queued_run(api, user, no_task_execution):
     run = make_run(user)
     body = api.get(f"/api/runs/{run.id}").json()
-    assert set(body) == {"id", "url", "api_url", "prompt", "options", "author", "created_at", "status",
-                         "generations", "votes", "notes_count", "blind", "tags"}
+    assert set(body) == {
+        "id",
+        "url",
+        "api_url",
+        "prompt",
+        "options",
+        "author",
+        "created_at",
+        "status",
+        "generations",
+        "votes",
+        "notes_count",
+        "blind",
+        "tags",
+    }
     assert (body["prompt"], body["author"], body["status"]) == ("a red fox", "alice", "running")
     assert datetime.fromisoformat(body["created_at"]) == run.created_at
     gen = body["generations"][0]
-    assert set(gen) == {"id", "side", "position", "model", "label", "model_id", "simulated", "status", "attempts",
-                        "started_at", "finished_at", "latency_ms", "estimated_cost_usd", "cost_usd", "error",
-                        "params_sent", "images"}
-    assert (gen["position"], gen["model"], gen["status"], gen["error"], gen["images"]) == (0, "gpt-image-2", "queued", None, [])
+    assert set(gen) == {
+        "id",
+        "side",
+        "position",
+        "model",
+        "label",
+        "model_id",
+        "simulated",
+        "status",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "latency_ms",
+        "estimated_cost_usd",
+        "cost_usd",
+        "error",
+        "params_sent",
+        "images",
+    }
+    assert (gen["position"], gen["model"], gen["status"], gen["error"], gen["images"]) == (
+        0,
+        "gpt-image-2",
+        "queued",
+        None,
+        [],
+    )
     assert gen["estimated_cost_usd"] == str(run.generations.get(position=0).estimated_cost_usd)
     assert body["votes"] == {"tally": {"gen:0": 0, "gen:1": 0, "tie": 0, "all_bad": 0}, "total": 0}
     assert body["notes_count"] == 0
@@ -261,14 +326,38 @@ def test_run_detail_of_finished_generations(api, user, no_task_execution):
     ok, bad = run.ordered_generations()
     start = timezone.now()
     Generation.objects.filter(pk=ok.pk).update(
-        status="succeeded", started_at=start, finished_at=start + timedelta(seconds=3), latency_ms=3000,
-        cost_usd=Decimal("0.0530"), attempts=1, params_sent={"size": "1024x1024"},
+        status="succeeded",
+        started_at=start,
+        finished_at=start + timedelta(seconds=3),
+        latency_ms=3000,
+        cost_usd=Decimal("0.0530"),
+        attempts=1,
+        params_sent={"size": "1024x1024"},
     )
-    Generation.objects.filter(pk=bad.pk).update(status="refused", error_kind="refused", error_message="Blocked by safety.")
-    Image.objects.create(generation=ok, sha256="ab" * 32, file="images/ab/x.png", thumbnail="images/ab/x.webp",
-                         width=1024, height=1024, format="png", bytes=1234)
-    Image.objects.create(generation=ok, is_partial=True, sha256="cd" * 32, file="p.png", thumbnail="p.webp",
-                         width=256, height=256, format="png", bytes=10)
+    Generation.objects.filter(pk=bad.pk).update(
+        status="refused", error_kind="refused", error_message="Blocked by safety."
+    )
+    Image.objects.create(
+        generation=ok,
+        sha256="ab" * 32,
+        file="images/ab/x.png",
+        thumbnail="images/ab/x.webp",
+        width=1024,
+        height=1024,
+        format="png",
+        bytes=1234,
+    )
+    Image.objects.create(
+        generation=ok,
+        is_partial=True,
+        sha256="cd" * 32,
+        file="p.png",
+        thumbnail="p.webp",
+        width=256,
+        height=256,
+        format="png",
+        bytes=10,
+    )
     Vote.objects.create(run=run, user=user, choice="gen:0")
     Note.objects.create(run=run, author=user, body="the fox is better")
     body = api.get(f"/api/runs/{run.id}").json()
@@ -276,10 +365,16 @@ def test_run_detail_of_finished_generations(api, user, no_task_execution):
     first, second = body["generations"]
     assert first["cost_usd"] == "0.0530" and first["latency_ms"] == 3000 and first["attempts"] == 1
     assert first["params_sent"] == {"size": "1024x1024"}
-    assert first["images"] == [{
-        "url": f"http://testserver/images/{'ab' * 32}", "thumbnail_url": f"http://testserver/images/{'ab' * 32}/thumbnail",
-        "width": 1024, "height": 1024, "format": "png", "bytes": 1234,
-    }]
+    assert first["images"] == [
+        {
+            "url": f"http://testserver/images/{'ab' * 32}",
+            "thumbnail_url": f"http://testserver/images/{'ab' * 32}/thumbnail",
+            "width": 1024,
+            "height": 1024,
+            "format": "png",
+            "bytes": 1234,
+        }
+    ]
     assert second["error"] == {"kind": "refused", "message": "Blocked by safety."}
     assert second["cost_usd"] is None
     assert body["votes"]["tally"]["gen:0"] == 1 and body["votes"]["total"] == 1
@@ -295,8 +390,19 @@ def test_list_is_paginated_newest_first(api, user, no_task_execution):
     assert first["next"] == "http://testserver/api/runs?page=2&per_page=2"
     summary = first["results"][0]
     assert summary["id"] == str(runs[4].id)
-    assert set(summary) == {"id", "url", "api_url", "prompt", "author", "created_at", "status", "generations",
-                            "votes_total", "notes_count", "blind"}
+    assert set(summary) == {
+        "id",
+        "url",
+        "api_url",
+        "prompt",
+        "author",
+        "created_at",
+        "status",
+        "generations",
+        "votes_total",
+        "notes_count",
+        "blind",
+    }
     assert [g["model"] for g in summary["generations"]] == MODELS
     last = api.get("/api/runs", page=3, per_page=2).json()
     assert [r["prompt"] for r in last["results"]] == ["prompt 0"]
@@ -312,14 +418,26 @@ def test_list_queries_do_not_grow_with_the_page(api, user, no_task_execution, dj
 
 
 def test_empty_list(api):
-    assert api.get("/api/runs").json() == {"results": [], "page": 1, "pages": 1, "count": 0, "next": None, "previous": None}
+    assert api.get("/api/runs").json() == {
+        "results": [],
+        "page": 1,
+        "pages": 1,
+        "count": 0,
+        "next": None,
+        "previous": None,
+    }
 
 
 @pytest.mark.parametrize(
     ("params", "field", "fragment"),
-    [({"page": "abc"}, "page", "whole number"), ({"page": "0"}, "page", "at least 1"), ({"page": "-1"}, "page", "whole number"),
-     ({"page": "2"}, "page", "past the last page (1)"), ({"per_page": "101"}, "per_page", "at most 100"),
-     ({"per_page": "0"}, "per_page", "at least 1")],
+    [
+        ({"page": "abc"}, "page", "whole number"),
+        ({"page": "0"}, "page", "at least 1"),
+        ({"page": "-1"}, "page", "whole number"),
+        ({"page": "2"}, "page", "past the last page (1)"),
+        ({"per_page": "101"}, "per_page", "at most 100"),
+        ({"per_page": "0"}, "per_page", "at least 1"),
+    ],
 )
 def test_bad_page_numbers_are_400(api, params, field, fragment):
     error = assert_error(api.get("/api/runs", **params), 400, fragment)
@@ -393,7 +511,9 @@ def test_scripts_fetch_images_with_their_token_and_nobody_else_does(client, tmp_
     stored = images.store(buf.getvalue())
     digest = stored["sha256"]
     run = Run.objects.create(author=owner, prompt="p", options={})
-    gen = Generation.objects.create(run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2", model_id="gpt-image-2")
+    gen = Generation.objects.create(
+        run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2", model_id="gpt-image-2"
+    )
     Image.objects.create(generation=gen, **stored)
     ok = client.get(f"/images/{digest}", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert ok.status_code == 200 and b"".join(ok.streaming_content) == buf.getvalue()

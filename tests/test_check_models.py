@@ -12,10 +12,11 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from compare import modelcheck, views_status
+from compare import modelcheck
 from compare.http import build_client
 from compare.modelcheck import check_models
 from compare.registry import load_registry, registry
+from compare.views import status as views_status
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "compare" / "models.toml"
 FAKE_OPENAI_KEY = "sk-abc123def456ghi789jkl"
@@ -78,6 +79,7 @@ def recording_client(answers: dict) -> tuple[httpx.Client, list[httpx.Request]]:
 
 # --- through the live simulator ------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_default_models_are_ok_through_the_simulator(simulator):
     rows = check_models()
@@ -117,9 +119,16 @@ def test_check_models_json(simulator):
     data = json.loads(out.getvalue())
     assert {row["key"] for row in data} == set(registry())
     row = next(row for row in data if row["key"] == "gpt-image-2")
-    assert row == {"key": "gpt-image-2", "label": "GPT Image 2", "model_id": "gpt-image-2",
-                   "protocol": "openai-images", "provider": simulator.url + "/sim/openai/v1",
-                   "simulated": True, "status": "ok", "note": "Listed by the simulator."}
+    assert row == {
+        "key": "gpt-image-2",
+        "label": "GPT Image 2",
+        "model_id": "gpt-image-2",
+        "protocol": "openai-images",
+        "provider": simulator.url + "/sim/openai/v1",
+        "simulated": True,
+        "status": "ok",
+        "note": "Listed by the simulator.",
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -133,27 +142,36 @@ def test_check_models_json_with_a_failure(simulator, retired_model):
 
 # --- the wire: MockTransport ---------------------------------------------------------------
 
+
 def test_outgoing_requests_one_per_account(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
     monkeypatch.setenv("GEMINI_API_KEY", FAKE_GEMINI_KEY)
 
     def gemini(request: httpx.Request) -> httpx.Response:
         if "pageToken" not in request.url.params:
-            return httpx.Response(200, json={"models": [{"name": "models/gemini-3-pro-image"}],
-                                             "nextPageToken": "page-2"})
+            return httpx.Response(
+                200, json={"models": [{"name": "models/gemini-3-pro-image"}], "nextPageToken": "page-2"}
+            )
         return httpx.Response(200, json={"models": [{"name": "models/gemini-nano-banana-2.1"}]})
 
-    client, seen = recording_client({
-        "api.openai.com": httpx.Response(200, json={"object": "list", "data": [{"id": "gpt-image-2"}]}),
-        "generativelanguage.googleapis.com": gemini,
-    })
-    models = [registry()[key] for key in ("gpt-image-2", "gpt-image-1.5", "gemini-3-pro-image",
-                                          "gemini-nano-banana-2.1")]
+    client, seen = recording_client(
+        {
+            "api.openai.com": httpx.Response(200, json={"object": "list", "data": [{"id": "gpt-image-2"}]}),
+            "generativelanguage.googleapis.com": gemini,
+        }
+    )
+    models = [
+        registry()[key] for key in ("gpt-image-2", "gpt-image-1.5", "gemini-3-pro-image", "gemini-nano-banana-2.1")
+    ]
     models = [dataclasses.replace(m, enabled=True) for m in models]
     rows = by_key(check_models(client, models))
 
     assert {k: r.status for k, r in rows.items()} == {
-        "gpt-image-2": "ok", "gpt-image-1.5": "missing", "gemini-3-pro-image": "ok", "gemini-nano-banana-2.1": "ok"}
+        "gpt-image-2": "ok",
+        "gpt-image-1.5": "missing",
+        "gemini-3-pro-image": "ok",
+        "gemini-nano-banana-2.1": "ok",
+    }
     assert not any(r.simulated for r in rows.values())
     openai_requests = [r for r in seen if r.url.host == "api.openai.com"]
     gemini_requests = [r for r in seen if r.url.host != "api.openai.com"]
@@ -175,14 +193,25 @@ def test_outgoing_requests_one_per_account(monkeypatch):
 def test_provider_error_is_plain_and_scrubbed(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
     monkeypatch.setenv("GEMINI_API_KEY", FAKE_GEMINI_KEY)
-    client, _ = recording_client({
-        "api.openai.com": httpx.Response(401, json={"error": {
-            "message": f"Incorrect API key provided: {FAKE_OPENAI_KEY}. You can find your API key at "
-                       "https://platform.openai.com/account/api-keys.",
-            "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}),
-        "generativelanguage.googleapis.com": httpx.Response(
-            503, text=f"upstream overloaded (key={FAKE_GEMINI_KEY})"),
-    })
+    client, _ = recording_client(
+        {
+            "api.openai.com": httpx.Response(
+                401,
+                json={
+                    "error": {
+                        "message": f"Incorrect API key provided: {FAKE_OPENAI_KEY}. You can find your API key at "
+                        "https://platform.openai.com/account/api-keys.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+            ),
+            "generativelanguage.googleapis.com": httpx.Response(
+                503, text=f"upstream overloaded (key={FAKE_GEMINI_KEY})"
+            ),
+        }
+    )
     rows = by_key(check_models(client))
     openai = rows["gpt-image-2"]
     assert openai.status == "error" and openai.failing
@@ -215,10 +244,12 @@ def test_network_trouble_never_raises(monkeypatch):
 def test_malformed_list_is_an_error(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
     monkeypatch.setenv("GEMINI_API_KEY", FAKE_GEMINI_KEY)
-    client, _ = recording_client({
-        "api.openai.com": httpx.Response(200, text="<html>gateway</html>"),
-        "generativelanguage.googleapis.com": httpx.Response(200, json={"models": "nope"}),
-    })
+    client, _ = recording_client(
+        {
+            "api.openai.com": httpx.Response(200, text="<html>gateway</html>"),
+            "generativelanguage.googleapis.com": httpx.Response(200, json={"models": "nope"}),
+        }
+    )
     rows = by_key(check_models(client))
     assert rows["gpt-image-2"].note == "OpenAI sent a reply that is not JSON."
     assert rows["gemini-3-pro-image"].status == "error"
@@ -236,6 +267,7 @@ def test_no_key_and_no_simulator_calls_nothing(settings):
 
 
 # --- the status page -----------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_status_page_needs_login(client):
@@ -256,7 +288,7 @@ def test_status_page_shows_the_check(simulator, auth_client, monkeypatch, settin
     response = auth_client.get("/status")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "<table class=\"model-check\">" in html
+    assert '<table class="model-check">' in html
     for key, model in registry().items():
         assert key in html and model.model_id in html
     assert html.count('<span class="badge check-status">OK</span>') == sum(m.enabled for m in registry().values())
@@ -276,8 +308,13 @@ def test_status_page_shows_the_check(simulator, auth_client, monkeypatch, settin
 @pytest.mark.django_db
 def test_status_page_shows_errors_without_keys(auth_client, settings, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
-    client, _ = recording_client({"api.openai.com": httpx.Response(
-        401, json={"error": {"message": f"Incorrect API key provided: {FAKE_OPENAI_KEY}."}})})
+    client, _ = recording_client(
+        {
+            "api.openai.com": httpx.Response(
+                401, json={"error": {"message": f"Incorrect API key provided: {FAKE_OPENAI_KEY}."}}
+            )
+        }
+    )
     settings.COMPARE_SIMULATOR_ENABLED = False
     monkeypatch.setattr(modelcheck, "shared_client", lambda: client)
     html = auth_client.get("/status").content.decode()

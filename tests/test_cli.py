@@ -166,7 +166,10 @@ def test_compare_without_any_user_says_how_to_make_one(no_task_execution):
         (["--models", MODELS, "--n", "9"], "--n: Ensure this value is less than or equal to 4."),
         (["--models", MODELS, "--n", "two"], "--n: Enter a whole number."),
         (["--models", MODELS, "--aspect", "7:3"], "--aspect: Select a valid choice."),
-        (["--models", MODELS, "--background", "transparent", "--format", "jpeg"], "--background: A transparent background needs PNG"),
+        (
+            ["--models", MODELS, "--background", "transparent", "--format", "jpeg"],
+            "--background: A transparent background needs PNG",
+        ),
     ],
 )
 def test_compare_reports_invalid_input_readably(admin, no_task_execution, args, expected):
@@ -181,15 +184,47 @@ def test_compare_unknown_user(admin, no_task_execution):
 
 
 def test_compare_no_wait_prints_the_run_and_leaves_it_queued(admin, alice, no_task_execution):
-    out, _ = run("compare", "a fox", "--models", MODELS, "--aspect", "16:9", "--resolution", "2K", "--quality", "high",
-                 "--format", "webp", "--background", "opaque", "--n", "2", "--user", "alice", "--no-wait")
+    out, _ = run(
+        "compare",
+        "a fox",
+        "--models",
+        MODELS,
+        "--aspect",
+        "16:9",
+        "--resolution",
+        "2K",
+        "--quality",
+        "high",
+        "--format",
+        "webp",
+        "--background",
+        "opaque",
+        "--n",
+        "2",
+        "--user",
+        "alice",
+        "--no-wait",
+    )
     the_run = Run.objects.get()
     assert out.splitlines() == [str(the_run.id), f"http://127.0.0.1:8000/runs/{the_run.id}/"]
     assert the_run.author == alice
     assert the_run.options == {
-        "aspect_ratio": "16:9", "resolution": "2K", "size": "", "quality": "high", "output_format": "webp",
-        "background": "opaque", "n": 2, "partial_images": 0, "grounding": False, "references": 0, "mask": False, "output_compression": None, "moderation": "auto",
-        "fallback_model": None, "fallback_quality": None, "regenerate": False,
+        "aspect_ratio": "16:9",
+        "resolution": "2K",
+        "size": "",
+        "quality": "high",
+        "output_format": "webp",
+        "background": "opaque",
+        "n": 2,
+        "partial_images": 0,
+        "grounding": False,
+        "references": 0,
+        "mask": False,
+        "output_compression": None,
+        "moderation": "auto",
+        "fallback_model": None,
+        "fallback_quality": None,
+        "regenerate": False,
     }
     assert [g.status for g in the_run.ordered_generations()] == ["queued", "queued"]
 
@@ -228,7 +263,7 @@ def test_compare_runs_every_model_and_prints_the_table(admin, settings, live_sim
     rows = table_rows(out)
     assert set(rows) == set(MODELS.split(","))
     media = Path(settings.MEDIA_ROOT).resolve()
-    for model, (status, seconds, cost, first) in rows.items():
+    for _model, (status, seconds, cost, first) in rows.items():
         assert status == "succeeded"
         float(seconds)
         assert re.fullmatch(r"~?\d+\.\d{4}", cost)

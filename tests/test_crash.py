@@ -23,15 +23,21 @@ def free_port() -> int:
 
 
 def manage(env: dict, *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def start_server(env: dict, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -57,7 +63,9 @@ def logged_in(base: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=10)
     client.get("/login/")
     token = client.cookies["csrftoken"]
-    response = client.post("/login/", data={"username": "crash", "password": "crash-test-pw-1", "csrfmiddlewaretoken": token})
+    response = client.post(
+        "/login/", data={"username": "crash", "password": "crash-test-pw-1", "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
     client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
     return client
@@ -67,8 +75,11 @@ def logged_in(base: str) -> httpx.Client:
 def env(tmp_path):
     port = free_port()
     environment = {
-        **os.environ, "COMPARE_VAR_DIR": str(tmp_path / "var"), "PORT": str(port),
-        "COMPARE_SIMULATOR_URL": f"http://127.0.0.1:{port}/sim", "COMPARE_LOG_LEVEL": "WARNING",
+        **os.environ,
+        "COMPARE_VAR_DIR": str(tmp_path / "var"),
+        "PORT": str(port),
+        "COMPARE_SIMULATOR_URL": f"http://127.0.0.1:{port}/sim",
+        "COMPARE_LOG_LEVEL": "WARNING",
     }
     environment.pop("OPENAI_API_KEY", None)
     environment.pop("GEMINI_API_KEY", None)
@@ -87,23 +98,37 @@ def test_kill_9_mid_run_loses_nothing_and_duplicates_nothing(env):
     slow = {**environment, "COMPARE_TASK_WORKERS": "1", "COMPARE_SIMULATOR_LATENCY": "10"}
     server = start_server(slow, port)
     try:
-        done = httpx.post(f"{base}/api/runs", headers=api, json={"prompt": "finished before the crash [[latency:0]]",
-                                                                 "models": ["gpt-image-2", "gemini-3-pro-image"]}).json()
-        wait_for(lambda: httpx.get(f"{base}/api/runs/{done['id']}", headers=api).json()["status"] == "done",
-                 what="the first run")
+        done = httpx.post(
+            f"{base}/api/runs",
+            headers=api,
+            json={"prompt": "finished before the crash [[latency:0]]", "models": ["gpt-image-2", "gemini-3-pro-image"]},
+        ).json()
+        wait_for(
+            lambda: httpx.get(f"{base}/api/runs/{done['id']}", headers=api).json()["status"] == "done",
+            what="the first run",
+        )
         web = logged_in(base)
         assert web.post(f"/runs/{done['id']}/vote", data={"choice": "tie"}).status_code == 302
         assert web.post(f"/runs/{done['id']}/notes", data={"body": "kept through the crash"}).status_code == 302
-        busy = httpx.post(f"{base}/api/runs", headers=api, json={
-            "prompt": "in flight", "models": ["gpt-image-2", "gemini-3-pro-image"]}).json()
-        wait_for(lambda: "running" in [g["status"] for g in httpx.get(
-            f"{base}/api/runs/{busy['id']}", headers=api).json()["generations"]], what="a running generation")
+        busy = httpx.post(
+            f"{base}/api/runs",
+            headers=api,
+            json={"prompt": "in flight", "models": ["gpt-image-2", "gemini-3-pro-image"]},
+        ).json()
+        wait_for(
+            lambda: (
+                "running"
+                in [g["status"] for g in httpx.get(f"{base}/api/runs/{busy['id']}", headers=api).json()["generations"]]
+            ),
+            what="a running generation",
+        )
     finally:
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
 
     server = start_server({**environment, "COMPARE_SIMULATOR_LATENCY": "0"}, port)
     try:
+
         def settled():
             body = httpx.get(f"{base}/api/runs/{busy['id']}", headers=api).json()
             statuses = [g["status"] for g in body["generations"]]
@@ -120,8 +145,11 @@ def test_kill_9_mid_run_loses_nothing_and_duplicates_nothing(env):
         page = web.get(f"/runs/{busy['id']}/").text
         assert "The server stopped while this was running." in page and "Retry</button>" in page
         assert web.post(f"/runs/{busy['id']}/generations/{interrupted['id']}/retry").status_code == 302
-        wait_for(lambda: settled() and all(g["status"] == "succeeded" for g in settled()["generations"]),
-                 timeout=60, what="the retried generation")
+        wait_for(
+            lambda: settled() and all(g["status"] == "succeeded" for g in settled()["generations"]),
+            timeout=60,
+            what="the retried generation",
+        )
 
         listing = httpx.get(f"{base}/api/runs", headers=api).json()
         assert listing["count"] == 2

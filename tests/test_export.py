@@ -98,7 +98,8 @@ def test_blind_zip_names_sides_only_until_the_viewer_votes(auth_client, user, ot
     assert manifest["names_hidden"] is True and manifest["tags"] == ["poster"]
     assert [g["side"] for g in manifest["generations"]] == ["A", "B"]
     assert {"model_key", "model_label", "model_id", "cost", "usage", "params_sent", "position"}.isdisjoint(
-        manifest["generations"][0])
+        manifest["generations"][0]
+    )
     assert manifest["votes"][0]["choice"] is None and manifest["ratings"] == []  # no one else's verdict
     assert manifest["notes"][0]["generation"] == "A"  # gen at position 1 is shown first, as side A
     for g in manifest["generations"]:
@@ -118,8 +119,16 @@ def test_blind_zip_names_sides_only_until_the_viewer_votes(auth_client, user, ot
 
 @pytest.mark.django_db(transaction=True)
 def test_zip_of_a_simulated_run_has_every_file_and_the_record(auth_client, user, other_user, simulator):
-    auth_client.post("/", {"prompt": 'poster "EXPORT"', "models": [GPT[0], NANO[0]],
-                           "aspect_ratio": "1:1", "resolution": "1K", "tags": "poster"})
+    auth_client.post(
+        "/",
+        {
+            "prompt": 'poster "EXPORT"',
+            "models": [GPT[0], NANO[0]],
+            "aspect_ratio": "1:1",
+            "resolution": "1K",
+            "tags": "poster",
+        },
+    )
     run = Run.objects.get()
     wait_for_generations(run)
     Reference.objects.create(run=run, name="mood.png", **images.store(picture("PNG", (10, 120, 200))))
@@ -146,7 +155,13 @@ def test_zip_of_a_simulated_run_has_every_file_and_the_record(auth_client, user,
         with PILImage.open(io.BytesIO(archive.read(img["thumbnail"]))) as thumb:
             assert thumb.format == "WEBP"
     assert manifest["votes"][0] | {"created_at": None, "updated_at": None} == {
-        "user": "lee", "choice": "gen:0", "winner": GPT[0], "blind": False, "created_at": None, "updated_at": None}
+        "user": "lee",
+        "choice": "gen:0",
+        "winner": GPT[0],
+        "blind": False,
+        "created_at": None,
+        "updated_at": None,
+    }
     assert manifest["ratings"][0]["criterion"] == layout.name and manifest["ratings"][0]["stars"] == 5
     assert manifest["notes"][0]["body"] == "crisp type" and manifest["notes"][0]["author"] == "dana"
 
@@ -169,9 +184,19 @@ def test_history_csv_and_json_follow_the_filters_and_hide_blind_runs(auth_client
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["prompt"] for r in rows] == ["'=SUM(A1) fox", "blind fox"]  # no formula, oldest first
     assert rows[0] | {"id": "", "url": "", "created_at": ""} == {
-        "id": "", "url": "", "created_at": "", "author": "dana", "prompt": "'=SUM(A1) fox", "status": "done",
-        "blind": "False", "tags": "animals red", "models": "gpt-image-2 gemini-3-pro-image", "votes_total": "1",
-        "tally": "gpt-image-2=0 gemini-3-pro-image=1 tie=0 all_bad=0", "notes_count": "1", "total_cost_usd": "0.0800",
+        "id": "",
+        "url": "",
+        "created_at": "",
+        "author": "dana",
+        "prompt": "'=SUM(A1) fox",
+        "status": "done",
+        "blind": "False",
+        "tags": "animals red",
+        "models": "gpt-image-2 gemini-3-pro-image",
+        "votes_total": "1",
+        "tally": "gpt-image-2=0 gemini-3-pro-image=1 tie=0 all_bad=0",
+        "notes_count": "1",
+        "total_cost_usd": "0.0800",
     }
     assert rows[0]["url"] == f"http://testserver/runs/{shown.id}/"
     assert (rows[1]["models"], rows[1]["tally"], rows[1]["total_cost_usd"], rows[1]["votes_total"]) == ("", "", "", "1")

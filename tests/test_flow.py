@@ -58,7 +58,9 @@ def test_whole_loop_from_prompt_to_history(auth_client, simulator, user):
     auth_client.post(f"/runs/{run.id}/vote", {"choice": "tie"}, HTTP_HX_REQUEST="true")
     assert list(Vote.objects.values_list("user__username", "choice")) == [("dana", "tie")]
 
-    notes = auth_client.post(f"/runs/{run.id}/notes", {"body": "Gemini kerned the title better"}, HTTP_HX_REQUEST="true")
+    notes = auth_client.post(
+        f"/runs/{run.id}/notes", {"body": "Gemini kerned the title better"}, HTTP_HX_REQUEST="true"
+    )
     assert "Gemini kerned the title better" in notes.content.decode() and "dana" in notes.content.decode()
     assert Note.objects.get().author == user
 
@@ -115,7 +117,7 @@ def test_votes_wait_until_every_model_has_finished(auth_client, simulator):
     [
         ({"prompt": "cat", "models": ["gpt-image-2"]}, "Pick at least two models to compare."),
         ({"prompt": "   ", "models": BOTH}, "This field is required."),
-        ({"prompt": "cat", "models": BOTH + ["dall-e-9"]}, "Select a valid choice."),
+        ({"prompt": "cat", "models": [*BOTH, "dall-e-9"]}, "Select a valid choice."),
         ({"prompt": "x" * 32001, "models": BOTH}, "the limit is 32,000"),
         ({"prompt": "cat", "models": BOTH, "size": "1000x1000"}, "multiples of 16"),
         ({"prompt": "cat", "models": BOTH, "size": "big"}, "WIDTHxHEIGHT"),
@@ -164,7 +166,9 @@ def test_form_offers_only_what_the_chosen_models_support(auth_client):
     only_gemini = auth_client.get("/runs/options?part=options&models=gemini-3-pro-image").content.decode()
     assert re.search(r'<select name="quality"[^>]*disabled', only_gemini)
     assert not re.search(r'name="grounding"[^>]*disabled', only_gemini)
-    with_gpt = auth_client.get("/runs/options?part=options&models=gpt-image-2&models=gemini-3-pro-image").content.decode()
+    with_gpt = auth_client.get(
+        "/runs/options?part=options&models=gpt-image-2&models=gemini-3-pro-image"
+    ).content.decode()
     assert not re.search(r'<select name="quality"[^>]*disabled', with_gpt)
     only_gpt = auth_client.get("/runs/options?part=options&models=gpt-image-2").content.decode()
     assert re.search(r'name="grounding"[^>]*disabled', only_gpt)
@@ -173,6 +177,10 @@ def test_form_offers_only_what_the_chosen_models_support(auth_client):
 def test_form_gives_a_routing_hint_for_the_prompt(auth_client):
     query = "part=summary&models=gpt-image-2&models=gemini-3-pro-image&resolution=4K&prompt=%E6%96%B0%E9%B2%9C%E9%9D%A2%E5%8C%85+poster"
     summary = auth_client.get(f"/runs/options?{query}").content.decode()
-    assert "<strong>Hint:</strong> Nano Banana Pro is likely stronger here: 4K output, Chinese/Japanese text." in summary
-    plain = auth_client.get("/runs/options?part=summary&models=gpt-image-2&models=gemini-3-pro-image&prompt=a+cat").content.decode()
+    assert (
+        "<strong>Hint:</strong> Nano Banana Pro is likely stronger here: 4K output, Chinese/Japanese text." in summary
+    )
+    plain = auth_client.get(
+        "/runs/options?part=summary&models=gpt-image-2&models=gemini-3-pro-image&prompt=a+cat"
+    ).content.decode()
     assert "Hint:" not in plain

@@ -15,17 +15,22 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from hypothesis import HealthCheck, event, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from PIL import Image as PILImage
 
-from compare.models import ApiToken, Generation, Reference, Run
 from compare.forms import OPTION_FIELDS
+from compare.models import ApiToken, Generation, Reference, Run
 
 pytestmark = pytest.mark.django_db
 MODELS = ["gpt-image-2", "gemini-3-pro-image"]
-FUZZ = hsettings(max_examples=150, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                        HealthCheck.data_too_large])
+FUZZ = hsettings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +80,7 @@ VALID = {
 
 
 def option_value(name: str):
-    numbers = st.integers(-10**12, 10**12).map(str)
+    numbers = st.integers(-(10**12), 10**12).map(str)
     if name == "size":
         return st.one_of(wxh, any_text)
     if name in ("n", "partial_images", "output_compression"):
@@ -119,9 +124,17 @@ def test_the_new_run_form_never_fails_on_any_input(logged_in, settings, data):
 
 
 @FUZZ
-@given(data=st.fixed_dictionaries({"prompt": st.just("a red fox"), "models": st.just(MODELS)}, optional={
-    name: st.one_of(st.sampled_from(VALID[name]), st.sampled_from(VALID[name]), option_value(name))
-    if name in VALID else option_value(name) for name in OPTION_FIELDS}))
+@given(
+    data=st.fixed_dictionaries(
+        {"prompt": st.just("a red fox"), "models": st.just(MODELS)},
+        optional={
+            name: st.one_of(st.sampled_from(VALID[name]), st.sampled_from(VALID[name]), option_value(name))
+            if name in VALID
+            else option_value(name)
+            for name in OPTION_FIELDS
+        },
+    )
+)
 def test_the_new_run_form_with_valid_models_and_random_options(logged_in, data):
     """The options on their own, so invalid models do not hide every other problem."""
     before = counts()
@@ -134,10 +147,14 @@ def test_the_new_run_form_with_valid_models_and_random_options(logged_in, data):
 
 # --- the JSON API ------------------------------------------------------------------------------
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-                         st.floats(allow_nan=False, allow_infinity=False), any_text)
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=12)
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False), any_text
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=12,
+)
 b64_strings = st.one_of(
     st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode()),
     st.binary(max_size=50).map(lambda b: "data:image/png;base64," + base64.b64encode(b).decode()),
@@ -152,8 +169,11 @@ def api_value(name: str):
         "references": st.lists(b64_strings, max_size=3),
         "mask": b64_strings,
         "reuse": st.lists(st.text("0123456789abcdef", min_size=64, max_size=64), max_size=2),
-        "blind": st.booleans(), "grounding": st.booleans(),
-        "n": st.integers(-5, 10), "partial_images": st.integers(-5, 10), "output_compression": st.integers(-5, 200),
+        "blind": st.booleans(),
+        "grounding": st.booleans(),
+        "n": st.integers(-5, 10),
+        "partial_images": st.integers(-5, 10),
+        "output_compression": st.integers(-5, 200),
         "parent": st.one_of(st.uuids().map(str), any_text),
     }
     right = right[name] if name in right else option_value(name)
@@ -163,8 +183,10 @@ def api_value(name: str):
 api_fields = ["prompt", "models", *OPTION_FIELDS, "references", "mask", "reuse", "blind", "tags", "parent"]
 api_body = st.one_of(
     st.fixed_dictionaries({}, optional={name: api_value(name) for name in api_fields}),
-    st.fixed_dictionaries({"prompt": st.just("a red fox"), "models": st.just(MODELS)},
-                          optional={name: api_value(name) for name in api_fields[2:]}),
+    st.fixed_dictionaries(
+        {"prompt": st.just("a red fox"), "models": st.just(MODELS)},
+        optional={name: api_value(name) for name in api_fields[2:]},
+    ),
     st.dictionaries(st.text(max_size=12), json_values, max_size=4),  # unknown fields
     json_values,  # not even an object
 )
@@ -176,8 +198,9 @@ def api(user):
     client = Client(raise_request_exception=False)
 
     def post(body: str):
-        return client.post("/api/runs", body, content_type="application/json",
-                           headers={"Authorization": f"Bearer {token}"})
+        return client.post(
+            "/api/runs", body, content_type="application/json", headers={"Authorization": f"Bearer {token}"}
+        )
 
     return post
 
@@ -198,9 +221,24 @@ def test_the_api_never_fails_on_any_json(api, body):
 
 
 @FUZZ
-@given(raw=st.one_of(st.binary(max_size=100), st.text(max_size=100).map(str.encode),
-                     st.sampled_from([b"", b"{", b"[1,", b"\xff\xfe{}", b'{"prompt": "\\ud800"}', b"1e999999",
-                                      b'{"n": 1e400}', b"[" * 500 + b"]" * 500])))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=100),
+        st.text(max_size=100).map(str.encode),
+        st.sampled_from(
+            [
+                b"",
+                b"{",
+                b"[1,",
+                b"\xff\xfe{}",
+                b'{"prompt": "\\ud800"}',
+                b"1e999999",
+                b'{"n": 1e400}',
+                b"[" * 500 + b"]" * 500,
+            ]
+        ),
+    )
+)
 def test_the_api_never_fails_on_any_bytes(api, raw):
     before = counts()
     response = api(raw)
@@ -246,8 +284,12 @@ HOSTILE = {
     "PNG bomb": (png_bomb(), "bomb.png", "too many pixels"),
     "SVG with script": (SVG, "evil.png", "not a readable image"),
     "SVG named svg": (SVG, "evil.svg", "not a readable image"),
-    "GIF": (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00"
-            b"\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;", "anim.gif", "not supported"),
+    "GIF": (
+        b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00"
+        b"\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;",
+        "anim.gif",
+        "not supported",
+    ),
     "HTML": (b"<!doctype html><script>alert(1)</script>", "page.png", "not a readable image"),
 }
 
@@ -259,26 +301,31 @@ def test_hostile_uploads_are_refused_with_a_message_and_nothing_is_stored(logged
     response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
     assert response.status_code == 400
     html = response.content.decode()
-    assert message in html.lower() or message in html, html[html.find('role="alert"') - 200:][:600]
+    assert message in html.lower() or message in html, html[html.find('role="alert"') - 200 :][:600]
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_uploads_through_the_api(api, settings, name):
     data, _, message = HOSTILE[name]
-    response = api(json.dumps({"prompt": "a red fox", "models": MODELS,
-                               "references": [base64.b64encode(data).decode()]}))
+    response = api(
+        json.dumps({"prompt": "a red fox", "models": MODELS, "references": [base64.b64encode(data).decode()]})
+    )
     assert response.status_code == 400
     assert message in json.dumps(response.json()).lower()
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
 
 def test_a_mask_that_is_not_an_image_is_refused(logged_in, settings):
-    response = logged_in.post("/", {
-        "prompt": "a red fox", "models": MODELS,
-        "references": [SimpleUploadedFile("ref.png", png(), "image/png")],
-        "mask": SimpleUploadedFile("mask.png", SVG, "image/png"),
-    })
+    response = logged_in.post(
+        "/",
+        {
+            "prompt": "a red fox",
+            "models": MODELS,
+            "references": [SimpleUploadedFile("ref.png", png(), "image/png")],
+            "mask": SimpleUploadedFile("mask.png", SVG, "image/png"),
+        },
+    )
     assert response.status_code == 400 and "Mask:" in response.content.decode()
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
@@ -289,8 +336,9 @@ def test_random_bytes_as_references_never_fail(logged_in, settings):
     prefixes = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b"GIF8", b"BM", b"II*\x00", b""]
     for index, prefix in enumerate(prefixes):
         soup = prefix + uuid.uuid4().bytes * (index + 1)
-        response = logged_in.post("/", {"prompt": "a fox", "models": MODELS,
-                                        "references": [SimpleUploadedFile("x.png", soup, "image/png")]})
+        response = logged_in.post(
+            "/", {"prompt": "a fox", "models": MODELS, "references": [SimpleUploadedFile("x.png", soup, "image/png")]}
+        )
         assert response.status_code == 400, prefix
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
@@ -300,7 +348,10 @@ def test_a_jpeg_named_png_is_refused_and_a_true_jpeg_is_served_as_one(logged_in,
     as what it really is."""
     mislabelled = SimpleUploadedFile("photo.png", jpeg(), "image/png")
     response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [mislabelled]})
-    assert response.status_code == 400 and "photo.png says it is PNG but is really a JPEG image" in response.content.decode()
+    assert (
+        response.status_code == 400
+        and "photo.png says it is PNG but is really a JPEG image" in response.content.decode()
+    )
     assert counts() == (0, 0, 0) and stored_files(settings) == []
     upload = SimpleUploadedFile("photo.jpg", jpeg(), "image/jpeg")
     response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
@@ -323,18 +374,22 @@ def test_an_image_with_a_payload_after_its_end_is_stored_clean(logged_in):
 # --- regressions: each of these once was a 500 or a 400 that said nothing.
 
 
-@pytest.mark.parametrize("method,url", [("post", "/"), ("get", "/runs/options?part=summary"),
-                                        ("get", "/runs/options?part=options")])
-@pytest.mark.parametrize("bad", [
-    pytest.param({"aspect_ratio": "x"}, id="aspect-no-colon"),          # sizes.py:44 ValueError (unpack)
-    pytest.param({"aspect_ratio": "1:"}, id="aspect-empty-part"),       # sizes.py:45 ValueError int('')
-    pytest.param({"aspect_ratio": "1:0"}, id="aspect-zero-height"),     # sizes.py:45 ZeroDivisionError
-    pytest.param({"aspect_ratio": "0:1"}, id="aspect-zero-width"),      # sizes.py:59 ZeroDivisionError
-    pytest.param({"aspect_ratio": "-1:2"}, id="aspect-negative"),       # sizes.py:58 math domain error
-    pytest.param({"resolution": "9K"}, id="resolution-unknown"),        # sizes.py:57 KeyError
-    pytest.param({"partial_images": "x"}, id="partial-not-a-number"),   # forms.py:83 int('x')
-    pytest.param({"partial_images": "1.5"}, id="partial-decimal"),      # forms.py:83 int('1.5')
-])
+@pytest.mark.parametrize(
+    "method,url", [("post", "/"), ("get", "/runs/options?part=summary"), ("get", "/runs/options?part=options")]
+)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param({"aspect_ratio": "x"}, id="aspect-no-colon"),  # sizes.py:44 ValueError (unpack)
+        pytest.param({"aspect_ratio": "1:"}, id="aspect-empty-part"),  # sizes.py:45 ValueError int('')
+        pytest.param({"aspect_ratio": "1:0"}, id="aspect-zero-height"),  # sizes.py:45 ZeroDivisionError
+        pytest.param({"aspect_ratio": "0:1"}, id="aspect-zero-width"),  # sizes.py:59 ZeroDivisionError
+        pytest.param({"aspect_ratio": "-1:2"}, id="aspect-negative"),  # sizes.py:58 math domain error
+        pytest.param({"resolution": "9K"}, id="resolution-unknown"),  # sizes.py:57 KeyError
+        pytest.param({"partial_images": "x"}, id="partial-not-a-number"),  # forms.py:83 int('x')
+        pytest.param({"partial_images": "1.5"}, id="partial-decimal"),  # forms.py:83 int('1.5')
+    ],
+)
 def test_bad_option_values_are_a_400_not_a_500(user, method, url, bad):
     client = Client(raise_request_exception=False)
     client.force_login(user)

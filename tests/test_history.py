@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from compare import blind
 from compare.history import HistoryFilters, annotated, filtered, row, with_rows
+from compare.judging import blind
 from compare.models import Generation, Image, Note, Reveal, Run, Tag, Vote
 
 pytestmark = pytest.mark.django_db
@@ -25,15 +25,35 @@ def _history_urls(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def make_run(author, prompt: str, statuses=("succeeded", "succeeded"), models=(GPT, NANO), *,
-             blind: bool = False, days_ago: float = 0, tags=(), cost: str | None = "0.04") -> Run:
+def make_run(
+    author,
+    prompt: str,
+    statuses=("succeeded", "succeeded"),
+    models=(GPT, NANO),
+    *,
+    blind: bool = False,
+    days_ago: float = 0,
+    tags=(),
+    cost: str | None = "0.04",
+) -> Run:
     """A run straight in the database: no provider, no task."""
-    run = Run.objects.create(author=author, prompt=prompt, blind=blind, options={"n": 1},
-                             created_at=timezone.now() - timedelta(days=days_ago))
+    run = Run.objects.create(
+        author=author,
+        prompt=prompt,
+        blind=blind,
+        options={"n": 1},
+        created_at=timezone.now() - timedelta(days=days_ago),
+    )
     for position, ((key, label, model_id), status) in enumerate(zip(models, statuses, strict=True)):
         Generation.objects.create(
-            run=run, position=position, blind_position=len(models) - 1 - position if blind else position,
-            model_key=key, model_label=label, model_id=model_id, status=status, cost_usd=cost,
+            run=run,
+            position=position,
+            blind_position=len(models) - 1 - position if blind else position,
+            model_key=key,
+            model_label=label,
+            model_id=model_id,
+            status=status,
+            cost_usd=cost,
         )
     run.tags.set(Tag.objects.get_or_create(name=name)[0] for name in tags)
     return run
@@ -72,13 +92,16 @@ def test_filter_by_model_author_and_tag(auth_client, user, other_user):
     assert prompts(auth_client, "?tag=poster&author=dana&model=gemini-3-pro-image") == ["both"]
 
 
-@pytest.mark.parametrize(("statuses", "expected"), [
-    (("running", "succeeded"), "running"),
-    (("queued", "failed"), "running"),
-    (("succeeded", "succeeded"), "done"),
-    (("succeeded", "refused"), "partial"),
-    (("failed", "cancelled"), "failed"),
-])
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        (("running", "succeeded"), "running"),
+        (("queued", "failed"), "running"),
+        (("succeeded", "succeeded"), "done"),
+        (("succeeded", "refused"), "partial"),
+        (("failed", "cancelled"), "failed"),
+    ],
+)
 def test_status_filter_is_computed_in_sql_like_run_status(auth_client, user, statuses, expected):
     run = make_run(user, f"run {expected}", statuses)
     make_run(user, "other", ("succeeded", "failed") if expected != "partial" else ("failed", "failed"))
@@ -191,8 +214,16 @@ def test_an_invalid_filter_shows_an_error_and_no_runs(auth_client, user):
 def test_rows_show_thumbnails_status_tags_tally_and_notes(auth_client, user, other_user):
     run = make_run(user, "a fox", ("succeeded", "failed"), tags=["animals"])
     gen = run.generations.get(position=0)
-    img = Image.objects.create(generation=gen, sha256="ab" * 32, file="x.png", thumbnail="x.webp",
-                               width=1024, height=768, format="png", bytes=1)
+    img = Image.objects.create(
+        generation=gen,
+        sha256="ab" * 32,
+        file="x.png",
+        thumbnail="x.webp",
+        width=1024,
+        height=768,
+        format="png",
+        bytes=1,
+    )
     Vote.objects.create(run=run, user=other_user, choice="gen:0")
     Note.objects.create(run=run, author=user, body="nice")
     html = row_html(auth_client, run)
@@ -205,8 +236,9 @@ def test_rows_show_thumbnails_status_tags_tally_and_notes(auth_client, user, oth
 def test_blind_rows_name_no_model_until_the_viewer_votes(auth_client, user, other_user):
     run = make_run(other_user, "blind poster", blind=True)
     gen = run.generations.get(position=0)
-    Image.objects.create(generation=gen, sha256="cd" * 32, file="y.png", thumbnail="y.webp",
-                         width=512, height=512, format="png", bytes=1)
+    Image.objects.create(
+        generation=gen, sha256="cd" * 32, file="y.png", thumbnail="y.webp", width=512, height=512, format="png", bytes=1
+    )
     Vote.objects.create(run=run, user=other_user, choice="gen:0")
     html = row_html(auth_client, run)
     assert "Side A" in html and "Side B" in html and "1 vote" in html

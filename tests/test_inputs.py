@@ -45,7 +45,10 @@ def test_references_are_stored_reencoded_and_reach_both_models(auth_client, simu
     assert response.status_code == 302, response.content.decode()[:500]
     run = Run.objects.get()
     refs = list(run.references.order_by("position"))
-    assert [(r.name, r.width, r.height, r.format) for r in refs] == [("photo.jpg", 300, 200, "jpeg"), ("green.png", 256, 256, "png")]
+    assert [(r.name, r.width, r.height, r.format) for r in refs] == [
+        ("photo.jpg", 300, 200, "jpeg"),
+        ("green.png", 256, 256, "png"),
+    ]
     stored = images.open_bytes(refs[0].file)
     assert b"SecretCam" not in stored and b"SecretCam" in buf.getvalue()
     assert run.options["references"] == 2
@@ -59,7 +62,7 @@ def test_references_are_stored_reencoded_and_reach_both_models(auth_client, simu
     assert gpt.usage["input_tokens_details"]["image_tokens"] > 0
     page = auth_client.get(run.get_absolute_url()).content.decode()
     assert 'aria-label="Reference images"' in page and refs[0].thumbnail_url in page
-    assert "<th scope=\"row\">Reference images</th><td >2</td><td >2</td>" in page.replace("\n", "")
+    assert '<th scope="row">Reference images</th><td >2</td><td >2</td>' in page.replace("\n", "")
 
 
 def test_the_mask_edits_only_the_transparent_area_on_gpt_image_2(auth_client, simulator):
@@ -67,7 +70,7 @@ def test_the_mask_edits_only_the_transparent_area_on_gpt_image_2(auth_client, si
     assert response.status_code == 302, response.content.decode()[:800]
     run = Run.objects.get()
     assert run.references.filter(kind="mask").count() == 1
-    gpt, gemini = sorted(wait_for_generations(run), key=lambda g: g.position)
+    gpt, _gemini = sorted(wait_for_generations(run), key=lambda g: g.position)
     with PILImage.open(io.BytesIO(images.open_bytes(gpt.images.get().file))) as out:
         out = out.convert("RGB").resize((256, 256))
         # Outside the hole (the right half) the reference's red is kept: the mask was applied.
@@ -79,16 +82,29 @@ def test_the_mask_edits_only_the_transparent_area_on_gpt_image_2(auth_client, si
 @pytest.mark.parametrize(
     ("files", "models", "message"),
     [
-        ({"references": [png(name=f"r{i}.png") for i in range(15)]}, BOTH,
-         "Nano Banana Pro takes at most 14 reference images; you gave 15."),
-        ({"references": [SimpleUploadedFile("notes.png", b"just text, not an image")]}, BOTH,
-         "notes.png: The file is not a readable image (or it is truncated)."),
+        (
+            {"references": [png(name=f"r{i}.png") for i in range(15)]},
+            BOTH,
+            "Nano Banana Pro takes at most 14 reference images; you gave 15.",
+        ),
+        (
+            {"references": [SimpleUploadedFile("notes.png", b"just text, not an image")]},
+            BOTH,
+            "notes.png: The file is not a readable image (or it is truncated).",
+        ),
         ({"references": [png(fmt="GIF", name="anim.gif")]}, BOTH, "anim.gif: GIF images are not supported"),
         ({"mask": mask_png()}, BOTH, "A mask applies to the first reference image: add a reference image too."),
         ({"references": [png()], "mask": png(name="flat.png")}, BOTH, "The mask must be a PNG with transparency"),
-        ({"references": [png()], "mask": png(fmt="JPEG", name="m.jpg")}, BOTH, "The mask must be a PNG with transparency"),
-        ({"references": [png(size=(300, 300))], "mask": mask_png()}, BOTH,
-         "The mask is 256×256 but the first reference is 300×300; they must be the same size."),
+        (
+            {"references": [png()], "mask": png(fmt="JPEG", name="m.jpg")},
+            BOTH,
+            "The mask must be a PNG with transparency",
+        ),
+        (
+            {"references": [png(size=(300, 300))], "mask": mask_png()},
+            BOTH,
+            "The mask is 256×256 but the first reference is 300×300; they must be the same size.",
+        ),
     ],
 )
 def test_bad_references_and_masks_are_explained_and_nothing_is_stored(auth_client, files, models, message):
@@ -124,8 +140,9 @@ def test_an_earlier_result_can_be_reused_as_a_reference(auth_client, simulator):
 
 def test_a_mask_needs_a_model_that_takes_one(auth_client, enable_models):
     enable_models("gemini-nano-banana-2.1")
-    response = post(auth_client, models=["gemini-3-pro-image", "gemini-nano-banana-2.1"],
-                    references=[png()], mask=mask_png())
+    response = post(
+        auth_client, models=["gemini-3-pro-image", "gemini-nano-banana-2.1"], references=[png()], mask=mask_png()
+    )
     assert response.status_code == 400
     assert "None of the chosen models can take a mask." in response.content.decode()
     assert not Run.objects.exists()
@@ -146,13 +163,15 @@ def test_the_api_takes_references_as_base64_and_explains_bad_ones(client, user, 
     run = Run.objects.get()
     assert run.references.count() == 2 and run.options["references"] == 2
     wait_for_generations(run)
-    bad = client.post("/api/runs", json.dumps({**body, "references": ["not base64!!"]}),
-                      content_type="application/json", **headers)
+    bad = client.post(
+        "/api/runs", json.dumps({**body, "references": ["not base64!!"]}), content_type="application/json", **headers
+    )
     assert bad.status_code == 400
     assert bad.json()["error"]["fields"]["references"] == ["references[0] is not valid base64."]
     not_image = base64.b64encode(b"hello").decode()
-    bad = client.post("/api/runs", json.dumps({**body, "references": [not_image]}),
-                      content_type="application/json", **headers)
+    bad = client.post(
+        "/api/runs", json.dumps({**body, "references": [not_image]}), content_type="application/json", **headers
+    )
     assert bad.status_code == 400 and "not a readable image" in bad.json()["error"]["fields"]["references"][0]
     assert Run.objects.count() == 1
 
@@ -161,12 +180,18 @@ def test_the_api_takes_references_as_base64_and_explains_bad_ones(client, user, 
     ("upload", "message"),
     [
         (png(fmt="JPEG", name="photo.png"), "photo.png says it is PNG but is really a JPEG image"),
-        (SimpleUploadedFile("shot.webp", png(name="x.png").read(), content_type="image/webp"),
-         "shot.webp says it is WebP but is really a PNG image"),
-        (SimpleUploadedFile("noext", png(name="x.png").read(), content_type="image/jpeg"),
-         "noext says it is JPEG but is really a PNG image"),
-        (SimpleUploadedFile("poster.svg", b"<svg onload=alert(1)></svg>", content_type="image/svg+xml"),
-         "poster.svg: The file is not a readable image"),
+        (
+            SimpleUploadedFile("shot.webp", png(name="x.png").read(), content_type="image/webp"),
+            "shot.webp says it is WebP but is really a PNG image",
+        ),
+        (
+            SimpleUploadedFile("noext", png(name="x.png").read(), content_type="image/jpeg"),
+            "noext says it is JPEG but is really a PNG image",
+        ),
+        (
+            SimpleUploadedFile("poster.svg", b"<svg onload=alert(1)></svg>", content_type="image/svg+xml"),
+            "poster.svg: The file is not a readable image",
+        ),
     ],
 )
 def test_a_misleading_name_or_type_is_refused(auth_client, upload, message):
@@ -182,10 +207,15 @@ def test_an_option_no_chosen_model_supports_is_an_error(client, user, enable_mod
 
     enable_models("gemini-nano-banana-2.1")
     _, token = ApiToken.issue(user, "s")
-    body = {"prompt": "x", "models": ["gemini-3-pro-image", "gemini-nano-banana-2.1"], "quality": "high",
-            "background": "transparent"}
-    response = client.post("/api/runs", json.dumps(body), content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = {
+        "prompt": "x",
+        "models": ["gemini-3-pro-image", "gemini-nano-banana-2.1"],
+        "quality": "high",
+        "background": "transparent",
+    }
+    response = client.post(
+        "/api/runs", json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert response.status_code == 400
     fields = response.json()["error"]["fields"]
     assert fields["quality"] == ["None of the chosen models supports quality."]

@@ -15,8 +15,19 @@ from tests.conftest import wait_for_generations
 pytestmark = pytest.mark.django_db(transaction=True)
 BOTH = ["gpt-image-2", "gemini-3-pro-image"]
 # Everything that would tell a blind viewer which side is which model.
-GIVEAWAYS = ["gpt-image-2", "gemini-3-pro-image", "GPT Image 2", "Nano Banana Pro", "OpenAI", "Google", "Gemini",
-             "gemini", "openai", "$0.", "Here is your image"]
+GIVEAWAYS = [
+    "gpt-image-2",
+    "gemini-3-pro-image",
+    "GPT Image 2",
+    "Nano Banana Pro",
+    "OpenAI",
+    "Google",
+    "Gemini",
+    "gemini",
+    "openai",
+    "$0.",
+    "Here is your image",
+]
 
 
 def make_run(client, blind=True, prompt="a poster", **extra):
@@ -122,23 +133,36 @@ def test_ratings_per_criterion_are_saved_and_shown(auth_client, simulator, user)
     gen = run.generations.get(position=0)
     criteria = list(Criterion.objects.filter(active=True))
     assert [c.name for c in criteria] == [
-        "Prompt adherence", "Text accuracy", "Layout", "Visual quality", "Usability as delivered"]
+        "Prompt adherence",
+        "Text accuracy",
+        "Layout",
+        "Visual quality",
+        "Usability as delivered",
+    ]
     data = {f"stars-{criteria[0].id}": "4", f"stars-{criteria[4].id}": "5"}
     fragment = auth_client.post(f"/runs/{run.id}/generations/{gen.id}/rate", data, HTTP_HX_REQUEST="true")
     assert fragment.status_code == 200
     assert dict(Rating.objects.values_list("criterion__name", "stars")) == {
-        "Prompt adherence": 4, "Usability as delivered": 5}
+        "Prompt adherence": 4,
+        "Usability as delivered": 5,
+    }
     assert re.search(rf'name="stars-{criteria[0].id}" value="4"[^>]*checked', fragment.content.decode())
-    auth_client.post(f"/runs/{run.id}/generations/{gen.id}/rate", {f"stars-{criteria[0].id}": "2"}, HTTP_HX_REQUEST="true")
+    auth_client.post(
+        f"/runs/{run.id}/generations/{gen.id}/rate", {f"stars-{criteria[0].id}": "2"}, HTTP_HX_REQUEST="true"
+    )
     assert Rating.objects.get(criterion=criteria[0]).stars == 2 and Rating.objects.count() == 2
-    bad = auth_client.post(f"/runs/{run.id}/generations/{gen.id}/rate", {f"stars-{criteria[1].id}": "9"}, HTTP_HX_REQUEST="true")
+    bad = auth_client.post(
+        f"/runs/{run.id}/generations/{gen.id}/rate", {f"stars-{criteria[1].id}": "9"}, HTTP_HX_REQUEST="true"
+    )
     assert bad.status_code == 422 and "give 1 to 5 stars" in bad.content.decode()
 
 
 def test_notes_are_pinned_and_only_their_author_edits_or_deletes_them(auth_client, simulator, other_user):
     run = make_run(auth_client, blind=False)
     gen = run.generations.get(position=1)
-    auth_client.post(f"/runs/{run.id}/notes", {"body": "the kerning is off", "generation": str(gen.id)}, HTTP_HX_REQUEST="true")
+    auth_client.post(
+        f"/runs/{run.id}/notes", {"body": "the kerning is off", "generation": str(gen.id)}, HTTP_HX_REQUEST="true"
+    )
     note = Note.objects.get()
     assert note.generation == gen
     pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()

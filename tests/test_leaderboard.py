@@ -10,12 +10,21 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from compare.leaderboard import (
-    Battle, Filters, GenFacts, battles_from_vote, bootstrap_intervals, build_leaderboard, fit_bradley_terry,
-    leaderboard_for, percentile, to_scores, win_probability,
+from compare.judging.leaderboard import (
+    Battle,
+    Filters,
+    GenFacts,
+    battles_from_vote,
+    bootstrap_intervals,
+    build_leaderboard,
+    fit_bradley_terry,
+    leaderboard_for,
+    percentile,
+    to_scores,
+    win_probability,
 )
+from compare.judging.scorecard import build_scorecard
 from compare.models import Criterion, Generation, Image, Rating, Run, Tag, TeamSettings, Vote
-from compare.views_leaderboard import build_scorecard
 
 LABELS = {"a": "Model A", "b": "Model B", "c": "Model C"}
 
@@ -34,6 +43,7 @@ def p_beats(strengths: dict[str, float], a: str, b: str) -> float:
 
 
 # --- Maths on plain data -----------------------------------------------------------
+
 
 def test_a_vote_becomes_battles_against_every_other_side():
     assert battles_from_vote(["a", "b", "c"], "b") == (Battle("b", "a", 1.0), Battle("b", "c", 1.0))
@@ -109,8 +119,11 @@ def test_percentiles_interpolate_between_ranks():
 def test_latency_cost_per_image_and_cost_per_win():
     votes = wins("a", "b") + ties("a", "b")  # a: 1 win + 1 tie = 1.5, b: 0.5
     gens = [GenFacts("a", True, ms, None, 1) for ms in range(1000, 11000, 1000)]  # 1…10 s, no cost
-    gens += [GenFacts("a", True, None, 0.08, 2), GenFacts("a", True, None, 0.04, 1),
-             GenFacts("a", False, None, 0.03, 0)]  # a failed call that was still charged
+    gens += [
+        GenFacts("a", True, None, 0.08, 2),
+        GenFacts("a", True, None, 0.04, 1),
+        GenFacts("a", False, None, 0.03, 0),
+    ]  # a failed call that was still charged
     gens += [GenFacts("b", False, 500, None, 0)]  # failed: no latency, no cost
     a, b = build_leaderboard(votes, gens, min_battles=1, resamples=10).rows
     assert a.median_latency_s == pytest.approx(5.5) and a.p90_latency_s == pytest.approx(9.1)
@@ -133,19 +146,38 @@ def test_bootstrap_is_seeded_and_brackets_the_score():
 
 # --- Reading the database ----------------------------------------------------------
 
+
 def make_run(author, keys, *, tags=(), created=None, blind=False, latency_ms=2000, cost="0.0400", images=1) -> Run:
-    run = Run.objects.create(author=author, prompt="a red fox", blind=blind,
-                             created_at=created or datetime(2026, 3, 1, 12, tzinfo=UTC))
+    run = Run.objects.create(
+        author=author, prompt="a red fox", blind=blind, created_at=created or datetime(2026, 3, 1, 12, tzinfo=UTC)
+    )
     for name in tags:
         run.tags.add(Tag.objects.get_or_create(name=name)[0])
     for pos, key in enumerate(keys):
-        gen = Generation.objects.create(run=run, position=pos, blind_position=pos, model_key=key,
-                                        model_label=LABELS[key], model_id=key, status=Generation.Status.SUCCEEDED,
-                                        latency_ms=latency_ms, cost_usd=Decimal(cost))
+        gen = Generation.objects.create(
+            run=run,
+            position=pos,
+            blind_position=pos,
+            model_key=key,
+            model_label=LABELS[key],
+            model_id=key,
+            status=Generation.Status.SUCCEEDED,
+            latency_ms=latency_ms,
+            cost_usd=Decimal(cost),
+        )
         for i in range(images):
             sha = f"{key}{run.pk.hex}{i}".ljust(64, "0")[:64]
-            Image.objects.create(generation=gen, index=i, sha256=sha, file=f"{sha}.png", thumbnail=f"{sha}.webp",
-                                 width=8, height=8, format="png", bytes=10)
+            Image.objects.create(
+                generation=gen,
+                index=i,
+                sha256=sha,
+                file=f"{sha}.png",
+                thumbnail=f"{sha}.webp",
+                width=8,
+                height=8,
+                format="png",
+                bytes=10,
+            )
     return run
 
 
@@ -153,8 +185,9 @@ def vote(run, user, choice, blind=False) -> Vote:
     return Vote.objects.create(run=run, user=user, choice=choice, blind=blind)
 
 
-def scores(filters=Filters(), min_battles=1) -> dict[str, tuple[int, int, int]]:
-    return {r.key: (r.wins, r.ties, r.losses) for r in leaderboard_for(filters, min_battles, resamples=10).rows}
+def scores(filters: Filters | None = None, min_battles=1) -> dict[str, tuple[int, int, int]]:
+    board = leaderboard_for(filters or Filters(), min_battles, resamples=10)
+    return {r.key: (r.wins, r.ties, r.losses) for r in board.rows}
 
 
 @pytest.mark.django_db
@@ -200,11 +233,15 @@ def page_rows(html: str) -> dict[str, dict]:
     out = {}
     for key, body in re.findall(r'<tr[^>]*data-model="(\w+)">(.*?)</tr>', html, re.S):
         score = re.search(r'<strong>(\d+)</strong> <span class="interval">\[(\d+), (\d+)\]', body)
-        out[key] = {"score": int(score[1]), "low": int(score[2]), "high": int(score[3]),
-                    "wtl": re.search(r'class="num wtl">(\d+) / (\d+) / (\d+)<', body).groups(),
-                    "win_rate": re.search(r'class="num win-rate">(\d+)%<', body)[1],
-                    "cost_win": re.search(r'class="num cost-win">([^<]+)<', body)[1],
-                    "preliminary": "preliminary</span>" in body}
+        out[key] = {
+            "score": int(score[1]),
+            "low": int(score[2]),
+            "high": int(score[3]),
+            "wtl": re.search(r'class="num wtl">(\d+) / (\d+) / (\d+)<', body).groups(),
+            "win_rate": re.search(r'class="num win-rate">(\d+)%<', body)[1],
+            "cost_win": re.search(r'class="num cost-win">([^<]+)<', body)[1],
+            "preliminary": "preliminary</span>" in body,
+        }
     return out
 
 
@@ -290,18 +327,25 @@ def test_scorecard_page_shows_means_counts_and_success(auth_client, user, other_
     logo, other = make_run(user, ["a", "b"], tags=["logo"]), make_run(user, ["a", "b"])
     ga, gb = logo.generations.order_by("position")
     oa = other.generations.get(position=0)
-    for gen, voter, crit, stars in [(ga, user, usable, 5), (ga, other_user, usable, 4), (ga, user, text, 3),
-                                    (ga, other_user, text, 4), (gb, user, usable, 4), (gb, other_user, usable, 3),
-                                    (oa, user, usable, 2), (oa, user, hidden, 5)]:
+    for gen, voter, crit, stars in [
+        (ga, user, usable, 5),
+        (ga, other_user, usable, 4),
+        (ga, user, text, 3),
+        (ga, other_user, text, 4),
+        (gb, user, usable, 4),
+        (gb, other_user, usable, 3),
+        (oa, user, usable, 2),
+        (oa, user, hidden, 5),
+    ]:
         Rating.objects.create(generation=gen, user=voter, criterion=crit, stars=stars)
     html = auth_client.get("/scorecard").content.decode()
     assert "Old criterion" not in html and html.index("Prompt adherence") < html.index("Usability as delivered")
     row_a = re.search(r'data-model="a">(.*?)</tr>', html, re.S)[1]
-    assert "<strong>3.5</strong> <span class=\"hint\">n=2</span>" in row_a  # text accuracy (3 + 4) / 2
-    assert "<strong>3.7</strong> <span class=\"hint\">n=3</span>" in row_a  # usability (5 + 4 + 2) / 3
-    assert "<strong>50%</strong> <span class=\"hint\">of 2</span>" in row_a  # logo gen 4.5 ✓, other gen 2 ✗
+    assert '<strong>3.5</strong> <span class="hint">n=2</span>' in row_a  # text accuracy (3 + 4) / 2
+    assert '<strong>3.7</strong> <span class="hint">n=3</span>' in row_a  # usability (5 + 4 + 2) / 3
+    assert '<strong>50%</strong> <span class="hint">of 2</span>' in row_a  # logo gen 4.5 ✓, other gen 2 ✗
     row_b = re.search(r'data-model="b">(.*?)</tr>', html, re.S)[1]
-    assert "<strong>0%</strong> <span class=\"hint\">of 1</span>" in row_b  # mean 3.5 < 4
+    assert '<strong>0%</strong> <span class="hint">of 1</span>' in row_b  # mean 3.5 < 4
     tagged = auth_client.get("/scorecard?tag=logo").content.decode()
     row_a = re.search(r'data-model="a">(.*?)</tr>', tagged, re.S)[1]
-    assert "<strong>100%</strong> <span class=\"hint\">of 1</span>" in row_a  # only the logo run's generation
+    assert '<strong>100%</strong> <span class="hint">of 1</span>' in row_a  # only the logo run's generation

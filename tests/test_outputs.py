@@ -36,7 +36,7 @@ def test_streamed_previews_are_stored_and_shown_before_the_final_image(auth_clie
 
 
 def test_gemini_text_and_grounding_are_shown_and_thought_images_are_not(auth_client, simulator):
-    run, (gpt, gemini) = run_with(auth_client, prompt="an infographic of the 2026 harvest", grounding="on")
+    run, (_gpt, gemini) = run_with(auth_client, prompt="an infographic of the 2026 harvest", grounding="on")
     assert gemini.params_sent["tools"] == [{"googleSearch": {}}]
     assert gemini.images.count() == 1  # the simulator also sends a thought draft image
     assert gemini.grounding["chunks"] and gemini.grounding["web_search_queries"]
@@ -67,7 +67,7 @@ def test_every_refusal_form_ends_refused_with_the_reason_and_no_retry(auth_clien
 
 
 def test_several_images_per_model_gemini_in_parallel_requests(auth_client, simulator):
-    run, (gpt, gemini) = run_with(auth_client, n="2")
+    _run, (gpt, gemini) = run_with(auth_client, n="2")
     assert gpt.params_sent["n"] == 2 and gpt.images.filter(is_partial=False).count() == 2
     assert gemini.params_sent["requests"] == 2
     finals = list(gemini.images.filter(is_partial=False))
@@ -76,9 +76,13 @@ def test_several_images_per_model_gemini_in_parallel_requests(auth_client, simul
 
 
 def test_fairness_ledger_warns_when_the_sides_got_different_conditions(auth_client, simulator):
-    run, (gpt, gemini) = run_with(auth_client, aspect_ratio="16:9", resolution="4K", quality="high", background="opaque")
+    run, (gpt, gemini) = run_with(
+        auth_client, aspect_ratio="16:9", resolution="4K", quality="high", background="opaque"
+    )
     assert gpt.params_sent["size"] == "3840x2160" and gemini.params_sent["generationConfig"]["imageConfig"] == {
-        "aspectRatio": "16:9", "imageSize": "4K"}
+        "aspectRatio": "16:9",
+        "imageSize": "4K",
+    }
     gemini_image = gemini.images.get()
     assert (gemini_image.width, gemini_image.height) != (3840, 2160)
     page = auth_client.get(f"/runs/{run.id}/").content.decode()
@@ -90,7 +94,7 @@ def test_fairness_ledger_warns_when_the_sides_got_different_conditions(auth_clie
 
 
 def test_cost_is_estimated_before_and_measured_after(auth_client, simulator):
-    run, (gpt, gemini) = run_with(auth_client, quality="medium")
+    _run, (gpt, gemini) = run_with(auth_client, quality="medium")
     assert str(gpt.estimated_cost_usd) == "0.0530" and str(gemini.estimated_cost_usd) == "0.1340"
     # Actual cost comes from the usage tokens the provider reported.
     assert gpt.usage["output_tokens"] == 1767 and gpt.cost_usd >= gpt.estimated_cost_usd
@@ -99,9 +103,12 @@ def test_cost_is_estimated_before_and_measured_after(auth_client, simulator):
 
 
 def test_compression_and_moderation_reach_openai_and_gemini_is_told_to_ignore_them(auth_client, simulator):
-    run, (gpt, gemini) = run_with(auth_client, output_format="webp", output_compression="60", moderation="low")
+    _run, (gpt, gemini) = run_with(auth_client, output_format="webp", output_compression="60", moderation="low")
     assert (gpt.params_sent["output_format"], gpt.params_sent["output_compression"], gpt.params_sent["moderation"]) == (
-        "webp", 60, "low")
+        "webp",
+        60,
+        "low",
+    )
     assert gpt.images.get().format == "webp" and gpt.params_echoed["output_format"] == "webp"
     assert "moderation" not in gemini.params_sent and "output_compression" not in gemini.params_sent
     query = "part=summary&models=gpt-image-2&models=gemini-3-pro-image&output_format=webp&output_compression=60&moderation=low"

@@ -1,6 +1,7 @@
 """Pages around the loop: API tokens, full-size image, history pages, three-way votes."""
 
 import re
+
 import pytest
 
 from compare.models import ApiToken, Generation, Run, TeamSettings, Vote
@@ -60,8 +61,10 @@ def test_with_three_models_the_team_picks_the_best(auth_client, simulator, enabl
 
 @pytest.mark.django_db(transaction=True)
 def test_full_size_view_shows_the_image_at_its_real_size(auth_client, simulator):
-    auth_client.post("/", {"prompt": "wide", "models": ["gpt-image-2", "gemini-3-pro-image"],
-                           "aspect_ratio": "16:9", "resolution": "2K"})
+    auth_client.post(
+        "/",
+        {"prompt": "wide", "models": ["gpt-image-2", "gemini-3-pro-image"], "aspect_ratio": "16:9", "resolution": "2K"},
+    )
     run = Run.objects.get()
     gpt = next(g for g in wait_for_generations(run) if g.model_key == "gpt-image-2")
     image = gpt.images.get()
@@ -77,14 +80,28 @@ def test_full_size_view_shows_the_image_at_its_real_size(auth_client, simulator)
 def test_an_admin_edits_the_criteria_and_the_team_sees_them(client, user, django_user_model):
     admin_user = django_user_model.objects.create_superuser("boss", password="boss-pass-123")
     client.force_login(admin_user)
-    response = client.post("/admin/compare/criterion/add/", {
-        "name": "Brand fit", "description": "On-brand colours and type", "position": 9, "active": "on"})
+    response = client.post(
+        "/admin/compare/criterion/add/",
+        {"name": "Brand fit", "description": "On-brand colours and type", "position": 9, "active": "on"},
+    )
     assert response.status_code == 302
     run = Run.objects.create(author=user, prompt="p", options={"n": 1})
-    Generation.objects.create(run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2",
-                              model_id="gpt-image-2", status="succeeded")
-    Generation.objects.create(run=run, position=1, model_key="gemini-3-pro-image", model_label="Nano Banana Pro",
-                              model_id="gemini-3-pro-image", status="succeeded")
+    Generation.objects.create(
+        run=run,
+        position=0,
+        model_key="gpt-image-2",
+        model_label="GPT Image 2",
+        model_id="gpt-image-2",
+        status="succeeded",
+    )
+    Generation.objects.create(
+        run=run,
+        position=1,
+        model_key="gemini-3-pro-image",
+        model_label="Nano Banana Pro",
+        model_id="gemini-3-pro-image",
+        status="succeeded",
+    )
     client.force_login(user)
     assert "<legend>Brand fit</legend>" in client.get(run.get_absolute_url()).content.decode()
     assert client.get("/admin/compare/criterion/").status_code == 302  # not for non-staff users

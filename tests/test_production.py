@@ -18,16 +18,21 @@ HOST = "compare.example.com"
 
 
 def environment(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COMPARE_", "OPENAI_", "GEMINI_")) and k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "compare.settings",
-        "COMPARE_PROFILE": "production",
-        "COMPARE_SECRET_KEY": secrets.token_urlsafe(50),
-        "COMPARE_ALLOWED_HOSTS": HOST,
-        "COMPARE_VAR_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'compare.sqlite3'}",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COMPARE_", "OPENAI_", "GEMINI_")) and k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "compare.settings",
+            "COMPARE_PROFILE": "production",
+            "COMPARE_SECRET_KEY": secrets.token_urlsafe(50),
+            "COMPARE_ALLOWED_HOSTS": HOST,
+            "COMPARE_VAR_DIR": str(tmp_path / "var"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'compare.sqlite3'}",
+        }
+    )
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)
@@ -37,8 +42,9 @@ def environment(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_check_deploy_passes_with_no_warnings(tmp_path):
@@ -56,16 +62,19 @@ def test_the_embedded_profile_is_what_check_deploy_warns_about(tmp_path):
     assert result.returncode != 0 and "security.W" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"COMPARE_SECRET_KEY": None}, "COMPARE_SECRET_KEY is required in the production profile"),
-    ({"COMPARE_SECRET_KEY": ""}, "COMPARE_SECRET_KEY is required in the production profile"),
-    ({"COMPARE_SECRET_KEY": "short-and-guessable"}, "COMPARE_SECRET_KEY is too weak"),
-    ({"COMPARE_SECRET_KEY": "django-insecure-" + "x" * 60}, "COMPARE_SECRET_KEY is too weak"),
-    ({"COMPARE_ALLOWED_HOSTS": None}, "COMPARE_ALLOWED_HOSTS is required in the production profile"),
-    ({"COMPARE_ALLOWED_HOSTS": " , "}, "COMPARE_ALLOWED_HOSTS is required in the production profile"),
-    ({"COMPARE_ALLOWED_HOSTS": "*"}, "COMPARE_ALLOWED_HOSTS may not be '*'"),
-    ({"COMPARE_DEBUG": "1"}, "COMPARE_DEBUG must be off in the production profile"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"COMPARE_SECRET_KEY": None}, "COMPARE_SECRET_KEY is required in the production profile"),
+        ({"COMPARE_SECRET_KEY": ""}, "COMPARE_SECRET_KEY is required in the production profile"),
+        ({"COMPARE_SECRET_KEY": "short-and-guessable"}, "COMPARE_SECRET_KEY is too weak"),
+        ({"COMPARE_SECRET_KEY": "django-insecure-" + "x" * 60}, "COMPARE_SECRET_KEY is too weak"),
+        ({"COMPARE_ALLOWED_HOSTS": None}, "COMPARE_ALLOWED_HOSTS is required in the production profile"),
+        ({"COMPARE_ALLOWED_HOSTS": " , "}, "COMPARE_ALLOWED_HOSTS is required in the production profile"),
+        ({"COMPARE_ALLOWED_HOSTS": "*"}, "COMPARE_ALLOWED_HOSTS may not be '*'"),
+        ({"COMPARE_DEBUG": "1"}, "COMPARE_DEBUG must be off in the production profile"),
+    ],
+)
 def test_production_refuses_to_start_half_configured(tmp_path, overrides, message):
     result = manage(environment(tmp_path, **overrides), "check")
     assert result.returncode != 0
@@ -109,8 +118,9 @@ def test_production_serves_https_only_with_hardened_cookies(tmp_path):
     for args in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
         result = manage(env, *args)
         assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run([sys.executable, "-c", SMOKE], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SMOKE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["plain"] == [301, f"https://{HOST}/login/"]
@@ -123,16 +133,22 @@ def test_production_serves_https_only_with_hardened_cookies(tmp_path):
     assert seen["simulator_mounted"] is False and seen["simulator_enabled"] is False
 
 
-@pytest.mark.parametrize("profile,simulator,mounted", [
-    ("embedded", None, True), ("embedded", "0", False), ("production", None, False),
-])
+@pytest.mark.parametrize(
+    "profile,simulator,mounted",
+    [
+        ("embedded", None, True),
+        ("embedded", "0", False),
+        ("production", None, False),
+    ],
+)
 def test_the_simulator_is_mounted_only_when_enabled(tmp_path, profile, simulator, mounted):
     env = environment(tmp_path, COMPARE_PROFILE=profile, COMPARE_SIMULATOR=simulator)
-    code = ("import django; django.setup(); from django.urls import resolve, Resolver404\n"
-            "try:\n    resolve('/sim/openai/v1/models'); print('mounted')\n"
-            "except Resolver404:\n    print('absent')")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import django; django.setup(); from django.urls import resolve, Resolver404\n"
+        "try:\n    resolve('/sim/openai/v1/models'); print('mounted')\n"
+        "except Resolver404:\n    print('absent')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == ("mounted" if mounted else "absent")
 
@@ -158,8 +174,10 @@ def serve_and_get(env: dict[str, str], command: list[str], port: int) -> tuple[i
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         opener = urllib.request.build_opener(NoRedirect)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/login/", headers={
-            "Host": HOST, "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/login/",
+            headers={"Host": HOST, "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"},
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -181,9 +199,13 @@ def test_waitress_behind_a_proxy_serves_https_pages(tmp_path):
     env = environment(tmp_path)
     assert manage(env, "collectstatic", "--noinput").returncode == 0
     port = free_port()
-    command = [str(Path(sys.executable).parent / "waitress-serve"), f"--listen=127.0.0.1:{port}",
-               "--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=x-forwarded-for x-forwarded-proto",
-               "compare.wsgi:application"]
+    command = [
+        str(Path(sys.executable).parent / "waitress-serve"),
+        f"--listen=127.0.0.1:{port}",
+        "--trusted-proxy=127.0.0.1",
+        "--trusted-proxy-headers=x-forwarded-for x-forwarded-proto",
+        "compare.wsgi:application",
+    ]
     assert serve_and_get(env, command, port) == (200, "")
 
 

@@ -18,7 +18,10 @@ from compare.registry import get_model
 KEY = "AIzaSyTest" + "k9X" * 10
 URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-3-pro-image:generateContent"
 USAGE = {
-    "promptTokenCount": 12, "candidatesTokenCount": 1120, "thoughtsTokenCount": 200, "totalTokenCount": 1332,
+    "promptTokenCount": 12,
+    "candidatesTokenCount": 1120,
+    "thoughtsTokenCount": 200,
+    "totalTokenCount": 1332,
     "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12}],
     "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1120}],
 }
@@ -56,8 +59,9 @@ def ok(body: dict) -> Callable[[httpx.Request], httpx.Response]:
 
 def reply_with(parts: list[dict], finish: str = "STOP", **candidate_extra) -> dict:
     return {
-        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0,
-                        **candidate_extra}],
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0, **candidate_extra}
+        ],
         "usageMetadata": USAGE,
         "modelVersion": "gemini-3-pro-image",
         "responseId": "resp-1",
@@ -89,17 +93,31 @@ def run_error(model, reply, **kwargs) -> ProviderError:
 
 def test_wire_params(model):
     assert gemini.wire_params(make_request(model)) == {
-        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
-                             "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"}},
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": "1:1", "imageSize": "1K"},
+        },
         "requests": 1,
         "references": 0,
     }
     refs = [InputImage(png(), "image/png")] * 2
-    params = gemini.wire_params(make_request(model, aspect_ratio="16:9", resolution="4K", grounding=True, n=3,
-                                             references=refs, quality="high", output_format="jpeg"))
+    params = gemini.wire_params(
+        make_request(
+            model,
+            aspect_ratio="16:9",
+            resolution="4K",
+            grounding=True,
+            n=3,
+            references=refs,
+            quality="high",
+            output_format="jpeg",
+        )
+    )
     assert params == {
-        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
-                             "imageConfig": {"aspectRatio": "16:9", "imageSize": "4K"}},
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": "16:9", "imageSize": "4K"},
+        },
         "tools": [{"googleSearch": {}}],
         "requests": 3,
         "references": 2,
@@ -108,11 +126,15 @@ def test_wire_params(model):
 
 def test_wire_params_explicit_size_auto_aspect_and_no_grounding_capability(model):
     assert gemini.wire_params(make_request(model, size="2048x1152"))["generationConfig"]["imageConfig"] == {
-        "aspectRatio": "16:9", "imageSize": "2K"}
+        "aspectRatio": "16:9",
+        "imageSize": "2K",
+    }
     assert gemini.wire_params(make_request(model, aspect_ratio="auto"))["generationConfig"]["imageConfig"] == {
-        "imageSize": "1K"}
-    plain = dataclasses.replace(model, capabilities=dataclasses.replace(model.capabilities, grounding=False,
-                                                                        image_sizes=()))
+        "imageSize": "1K"
+    }
+    plain = dataclasses.replace(
+        model, capabilities=dataclasses.replace(model.capabilities, grounding=False, image_sizes=())
+    )
     params = gemini.wire_params(make_request(plain, grounding=True))
     assert "tools" not in params
     assert params["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1"}
@@ -134,19 +156,28 @@ def test_request_shape_and_reply(model):
     assert "authorization" not in sent.headers
     assert sent.headers["content-type"] == "application/json"
     assert json.loads(sent.content) == {
-        "contents": [{"role": "user", "parts": [
-            {"text": "a red fox in snow"},
-            {"inlineData": {"mimeType": "image/png", "data": b64(refs[0].data)}},
-            {"inlineData": {"mimeType": "image/jpeg", "data": b64(refs[1].data)}},
-        ]}],
-        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
-                             "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"}},
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "a red fox in snow"},
+                    {"inlineData": {"mimeType": "image/png", "data": b64(refs[0].data)}},
+                    {"inlineData": {"mimeType": "image/jpeg", "data": b64(refs[1].data)}},
+                ],
+            }
+        ],
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"},
+        },
     }
     assert [i.data for i in result.images] == [final]
     assert result.images[0].mime_type == "image/png"
     assert result.usage == USAGE
-    assert result.echoed == {"modelVersion": "gemini-3-pro-image",
-                             "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"}}
+    assert result.echoed == {
+        "modelVersion": "gemini-3-pro-image",
+        "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"},
+    }
     assert result.sent == gemini.wire_params(req)
     assert result.grounding is None and result.text == ""
 
@@ -161,14 +192,20 @@ def test_bearer_auth_for_gateways(model):
 
 def test_thought_images_are_skipped_and_the_last_real_image_wins(model):
     draft, thought_final, early, final = png("gray"), png("black"), png("white"), png("orange", fmt="JPEG")
-    rec = Recorder(ok(reply_with([
-        {"text": "Planning the composition…", "thought": True},
-        {"inlineData": {"mimeType": "image/png", "data": b64(draft)}, "thought": True},
-        {"inlineData": {"mimeType": "image/png", "data": b64(early)}},
-        {"text": "Here is your fox."},
-        {"inlineData": {"mimeType": "image/jpeg", "data": b64(final)}, "thoughtSignature": "c2ln"},
-        {"inlineData": {"mimeType": "image/png", "data": b64(thought_final)}, "thought": True},
-    ])))
+    rec = Recorder(
+        ok(
+            reply_with(
+                [
+                    {"text": "Planning the composition…", "thought": True},
+                    {"inlineData": {"mimeType": "image/png", "data": b64(draft)}, "thought": True},
+                    {"inlineData": {"mimeType": "image/png", "data": b64(early)}},
+                    {"text": "Here is your fox."},
+                    {"inlineData": {"mimeType": "image/jpeg", "data": b64(final)}, "thoughtSignature": "c2ln"},
+                    {"inlineData": {"mimeType": "image/png", "data": b64(thought_final)}, "thought": True},
+                ]
+            )
+        )
+    )
     result = gemini.generate(make_request(model), rec.client())
     assert [(i.data, i.mime_type) for i in result.images] == [(final, "image/jpeg")]
     assert result.text == "Here is your fox."
@@ -177,18 +214,24 @@ def test_thought_images_are_skipped_and_the_last_real_image_wins(model):
 def test_grounding_with_search(model):
     grounding = {
         "webSearchQueries": ["weather Paris today"],
-        "groundingChunks": [{"web": {"uri": "https://example.com/a", "title": "example.com"}},
-                            {"web": {"uri": "https://example.org/b", "title": "example.org"}}],
-        "groundingSupports": [], "searchEntryPoint": {"renderedContent": "<div></div>"},
+        "groundingChunks": [
+            {"web": {"uri": "https://example.com/a", "title": "example.com"}},
+            {"web": {"uri": "https://example.org/b", "title": "example.org"}},
+        ],
+        "groundingSupports": [],
+        "searchEntryPoint": {"renderedContent": "<div></div>"},
     }
-    rec = Recorder(ok(reply_with([{"inlineData": {"mimeType": "image/png", "data": b64(png())}}],
-                                 groundingMetadata=grounding)))
+    rec = Recorder(
+        ok(reply_with([{"inlineData": {"mimeType": "image/png", "data": b64(png())}}], groundingMetadata=grounding))
+    )
     result = gemini.generate(make_request(model, grounding=True), rec.client())
     assert json.loads(rec.requests[0].content)["tools"] == [{"googleSearch": {}}]
     assert result.grounding == {
         "web_search_queries": ["weather Paris today"],
-        "chunks": [{"title": "example.com", "uri": "https://example.com/a"},
-                   {"title": "example.org", "uri": "https://example.org/b"}],
+        "chunks": [
+            {"title": "example.com", "uri": "https://example.com/a"},
+            {"title": "example.org", "uri": "https://example.org/b"},
+        ],
     }
 
 
@@ -197,13 +240,32 @@ def test_grounding_with_search(model):
 
 @pytest.mark.parametrize(
     "reason",
-    ["IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "PROHIBITED_CONTENT", "SAFETY", "NO_IMAGE", "IMAGE_OTHER",
-     "RECITATION", "IMAGE_RECITATION", "BLOCKLIST", "SPII", "SOMETHING_NEW"],
+    [
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "PROHIBITED_CONTENT",
+        "SAFETY",
+        "NO_IMAGE",
+        "IMAGE_OTHER",
+        "RECITATION",
+        "IMAGE_RECITATION",
+        "BLOCKLIST",
+        "SPII",
+        "SOMETHING_NEW",
+    ],
 )
 def test_finish_reason_without_image_is_refused(model, reason):
-    body = {"candidates": [{"content": {"role": "model"}, "finishReason": reason,
-                            "finishMessage": "Unable to show the generated image. Support code 123.", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 12, "thoughtsTokenCount": 300, "totalTokenCount": 312}}
+    body = {
+        "candidates": [
+            {
+                "content": {"role": "model"},
+                "finishReason": reason,
+                "finishMessage": "Unable to show the generated image. Support code 123.",
+                "index": 0,
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 12, "thoughtsTokenCount": 300, "totalTokenCount": 312},
+    }
     err = run_error(model, ok(body))
     assert err.kind is ErrorKind.REFUSED and not err.retryable
     assert reason in err.message and "Support code 123" in err.message
@@ -228,7 +290,8 @@ def test_text_only_answer_is_refused_with_the_text(model):
 
 
 @pytest.mark.parametrize(
-    "body", [reply_with([]), {"candidates": []}, {"usageMetadata": USAGE}],
+    "body",
+    [reply_with([]), {"candidates": []}, {"usageMetadata": USAGE}],
 )
 def test_no_image_and_no_reason_is_malformed(model, body):
     err = run_error(model, ok(body))
@@ -255,21 +318,49 @@ QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 @pytest.mark.parametrize(
     ("reply", "kind", "words"),
     [
-        (google_error(400, "INVALID_ARGUMENT", "Unsupported aspect ratio."), ErrorKind.BAD_REQUEST,
-         "(400 INVALID_ARGUMENT): Unsupported aspect ratio."),
-        (google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                      [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                        "domain": "googleapis.com"}]), ErrorKind.AUTH, "API key not valid"),
-        (google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."), ErrorKind.AUTH,
-         "(401 UNAUTHENTICATED)"),
+        (
+            google_error(400, "INVALID_ARGUMENT", "Unsupported aspect ratio."),
+            ErrorKind.BAD_REQUEST,
+            "(400 INVALID_ARGUMENT): Unsupported aspect ratio.",
+        ),
+        (
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
+            ),
+            ErrorKind.AUTH,
+            "API key not valid",
+        ),
+        (
+            google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."),
+            ErrorKind.AUTH,
+            "(401 UNAUTHENTICATED)",
+        ),
         (google_error(403, "PERMISSION_DENIED", "Permission denied."), ErrorKind.AUTH, "(403 PERMISSION_DENIED)"),
-        (google_error(404, "NOT_FOUND", "models/gemini-3-pro-image is not found for API version v1beta."),
-         ErrorKind.NOT_FOUND, "model not found or retired"),
+        (
+            google_error(404, "NOT_FOUND", "models/gemini-3-pro-image is not found for API version v1beta."),
+            ErrorKind.NOT_FOUND,
+            "model not found or retired",
+        ),
         (google_error(500, "INTERNAL", "An internal error has occurred."), ErrorKind.SERVER, "server error"),
-        (google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
-         ErrorKind.OVERLOADED, "overloaded (503 UNAVAILABLE)"),
-        (google_error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
-         ErrorKind.TIMEOUT, "timed out"),
+        (
+            google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+            ErrorKind.OVERLOADED,
+            "overloaded (503 UNAVAILABLE)",
+        ),
+        (
+            google_error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
+            ErrorKind.TIMEOUT,
+            "timed out",
+        ),
         (lambda r: httpx.Response(502, text="<html>Bad Gateway</html>"), ErrorKind.SERVER, "(502): no details"),
     ],
 )
@@ -282,17 +373,25 @@ def test_http_errors_map_to_kinds(model, reply, kind, words):
 
 def test_rate_limit_uses_retry_info(model):
     details = [
-        {"@type": QUOTA_FAILURE, "violations": [{
-            "quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model",
-            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-        }]},
+        {
+            "@type": QUOTA_FAILURE,
+            "violations": [
+                {
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model",
+                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                }
+            ],
+        },
         {"@type": RETRY_INFO, "retryDelay": "27s"},
     ]
-    err = run_error(model, google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.", details,
-                                        headers={"retry-after": "99"}))
+    err = run_error(
+        model,
+        google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.", details, headers={"retry-after": "99"}),
+    )
     assert err.kind is ErrorKind.RATE_LIMIT and err.retryable and err.retry_after == 27.0
-    assert err.message == ("Rate limit reached for gemini-3-pro-image (429 RESOURCE_EXHAUSTED): "
-                           "Resource has been exhausted.")
+    assert err.message == (
+        "Rate limit reached for gemini-3-pro-image (429 RESOURCE_EXHAUSTED): Resource has been exhausted."
+    )
 
 
 def test_rate_limit_falls_back_to_retry_after_header(model):
@@ -308,8 +407,10 @@ def test_fractional_retry_delay(model):
 @pytest.mark.parametrize(
     "details",
     [
-        [{"@type": QUOTA_FAILURE, "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},
-         {"@type": RETRY_INFO, "retryDelay": "40s"}],
+        [
+            {"@type": QUOTA_FAILURE, "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},
+            {"@type": RETRY_INFO, "retryDelay": "40s"},
+        ],
         [{"@type": RETRY_INFO, "retryDelay": "52758s"}],
     ],
 )
@@ -321,8 +422,10 @@ def test_daily_quota_is_not_retryable(model, details):
 
 @pytest.mark.parametrize(
     ("exc", "kind"),
-    [(httpx.ConnectTimeout("timed out"), ErrorKind.TIMEOUT), (httpx.ConnectError("name resolution failed"),
-                                                             ErrorKind.NETWORK)],
+    [
+        (httpx.ConnectTimeout("timed out"), ErrorKind.TIMEOUT),
+        (httpx.ConnectError("name resolution failed"), ErrorKind.NETWORK),
+    ],
 )
 def test_transport_errors(model, exc, kind):
     def reply(request):
@@ -373,11 +476,18 @@ def test_n_images_are_parallel_requests(model):
 
 def test_some_requests_fail_returns_the_successes(model):
     good = png("red")
-    replies = iter([
-        httpx.Response(200, json=image_reply(good)),
-        httpx.Response(200, json={"candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_SAFETY"}],
-                                  "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12}}),
-    ])
+    replies = iter(
+        [
+            httpx.Response(200, json=image_reply(good)),
+            httpx.Response(
+                200,
+                json={
+                    "candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_SAFETY"}],
+                    "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12},
+                },
+            ),
+        ]
+    )
     lock = threading.Lock()
 
     def reply(request):
@@ -392,8 +502,10 @@ def test_some_requests_fail_returns_the_successes(model):
 
 
 def test_all_requests_fail_raises_with_summed_usage(model):
-    body = {"candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_SAFETY"}],
-            "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 20}}
+    body = {
+        "candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_SAFETY"}],
+        "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 20},
+    }
     rec = Recorder(ok(body))
     with pytest.raises(ProviderError) as info:
         gemini.generate(make_request(model, n=2), rec.client())

@@ -5,9 +5,9 @@ import dataclasses
 import io
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
-from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -85,8 +85,12 @@ def images_response(*images: bytes, **extra) -> dict:
         "output_format": "png",
         "quality": "low",
         "size": "1024x1024",
-        "usage": {"input_tokens": 50, "input_tokens_details": {"text_tokens": 50, "image_tokens": 0},
-                  "output_tokens": 157, "total_tokens": 207},
+        "usage": {
+            "input_tokens": 50,
+            "input_tokens_details": {"text_tokens": 50, "image_tokens": 0},
+            "output_tokens": 157,
+            "total_tokens": 207,
+        },
         **extra,
     }
 
@@ -96,19 +100,39 @@ def images_response(*images: bytes, **extra) -> dict:
 
 def test_wire_params_sends_defaults_explicitly(model):
     assert openai_images.wire_params(make_request(model)) == {
-        "model": "gpt-image-2", "n": 1, "size": "1024x1024", "quality": "auto",
-        "output_format": "png", "background": "auto", "moderation": "auto",
+        "model": "gpt-image-2",
+        "n": 1,
+        "size": "1024x1024",
+        "quality": "auto",
+        "output_format": "png",
+        "background": "auto",
+        "moderation": "auto",
     }
 
 
 def test_wire_params_compression_only_for_jpeg_and_webp(model):
-    params = openai_images.wire_params(make_request(
-        model, output_format="webp", output_compression=80, quality="low", background="opaque",
-        moderation="low", aspect_ratio="16:9", resolution="2K", n=2,
-    ))
+    params = openai_images.wire_params(
+        make_request(
+            model,
+            output_format="webp",
+            output_compression=80,
+            quality="low",
+            background="opaque",
+            moderation="low",
+            aspect_ratio="16:9",
+            resolution="2K",
+            n=2,
+        )
+    )
     assert params == {
-        "model": "gpt-image-2", "n": 2, "size": "2720x1536", "quality": "low", "output_format": "webp",
-        "output_compression": 80, "background": "opaque", "moderation": "low",
+        "model": "gpt-image-2",
+        "n": 2,
+        "size": "2720x1536",
+        "quality": "low",
+        "output_format": "webp",
+        "output_compression": 80,
+        "background": "opaque",
+        "moderation": "low",
     }
     png_params = openai_images.wire_params(make_request(model, output_format="png", output_compression=80))
     assert "output_compression" not in png_params
@@ -143,8 +167,15 @@ def test_generation_request_and_reply(model):
     assert "x-goog-api-key" not in sent.headers
     assert sent.headers["content-type"] == "application/json"
     assert json.loads(sent.content) == {
-        "model": "gpt-image-2", "prompt": "a red fox in snow", "n": 1, "size": "1536x1024", "quality": "low",
-        "output_format": "webp", "output_compression": 80, "background": "auto", "moderation": "auto",
+        "model": "gpt-image-2",
+        "prompt": "a red fox in snow",
+        "n": 1,
+        "size": "1536x1024",
+        "quality": "low",
+        "output_format": "webp",
+        "output_compression": 80,
+        "background": "auto",
+        "moderation": "auto",
     }
     assert [i.data for i in result.images] == [image]
     assert result.images[0].mime_type == "image/webp"
@@ -186,8 +217,14 @@ def test_edit_with_one_reference_sends_part_named_image(model):
     parts = multipart(sent)
     fields = {name: payload.decode() for name, filename, _, payload in parts if filename is None}
     assert fields == {
-        "prompt": "a red fox in snow", "model": "gpt-image-2", "n": "1", "size": "1024x1024", "quality": "high",
-        "output_format": "png", "background": "auto", "moderation": "auto",
+        "prompt": "a red fox in snow",
+        "model": "gpt-image-2",
+        "n": "1",
+        "size": "1024x1024",
+        "quality": "high",
+        "output_format": "png",
+        "background": "auto",
+        "moderation": "auto",
     }
     files = [(name, filename, ctype, payload) for name, filename, ctype, payload in parts if filename is not None]
     assert files == [("image", "fox.png", "image/png", ref)]
@@ -228,8 +265,14 @@ def test_mask_without_reference_is_a_bad_request(model):
 # --- errors -----------------------------------------------------------------
 
 
-def error(status: int, message: str, code: str | None = None, type_: str = "invalid_request_error",
-          param: str | None = None, headers: dict | None = None):
+def error(
+    status: int,
+    message: str,
+    code: str | None = None,
+    type_: str = "invalid_request_error",
+    param: str | None = None,
+    headers: dict | None = None,
+):
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return lambda request: httpx.Response(status, json=body, headers=headers or {})
 
@@ -243,25 +286,53 @@ def run_error(model, reply, **kwargs) -> ProviderError:
 @pytest.mark.parametrize(
     ("reply", "kind", "words"),
     [
-        (error(400, "Your request was rejected by the safety system.", "moderation_blocked",
-               "image_generation_user_error"), ErrorKind.REFUSED, "Rejected by OpenAI's safety system: Your request"),
-        (error(400, "This request has been blocked by our content filters.", "content_policy_violation"),
-         ErrorKind.REFUSED, "safety system"),
-        (error(400, "Invalid size '4096x4096'.", "invalid_value", param="size"), ErrorKind.BAD_REQUEST,
-         "(400) (parameter: size): Invalid size '4096x4096'."),
+        (
+            error(
+                400,
+                "Your request was rejected by the safety system.",
+                "moderation_blocked",
+                "image_generation_user_error",
+            ),
+            ErrorKind.REFUSED,
+            "Rejected by OpenAI's safety system: Your request",
+        ),
+        (
+            error(400, "This request has been blocked by our content filters.", "content_policy_violation"),
+            ErrorKind.REFUSED,
+            "safety system",
+        ),
+        (
+            error(400, "Invalid size '4096x4096'.", "invalid_value", param="size"),
+            ErrorKind.BAD_REQUEST,
+            "(400) (parameter: size): Invalid size '4096x4096'.",
+        ),
         (error(422, "Unprocessable."), ErrorKind.BAD_REQUEST, "(422)"),
         (error(401, "Invalid authentication."), ErrorKind.AUTH, "API key (401)"),
-        (error(403, "Project does not have access to model gpt-image-2.", type_="permission_error"),
-         ErrorKind.AUTH, "not allowed to use gpt-image-2 (403)"),
+        (
+            error(403, "Project does not have access to model gpt-image-2.", type_="permission_error"),
+            ErrorKind.AUTH,
+            "not allowed to use gpt-image-2 (403)",
+        ),
         (error(404, "The model does not exist."), ErrorKind.NOT_FOUND, "gpt-image-2 was not found"),
-        (error(429, "You exceeded your current quota, please check your plan and billing details.",
-               "insufficient_quota", "insufficient_quota"), ErrorKind.QUOTA, "quota (429)"),
+        (
+            error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                "insufficient_quota",
+            ),
+            ErrorKind.QUOTA,
+            "quota (429)",
+        ),
         (error(500, "The server had an error."), ErrorKind.SERVER, "server error (500)"),
         (error(502, "Bad gateway."), ErrorKind.SERVER, "(502)"),
         (error(504, "Gateway timeout."), ErrorKind.SERVER, "(504)"),
         (error(503, "The engine is currently overloaded."), ErrorKind.OVERLOADED, "overloaded (503)"),
-        (lambda r: httpx.Response(502, text="<html><body>nginx</body></html>"), ErrorKind.SERVER,
-         "(502): no details given"),
+        (
+            lambda r: httpx.Response(502, text="<html><body>nginx</body></html>"),
+            ErrorKind.SERVER,
+            "(502): no details given",
+        ),
     ],
 )
 def test_http_errors_map_to_kinds(model, reply, kind, words):
@@ -281,8 +352,10 @@ def test_insufficient_quota_is_not_retryable(model):
     [({"retry-after-ms": "1500", "retry-after": "9"}, 1.5), ({"retry-after": "20"}, 20.0), ({}, None)],
 )
 def test_rate_limit_retry_after(model, headers, expected):
-    err = run_error(model, error(429, "Rate limit reached for images per minute.", "rate_limit_exceeded",
-                                 "requests", headers=headers))
+    err = run_error(
+        model,
+        error(429, "Rate limit reached for images per minute.", "rate_limit_exceeded", "requests", headers=headers),
+    )
     assert err.kind is ErrorKind.RATE_LIMIT and err.retryable and err.status == 429
     assert err.retry_after == expected
     assert err.message == "Rate limit reached for gpt-image-2 (429): Rate limit reached for images per minute."
@@ -301,9 +374,10 @@ def test_key_never_appears_in_error_messages(model):
 
 
 def test_scrub_removes_key_shapes_but_keeps_words():
-    text = ("sk-proj-abcDEF123456 AIzaSyA1b2C3d4E5f6G7h8 Bearer eyJhbGciOi.JIUzI1NiJ9.x "
-            "?key=secret123&x=1 tok_" + "a1" * 25
-            + " GenerateRequestsPerDayPerProjectPerModel-FreeTier risk-assessment")
+    text = (
+        "sk-proj-abcDEF123456 AIzaSyA1b2C3d4E5f6G7h8 Bearer eyJhbGciOi.JIUzI1NiJ9.x "
+        "?key=secret123&x=1 tok_" + "a1" * 25 + " GenerateRequestsPerDayPerProjectPerModel-FreeTier risk-assessment"
+    )
     cleaned = scrub(text, "mysecretvalue")
     for secret in ("abcDEF123456", "AIzaSy", "eyJhbGciOi", "secret123", "a1a1a1"):
         assert secret not in cleaned
@@ -313,8 +387,10 @@ def test_scrub_removes_key_shapes_but_keeps_words():
 
 @pytest.mark.parametrize(
     ("exc", "kind"),
-    [(httpx.ReadTimeout("timed out"), ErrorKind.TIMEOUT), (httpx.ConnectError("connection refused"),
-                                                         ErrorKind.NETWORK)],
+    [
+        (httpx.ReadTimeout("timed out"), ErrorKind.TIMEOUT),
+        (httpx.ConnectError("connection refused"), ErrorKind.NETWORK),
+    ],
 )
 def test_transport_errors(model, exc, kind):
     def reply(request):
@@ -347,19 +423,40 @@ def sse(event: str, payload: dict | str) -> bytes:
 
 
 def partial(index: int, image: bytes, prefix: str = "image_generation") -> bytes:
-    return sse(f"{prefix}.partial_image", {
-        "type": f"{prefix}.partial_image", "b64_json": b64(image), "partial_image_index": index,
-        "background": "opaque", "created_at": 1, "output_format": "png", "quality": "low", "size": "1024x1024",
-    })
+    return sse(
+        f"{prefix}.partial_image",
+        {
+            "type": f"{prefix}.partial_image",
+            "b64_json": b64(image),
+            "partial_image_index": index,
+            "background": "opaque",
+            "created_at": 1,
+            "output_format": "png",
+            "quality": "low",
+            "size": "1024x1024",
+        },
+    )
 
 
 def completed(image: bytes, prefix: str = "image_generation", tokens: int = 100) -> bytes:
-    return sse(f"{prefix}.completed", {
-        "type": f"{prefix}.completed", "b64_json": b64(image), "background": "opaque", "created_at": 2,
-        "output_format": "png", "quality": "low", "size": "1024x1024",
-        "usage": {"input_tokens": 10, "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
-                  "output_tokens": tokens, "total_tokens": tokens + 10},
-    })
+    return sse(
+        f"{prefix}.completed",
+        {
+            "type": f"{prefix}.completed",
+            "b64_json": b64(image),
+            "background": "opaque",
+            "created_at": 2,
+            "output_format": "png",
+            "quality": "low",
+            "size": "1024x1024",
+            "usage": {
+                "input_tokens": 10,
+                "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+                "output_tokens": tokens,
+                "total_tokens": tokens + 10,
+            },
+        },
+    )
 
 
 def stream_reply(chunks: Callable[[], Iterator[bytes]]):
@@ -402,8 +499,13 @@ def test_streaming_edit_with_two_images(model):
         yield completed(finals[1], "image_edit", tokens=120)
 
     rec = Recorder(stream_reply(chunks))
-    req = make_request(model, n=2, partial_images=1, references=[InputImage(png(), "image/png", "r.png")],
-                       on_partial=lambda *args: seen.append(args))
+    req = make_request(
+        model,
+        n=2,
+        partial_images=1,
+        references=[InputImage(png(), "image/png", "r.png")],
+        on_partial=lambda *args: seen.append(args),
+    )
     result = openai_images.generate(req, rec.client())
 
     fields = {name: payload for name, filename, _, payload in multipart(rec.requests[0]) if not filename}
@@ -455,9 +557,17 @@ def test_stream_rate_limited_before_it_starts(model):
 def test_stream_error_event_mid_stream(model):
     def chunks():
         yield partial(0, png())
-        yield sse("error", {"type": "error", "error": {"message": "Output rejected by the safety system.",
-                                                       "type": "image_generation_user_error",
-                                                       "code": "moderation_blocked"}})
+        yield sse(
+            "error",
+            {
+                "type": "error",
+                "error": {
+                    "message": "Output rejected by the safety system.",
+                    "type": "image_generation_user_error",
+                    "code": "moderation_blocked",
+                },
+            },
+        )
 
     err = run_error(model, stream_reply(chunks), partial_images=1)
     assert err.kind is ErrorKind.REFUSED and "Output rejected" in err.message

@@ -8,7 +8,8 @@ from django.test import Client
 from PIL import Image as PILImage
 from PIL import PngImagePlugin
 
-from compare import blind, cache, images, tasks
+from compare import images, reuse, tasks
+from compare.judging import blind
 from compare.models import Generation, Run, TeamSettings, Vote
 
 pytestmark = pytest.mark.django_db
@@ -17,10 +18,19 @@ BOTH = ["gpt-image-2", "gemini-3-pro-image"]
 
 def make_run(user, blind_run=False, status="succeeded", **options) -> Run:
     run = Run.objects.create(author=user, prompt="a poster", options={"n": 1, **options}, blind=blind_run)
-    for position, (key, label) in enumerate([("gpt-image-2", "GPT Image 2"), ("gemini-3-pro-image", "Nano Banana Pro")]):
-        Generation.objects.create(run=run, position=position, blind_position=1 - position if blind_run else position,
-                                  model_key=key, model_label=label, model_id=key, status=status,
-                                  estimated_cost_usd=Decimal("0.05"))
+    for position, (key, label) in enumerate(
+        [("gpt-image-2", "GPT Image 2"), ("gemini-3-pro-image", "Nano Banana Pro")]
+    ):
+        Generation.objects.create(
+            run=run,
+            position=position,
+            blind_position=1 - position if blind_run else position,
+            model_key=key,
+            model_label=label,
+            model_id=key,
+            status=status,
+            estimated_cost_usd=Decimal("0.05"),
+        )
     return run
 
 
@@ -56,9 +66,9 @@ def test_one_fallback_per_side_even_after_a_retry_fails_again(user, settings):
 def test_the_cache_key_follows_a_fallbacks_lower_quality(user):
     run = make_run(user, quality="high")
     gen = run.generations.get(position=0)
-    normal = cache.key_for(gen)
+    normal = reuse.key_for(gen)
     gen.option_overrides = {"quality": "low"}
-    assert cache.key_for(gen) != normal
+    assert reuse.key_for(gen) != normal
 
 
 def test_a_blind_run_never_takes_images_from_the_cache(user, settings):
@@ -66,14 +76,15 @@ def test_a_blind_run_never_takes_images_from_the_cache(user, settings):
     named = make_run(user)
     blind_run = make_run(user, blind_run=True, status="running")
     for gen in list(named.generations.all()) + list(blind_run.generations.all()):
-        Generation.objects.filter(pk=gen.pk).update(cache_key=cache.key_for(gen))
+        Generation.objects.filter(pk=gen.pk).update(cache_key=reuse.key_for(gen))
     target = blind_run.generations.get(position=0)
-    target.cache_key = cache.key_for(target)
-    assert cache.find_hit(target) is None
+    target.cache_key = reuse.key_for(target)
+    assert reuse.find_hit(target) is None
 
 
-@pytest.mark.parametrize("url", ["/runs/options?part=summary&reference_count=²", "/judge?skip=abc,%2F..",
-                                 "/api/runs?page=²"])
+@pytest.mark.parametrize(
+    "url", ["/runs/options?part=summary&reference_count=²", "/judge?skip=abc,%2F..", "/api/runs?page=²"]
+)
 def test_odd_numbers_and_ids_are_not_a_500(auth_client, url):
     assert auth_client.get(url).status_code < 500
 
@@ -117,7 +128,7 @@ def test_forking_a_blind_image_does_not_name_its_model(auth_client, user):
     PILImage.new("RGB", (16, 16), "blue").save(buf, "PNG")
     image = Image.objects.create(generation=run.generations.get(position=0), **images.store(buf.getvalue()))
     page = auth_client.get(f"/runs/{run.id}/fork?ref={image.sha256}", follow=True).content.decode()
-    picked = page.split('data-picked')[1].split("</ul>")[0]
+    picked = page.split("data-picked")[1].split("</ul>")[0]
     assert "image from an earlier run" in picked and "GPT Image 2" not in picked
 
 

@@ -3,8 +3,8 @@ simulator), retries, deadlines, cancel and retry, fallback, cache, budget guard,
 atomic image writes, and what a restart does with unfinished generations."""
 
 import html
-import re
 import importlib
+import re
 from decimal import Decimal
 
 import pytest
@@ -97,8 +97,13 @@ def test_a_generation_past_its_deadline_is_failed_not_left_spinning(auth_client,
     settings.COMPARE_GENERATION_DEADLINE = 5
     run = Run.objects.create(author=user, prompt="stuck", options={"n": 1})
     gen = Generation.objects.create(
-        run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2", model_id="gpt-image-2",
-        status="running", started_at=timezone.now() - timezone.timedelta(minutes=5),
+        run=run,
+        position=0,
+        model_key="gpt-image-2",
+        model_label="GPT Image 2",
+        model_id="gpt-image-2",
+        status="running",
+        started_at=timezone.now() - timezone.timedelta(minutes=5),
     )
     pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()
     gen.refresh_from_db()
@@ -136,7 +141,7 @@ def test_cancel_the_whole_run(auth_client, simulator):
 
 
 def test_fallback_model_runs_as_a_labelled_extra_side(auth_client, simulator):
-    run, gens = run_with(auth_client, "poster [[fault:server_error@gemini]]", fallback_model="gpt-image-2")
+    run, _gens = run_with(auth_client, "poster [[fault:server_error@gemini]]", fallback_model="gpt-image-2")
     run_gens = wait_for_generations(run, timeout=60)
     fallback = next(g for g in run_gens if g.fallback_of_id)
     assert fallback.fallback_of.model_key == "gemini-3-pro-image" and fallback.model_key == "gpt-image-2"
@@ -184,8 +189,12 @@ def test_budget_guard_daily_limit_and_in_flight_limit(auth_client, client, user)
     from compare.models import ApiToken
 
     _, token = ApiToken.issue(user, "s")
-    api = client.post("/api/runs", {"prompt": "x", "models": BOTH}, content_type="application/json",
-                      HTTP_AUTHORIZATION=f"Bearer {token}")
+    api = client.post(
+        "/api/runs",
+        {"prompt": "x", "models": BOTH},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert api.status_code == 429 and "the limit is 1" in api.json()["error"]["message"]
     assert not Run.objects.exists()
 
@@ -202,12 +211,15 @@ def test_a_failure_while_storing_images_leaves_no_row_and_no_file(auth_client, s
         return real_store(data, **kwargs)
 
     monkeypatch.setattr(images, "store", failing_store)
-    run, (gpt, gemini) = run_with(auth_client, "two images", n="2", models=["gpt-image-2", "gemini-3-pro-image"])
+    _run, (gpt, gemini) = run_with(auth_client, "two images", n="2", models=["gpt-image-2", "gemini-3-pro-image"])
     failed = [g for g in (gpt, gemini) if g.status == "failed"]
     assert len(failed) == 1 and not failed[0].images.exists()
     kept = {img.file for img in Image.objects.all()}
-    written = {f"images/{d}/{name}" for d in default_storage.listdir("images")[0]
-               for name in default_storage.listdir(f"images/{d}")[1]}
+    written = {
+        f"images/{d}/{name}"
+        for d in default_storage.listdir("images")[0]
+        for name in default_storage.listdir(f"images/{d}")[1]
+    }
     assert written == kept  # the one file stored before the failure was removed again
 
 
@@ -216,8 +228,15 @@ def test_a_restart_resumes_queued_and_marks_running_interrupted(user, settings):
     serve = importlib.import_module("compare.management.commands.serve")
     run = Run.objects.create(author=user, prompt="p", options={"n": 1})
     queued = Generation.objects.create(run=run, position=0, model_key="gpt-image-2", model_label="G", model_id="g")
-    running = Generation.objects.create(run=run, position=1, model_key="gemini-3-pro-image", model_label="N",
-                                        model_id="n", status="running", started_at=timezone.now())
+    running = Generation.objects.create(
+        run=run,
+        position=1,
+        model_key="gemini-3-pro-image",
+        model_label="N",
+        model_id="n",
+        status="running",
+        started_at=timezone.now(),
+    )
     assert serve.resume_unfinished() == (1, 1)
     running.refresh_from_db()
     queued.refresh_from_db()

@@ -30,12 +30,19 @@ def test_a_worker_process_runs_queued_generations_from_the_database(auth_client,
     run = Run.objects.get()
     assert set(run.generations.values_list("status", flat=True)) == {"queued"}  # nobody in this process runs them
     env = {
-        **os.environ, "DATABASE_URL": database_url(), "COMPARE_TASK_BACKEND": "django_tasks_db.DatabaseBackend",
-        "COMPARE_SIMULATOR_URL": simulator.url + "/sim", "COMPARE_SIMULATOR_LATENCY": "0",
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "COMPARE_TASK_BACKEND": "django_tasks_db.DatabaseBackend",
+        "COMPARE_SIMULATOR_URL": simulator.url + "/sim",
+        "COMPARE_SIMULATOR_LATENCY": "0",
     }
     done = subprocess.run(
         [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "--interval", "0.1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     statuses = dict(run.generations.values_list("model_key", "status"))

@@ -100,8 +100,12 @@ def fill(route: str, values: dict[str, str] | None = None) -> str:
 def real_values(run: Run) -> dict[str, str]:
     gen = run.generations.order_by("position").first()
     return {
-        "run_id": str(run.id), "generation_id": str(gen.id), "note_id": str(run.notes.first().id),
-        "sha256": gen.images.first().sha256, "reference_id": str(run.references.first().id), "name": "votes",
+        "run_id": str(run.id),
+        "generation_id": str(gen.id),
+        "note_id": str(run.notes.first().id),
+        "sha256": gen.images.first().sha256,
+        "reference_id": str(run.references.first().id),
+        "name": "votes",
     }
 
 
@@ -150,8 +154,7 @@ def test_images_and_references_need_a_login_even_with_real_ids(run):
     anonymous = Client()
     gen = run.generations.first()
     image, ref = gen.images.first(), run.references.first()
-    for url in (image.url, image.thumbnail_url, ref.url, ref.thumbnail_url,
-                f"/runs/{run.id}/images/{image.sha256}"):
+    for url in (image.url, image.thumbnail_url, ref.url, ref.thumbnail_url, f"/runs/{run.id}/images/{image.sha256}"):
         response = anonymous.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/login/"), url
         assert not response.content
@@ -160,8 +163,9 @@ def test_images_and_references_need_a_login_even_with_real_ids(run):
 def test_the_api_wants_a_token_not_the_session(auth_client, run):
     response = auth_client.get(f"/api/runs/{run.id}")
     assert response.status_code == 401 and response["WWW-Authenticate"] == "Bearer"
-    response = auth_client.post("/api/runs", json.dumps({"prompt": "x", "models": MODELS}),
-                                content_type="application/json")
+    response = auth_client.post(
+        "/api/runs", json.dumps({"prompt": "x", "models": MODELS}), content_type="application/json"
+    )
     assert response.status_code == 401
     assert Run.objects.count() == 1
 
@@ -275,11 +279,22 @@ def page_urls(run: Run) -> list[str]:
     gen = run.generations.order_by("position").first()
     image = gen.images.first()
     return [
-        "/", f"/?from={run.id}", "/runs/", run.get_absolute_url(), run.get_absolute_url() + "?arena=1",
-        f"/runs/{run.id}/images/{image.sha256}", "/leaderboard", "/scorecard", "/settings/tokens", "/status",
+        "/",
+        f"/?from={run.id}",
+        "/runs/",
+        run.get_absolute_url(),
+        run.get_absolute_url() + "?arena=1",
+        f"/runs/{run.id}/images/{image.sha256}",
+        "/leaderboard",
+        "/scorecard",
+        "/settings/tokens",
+        "/status",
         # htmx fragments
-        "/runs/options?part=options&models=gpt-image-2", "/runs/options?part=summary&models=gpt-image-2",
-        f"/runs/{run.id}/parts/notes", f"/runs/{run.id}/parts/votes", f"/runs/{run.id}/generations/{gen.id}",
+        "/runs/options?part=options&models=gpt-image-2",
+        "/runs/options?part=summary&models=gpt-image-2",
+        f"/runs/{run.id}/parts/notes",
+        f"/runs/{run.id}/parts/votes",
+        f"/runs/{run.id}/generations/{gen.id}",
     ]
 
 
@@ -300,7 +315,7 @@ def test_pages_have_a_strict_csp_and_no_inline_script_or_style(auth_client, run,
         # Django adds the nonce only to responses that used it: every full page does.
         fragment = "/parts/" in url or "/options" in url or "/generations/" in url
         assert fragment or (len(nonces) == 1 and len(nonces[0]) > 20), url
-        nonce = nonces[0][len("'nonce-"):-1] if nonces else None
+        nonce = nonces[0][len("'nonce-") : -1] if nonces else None
         assert markup.inline == [], f"{url}: inline style/handlers {markup.inline}"
         for tag in markup.scripts + markup.styles:
             assert tag.get("nonce") == nonce, f"{url}: {tag} lacks this request's nonce"
@@ -314,8 +329,12 @@ def test_pages_have_a_strict_csp_and_no_inline_script_or_style(auth_client, run,
 def test_image_responses_carry_their_type_and_nosniff(auth_client, run):
     gen = run.generations.first()
     image, ref = gen.images.first(), run.references.first()
-    for url, ctype in [(image.url, "image/png"), (image.thumbnail_url, "image/webp"), (ref.url, "image/png"),
-                       (ref.thumbnail_url, "image/webp")]:
+    for url, ctype in [
+        (image.url, "image/png"),
+        (image.thumbnail_url, "image/webp"),
+        (ref.url, "image/png"),
+        (ref.thumbnail_url, "image/webp"),
+    ]:
         response = auth_client.get(url)
         assert response.status_code == 200, url
         assert response["Content-Type"] == ctype, url
@@ -331,8 +350,14 @@ def test_hostile_prompts_and_notes_are_escaped_everywhere(auth_client, user):
         gen.status, gen.finished_at = Generation.Status.SUCCEEDED, timezone.now()
         gen.save()
     assert auth_client.post(f"/runs/{run.id}/notes", {"body": XSS}).status_code == 302
-    pages = [run.get_absolute_url(), "/runs/", "/runs/?q=lighthouse", f"/?from={run.id}",
-             f"/runs/{run.id}/parts/notes", run.get_absolute_url() + "?arena=1"]
+    pages = [
+        run.get_absolute_url(),
+        "/runs/",
+        "/runs/?q=lighthouse",
+        f"/?from={run.id}",
+        f"/runs/{run.id}/parts/notes",
+        run.get_absolute_url() + "?arena=1",
+    ]
     for url in pages:
         html = auth_client.get(url).content.decode()
         for raw in XSS_RAW:
@@ -361,25 +386,55 @@ class Provider:
         self.requests.append(request)
         path = request.url.path
         if request.url.host == "api.openai.com":
-            return httpx.Response(401, json={"error": {
-                "message": f"Incorrect API key provided: {OPENAI_KEY}. You can find your API key at "
-                           "https://platform.openai.com/account/api-keys.",
-                "type": "invalid_request_error", "code": "invalid_api_key"}})
+            return httpx.Response(
+                401,
+                json={
+                    "error": {
+                        "message": f"Incorrect API key provided: {OPENAI_KEY}. You can find your API key at "
+                        "https://platform.openai.com/account/api-keys.",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
         if request.url.host == "generativelanguage.googleapis.com" and path.endswith(":generateContent"):
             # A success whose text quotes the key.
-            return httpx.Response(200, json={
-                "candidates": [{"content": {"role": "model", "parts": [
-                    {"text": f"Here you go (key {GEMINI_KEY})."},
-                    {"inlineData": {"mimeType": "image/png",
-                                    "data": __import__("base64").b64encode(png("purple")).decode()}},
-                ]}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1120, "totalTokenCount": 1130},
-                "modelVersion": "gemini-3-pro-image",
-            })
+            return httpx.Response(
+                200,
+                json={
+                    "candidates": [
+                        {
+                            "content": {
+                                "role": "model",
+                                "parts": [
+                                    {"text": f"Here you go (key {GEMINI_KEY})."},
+                                    {
+                                        "inlineData": {
+                                            "mimeType": "image/png",
+                                            "data": __import__("base64").b64encode(png("purple")).decode(),
+                                        }
+                                    },
+                                ],
+                            },
+                            "finishReason": "STOP",
+                            "index": 0,
+                        }
+                    ],
+                    "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1120, "totalTokenCount": 1130},
+                    "modelVersion": "gemini-3-pro-image",
+                },
+            )
         if request.url.host == "generativelanguage.googleapis.com":
-            return httpx.Response(400, json={"error": {
-                "code": 400, "status": "INVALID_ARGUMENT",
-                "message": f"API key not valid. Please pass a valid API key. (key={GEMINI_KEY})"}})
+            return httpx.Response(
+                400,
+                json={
+                    "error": {
+                        "code": 400,
+                        "status": "INVALID_ARGUMENT",
+                        "message": f"API key not valid. Please pass a valid API key. (key={GEMINI_KEY})",
+                    }
+                },
+            )
         return httpx.Response(404)
 
 
@@ -391,8 +446,9 @@ def every_db_value() -> str:
     return "\n".join(chunks)
 
 
-def test_api_keys_reach_the_provider_and_nothing_else(auth_client, user, settings, monkeypatch, caplog,
-                                                       django_capture_on_commit_callbacks):
+def test_api_keys_reach_the_provider_and_nothing_else(
+    auth_client, user, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
     settings.TASKS = IMMEDIATE_TASKS
@@ -589,8 +645,12 @@ def test_behind_a_trusted_proxy_the_forwarded_client_address_counts(client, user
     settings.COMPARE_TRUSTED_PROXIES = ["127.0.0.1"]
 
     def via_proxy(forwarded_for: str, password: str = "wrong"):
-        return client.post("/login/", {"username": "dana", "password": password},
-                           REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded_for)
+        return client.post(
+            "/login/",
+            {"username": "dana", "password": password},
+            REMOTE_ADDR="127.0.0.1",
+            HTTP_X_FORWARDED_FOR=forwarded_for,
+        )
 
     for _ in range(5):
         via_proxy("203.0.113.7")
@@ -599,8 +659,12 @@ def test_behind_a_trusted_proxy_the_forwarded_client_address_counts(client, user
     assert via_proxy("198.51.100.1, 203.0.113.7").status_code == 429
     assert via_proxy("203.0.113.8", "pw-dana-123").status_code == 302
     # X-Forwarded-For from anyone but the trusted proxy is ignored.
-    spoofed = Client().post("/login/", {"username": "dana", "password": "pw-dana-123"},
-                            REMOTE_ADDR="192.0.2.50", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    spoofed = Client().post(
+        "/login/",
+        {"username": "dana", "password": "pw-dana-123"},
+        REMOTE_ADDR="192.0.2.50",
+        HTTP_X_FORWARDED_FOR="203.0.113.7",
+    )
     assert spoofed.status_code == 302
 
 

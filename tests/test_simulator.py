@@ -30,6 +30,7 @@ def _fresh_counters():
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def png(colour, size=(64, 64), mode="RGB") -> bytes:
     out = io.BytesIO()
     Image.new(mode, size, colour).save(out, "PNG")
@@ -44,13 +45,15 @@ def decode(b64: str) -> Image.Image:
 
 def oa_generate(client, headers=None, **body):
     body = {"model": "gpt-image-2", "prompt": 'A poster that says "Hello"', **body}
-    return client.post(f"{OPENAI}/images/generations", json.dumps(body), content_type="application/json",
-                       **AUTH, **(headers or {}))
+    return client.post(
+        f"{OPENAI}/images/generations", json.dumps(body), content_type="application/json", **AUTH, **(headers or {})
+    )
 
 
 def gm_body(prompt='A fox holding a sign "Snow"', images=(), aspect=None, size=None, **extra):
-    parts = [{"text": prompt}] + [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(i).decode()}}
-                                  for i in images]
+    parts = [{"text": prompt}] + [
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(i).decode()}} for i in images
+    ]
     config = {"responseModalities": ["TEXT", "IMAGE"]}
     image_config = {k: v for k, v in {"aspectRatio": aspect, "imageSize": size}.items() if v}
     if image_config:
@@ -58,10 +61,16 @@ def gm_body(prompt='A fox holding a sign "Snow"', images=(), aspect=None, size=N
     return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config, **extra}
 
 
-def gm_generate(client, body=None, model="gemini-3-pro-image", method="generateContent", query="", headers=None,
-                **kwargs):
-    return client.post(f"{GEMINI}/models/{model}:{method}{query}", json.dumps(body or gm_body(**kwargs)),
-                       content_type="application/json", **GKEY, **(headers or {}))
+def gm_generate(
+    client, body=None, model="gemini-3-pro-image", method="generateContent", query="", headers=None, **kwargs
+):
+    return client.post(
+        f"{GEMINI}/models/{model}:{method}{query}",
+        json.dumps(body or gm_body(**kwargs)),
+        content_type="application/json",
+        **GKEY,
+        **(headers or {}),
+    )
 
 
 def final_image(reply: dict) -> Image.Image:
@@ -98,6 +107,7 @@ def sharpness(image: Image.Image) -> float:
 
 
 # --- OpenAI: generations -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("quality, tokens", [("low", 200), ("medium", 1767), ("high", 7033), ("auto", 1767)])
 def test_openai_generation_shape_and_usage(client, quality, tokens):
@@ -151,27 +161,30 @@ def test_openai_n_images_differ_and_are_deterministic(client):
     assert other_model != first[0]
 
 
-@pytest.mark.parametrize("body, status, param", [
-    ({"model": None}, 400, "model"),
-    ({"model": "dall-e-9"}, 404, "model"),
-    ({"prompt": ""}, 400, "prompt"),
-    ({"prompt": "x" * 32001}, 400, "prompt"),
-    ({"n": 0}, 400, "n"),
-    ({"n": 11}, 400, "n"),
-    ({"size": "1000x1000"}, 400, "size"),
-    ({"size": "4096x4096"}, 400, "size"),
-    ({"size": "512x512"}, 400, "size"),
-    ({"size": "3840x1024"}, 400, "size"),
-    ({"size": "big"}, 400, "size"),
-    ({"model": "gpt-image-1.5", "size": "2048x2048"}, 400, "size"),
-    ({"quality": "hd"}, 400, "quality"),
-    ({"background": "clear"}, 400, "background"),
-    ({"output_format": "gif"}, 400, "output_format"),
-    ({"background": "transparent", "output_format": "jpeg"}, 400, "background"),
-    ({"output_compression": 50}, 400, "output_compression"),
-    ({"partial_images": 4}, 400, "partial_images"),
-    ({"colour": "red"}, 400, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, status, param",
+    [
+        ({"model": None}, 400, "model"),
+        ({"model": "dall-e-9"}, 404, "model"),
+        ({"prompt": ""}, 400, "prompt"),
+        ({"prompt": "x" * 32001}, 400, "prompt"),
+        ({"n": 0}, 400, "n"),
+        ({"n": 11}, 400, "n"),
+        ({"size": "1000x1000"}, 400, "size"),
+        ({"size": "4096x4096"}, 400, "size"),
+        ({"size": "512x512"}, 400, "size"),
+        ({"size": "3840x1024"}, 400, "size"),
+        ({"size": "big"}, 400, "size"),
+        ({"model": "gpt-image-1.5", "size": "2048x2048"}, 400, "size"),
+        ({"quality": "hd"}, 400, "quality"),
+        ({"background": "clear"}, 400, "background"),
+        ({"output_format": "gif"}, 400, "output_format"),
+        ({"background": "transparent", "output_format": "jpeg"}, 400, "background"),
+        ({"output_compression": 50}, 400, "output_compression"),
+        ({"partial_images": 4}, 400, "partial_images"),
+        ({"colour": "red"}, 400, "colour"),
+    ],
+)
 def test_openai_validation(client, body, status, param):
     reply = oa_generate(client, **body)
     assert reply.status_code == status
@@ -185,8 +198,11 @@ def test_openai_bad_json_and_auth(client):
     assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error"
     reply = client.post(f"{OPENAI}/images/generations", "{}", content_type="application/json")
     assert reply.status_code == 401 and "API key" in reply.json()["error"]["message"]
-    reply = client.post(f"{OPENAI}/images/generations?key=abc", json.dumps({"model": "gpt-image-2", "prompt": "x",
-                        "quality": "low"}), content_type="application/json")
+    reply = client.post(
+        f"{OPENAI}/images/generations?key=abc",
+        json.dumps({"model": "gpt-image-2", "prompt": "x", "quality": "low"}),
+        content_type="application/json",
+    )
     assert reply.status_code == 200
 
 
@@ -194,14 +210,14 @@ def test_openai_models(client):
     body = client.get(f"{OPENAI}/models", **AUTH).json()
     ids = {m["id"] for m in body["data"]}
     assert body["object"] == "list"
-    assert {"gpt-image-2", "gpt-image-2-2026-04-21", "gpt-image-1.5", "gpt-image-1-mini",
-            "chatgpt-image-latest"} <= ids
+    assert {"gpt-image-2", "gpt-image-2-2026-04-21", "gpt-image-1.5", "gpt-image-1-mini", "chatgpt-image-latest"} <= ids
     assert all(set(m) == {"id", "object", "created", "owned_by"} for m in body["data"])
     assert client.get(f"{OPENAI}/models/gpt-image-2", **AUTH).json()["id"] == "gpt-image-2"
     assert client.get(f"{OPENAI}/nowhere", **AUTH).status_code == 404
 
 
 # --- OpenAI: edits -------------------------------------------------------------------------------
+
 
 def named(data: bytes | io.BytesIO, name: str) -> io.BytesIO:
     handle = data if isinstance(data, io.BytesIO) else io.BytesIO(data)
@@ -268,6 +284,7 @@ def test_openai_edit_validation(client):
 
 # --- OpenAI: streaming ---------------------------------------------------------------------------
 
+
 def test_openai_stream_frames(client):
     reply = oa_generate(client, stream=True, partial_images=3, quality="low", n=2)
     assert reply["Content-Type"].startswith("text/event-stream")
@@ -280,8 +297,11 @@ def test_openai_stream_frames(client):
     assert types == one_image * 2
     first = payloads[:4]
     assert [p["partial_image_index"] for p in first[:3]] == [0, 1, 2]
-    assert all(set(p) == {"type", "b64_json", "partial_image_index", "background", "created_at", "output_format",
-                          "quality", "size"} for p in first[:3])
+    assert all(
+        set(p)
+        == {"type", "b64_json", "partial_image_index", "background", "created_at", "output_format", "quality", "size"}
+        for p in first[:3]
+    )
     assert first[3]["usage"]["output_tokens"] == 200 + 3 * 100
     edges = [sharpness(decode(p["b64_json"])) for p in first]
     assert edges == sorted(edges) and edges[0] < edges[-1]  # previews sharpen, final is sharpest
@@ -300,6 +320,7 @@ def test_openai_stream_without_partials(client):
 
 
 # --- Gemini --------------------------------------------------------------------------------------
+
 
 def test_gemini_pro_reply_shape(client):
     reply = gm_generate(client, aspect="16:9", size="2K")
@@ -323,10 +344,15 @@ def test_gemini_pro_reply_shape(client):
     assert body["modelVersion"] == "gemini-3-pro-image" and body["responseId"]
 
 
-@pytest.mark.parametrize("aspect, size, pixels, tokens", [
-    ("1:1", "1K", (1024, 1024), 1120), ("1:1", "4K", (4096, 4096), 2000), ("9:16", "1K", (768, 1376), 1120),
-    (None, None, (1024, 1024), 1120),
-])
+@pytest.mark.parametrize(
+    "aspect, size, pixels, tokens",
+    [
+        ("1:1", "1K", (1024, 1024), 1120),
+        ("1:1", "4K", (4096, 4096), 2000),
+        ("9:16", "1K", (768, 1376), 1120),
+        (None, None, (1024, 1024), 1120),
+    ],
+)
 def test_gemini_sizes(client, aspect, size, pixels, tokens):
     body = gm_generate(client, aspect=aspect, size=size).json()
     assert final_image(body).size == pixels
@@ -350,40 +376,61 @@ def test_gemini_reference_sets_default_aspect(client):
 
 
 def test_gemini_snake_case_and_flash_models(client):
-    body = {"contents": [{"role": "user", "parts": [{"text": "a cat"}, {"inline_data": {
-        "mime_type": "image/png", "data": base64.b64encode(png((1, 2, 3))).decode()}}]}],
-        "generation_config": {"response_modalities": ["IMAGE"], "image_config": {"aspect_ratio": "4:1",
-                                                                                  "image_size": "1K"}}}
+    body = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "a cat"},
+                    {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(png((1, 2, 3))).decode()}},
+                ],
+            }
+        ],
+        "generation_config": {
+            "response_modalities": ["IMAGE"],
+            "image_config": {"aspect_ratio": "4:1", "image_size": "1K"},
+        },
+    }
     reply = gm_generate(client, body, model="gemini-nano-banana-2.1").json()
     parts = reply["candidates"][0]["content"]["parts"]
     assert len(parts) == 1 and final_image(reply).size == (2048, 512)  # no thoughts unless asked, no text
     lite = gm_generate(client, model="gemini-3.1-flash-lite-image").json()
     assert [("text" in p, "inlineData" in p) for p in lite["candidates"][0]["content"]["parts"]] == [
-        (False, True), (True, False)]
+        (False, True),
+        (True, False),
+    ]
 
 
 def test_gemini_grounding(client):
     body = gm_generate(client, body=gm_body(tools=[{"googleSearch": {}}])).json()
     meta = body["candidates"][0]["groundingMetadata"]
     assert meta["webSearchQueries"] and meta["searchEntryPoint"]["renderedContent"]
-    assert all(c["web"]["uri"].startswith("https://") and "example." in c["web"]["uri"]
-               for c in meta["groundingChunks"])
+    assert all(
+        c["web"]["uri"].startswith("https://") and "example." in c["web"]["uri"] for c in meta["groundingChunks"]
+    )
     assert "groundingMetadata" not in gm_generate(client).json()["candidates"][0]
 
 
-@pytest.mark.parametrize("model, body, status, code", [
-    ("gemini-9-ultra-image", None, "NOT_FOUND", 404),
-    ("gemini-3-pro-image-preview", None, "NOT_FOUND", 404),
-    ("gemini-3-pro-image", gm_body(aspect="7:3"), "INVALID_ARGUMENT", 400),
-    ("gemini-3-pro-image", gm_body(aspect="4:1"), "INVALID_ARGUMENT", 400),
-    ("gemini-3-pro-image", gm_body(size="2k"), "INVALID_ARGUMENT", 400),
-    ("gemini-3.1-flash-lite-image", gm_body(size="2K"), "INVALID_ARGUMENT", 400),
-    ("gemini-3-pro-image", gm_body(images=[png((0, 0, 0), (8, 8))] * 15), "INVALID_ARGUMENT", 400),
-    ("gemini-3-pro-image", {"contents": []}, "INVALID_ARGUMENT", 400),
-    ("gemini-3-pro-image", {**gm_body(), "bogus": 1}, "INVALID_ARGUMENT", 400),
-    ("gemini-3-pro-image", {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]}]},
-     "INVALID_ARGUMENT", 400),
-])
+@pytest.mark.parametrize(
+    "model, body, status, code",
+    [
+        ("gemini-9-ultra-image", None, "NOT_FOUND", 404),
+        ("gemini-3-pro-image-preview", None, "NOT_FOUND", 404),
+        ("gemini-3-pro-image", gm_body(aspect="7:3"), "INVALID_ARGUMENT", 400),
+        ("gemini-3-pro-image", gm_body(aspect="4:1"), "INVALID_ARGUMENT", 400),
+        ("gemini-3-pro-image", gm_body(size="2k"), "INVALID_ARGUMENT", 400),
+        ("gemini-3.1-flash-lite-image", gm_body(size="2K"), "INVALID_ARGUMENT", 400),
+        ("gemini-3-pro-image", gm_body(images=[png((0, 0, 0), (8, 8))] * 15), "INVALID_ARGUMENT", 400),
+        ("gemini-3-pro-image", {"contents": []}, "INVALID_ARGUMENT", 400),
+        ("gemini-3-pro-image", {**gm_body(), "bogus": 1}, "INVALID_ARGUMENT", 400),
+        (
+            "gemini-3-pro-image",
+            {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]}]},
+            "INVALID_ARGUMENT",
+            400,
+        ),
+    ],
+)
 def test_gemini_validation(client, model, body, status, code):
     reply = gm_generate(client, body, model=model)
     assert reply.status_code == code
@@ -392,8 +439,9 @@ def test_gemini_validation(client, model, body, status, code):
 
 
 def test_gemini_auth_and_models(client):
-    reply = client.post(f"{GEMINI}/models/gemini-3-pro-image:generateContent", json.dumps(gm_body()),
-                        content_type="application/json")
+    reply = client.post(
+        f"{GEMINI}/models/gemini-3-pro-image:generateContent", json.dumps(gm_body()), content_type="application/json"
+    )
     assert reply.status_code == 401 and reply.json()["error"]["status"] == "UNAUTHENTICATED"
     models = client.get(f"{GEMINI}/models?key=abc").json()["models"]
     names = {m["name"] for m in models}
@@ -418,8 +466,12 @@ def test_gemini_stream_sse(client):
 # --- faults --------------------------------------------------------------------------------------
 
 OPENAI_FAULTS = [
-    ("rate_limit", 429, "rate_limit_exceeded"), ("quota", 429, "insufficient_quota"), ("server_error", 500, None),
-    ("overloaded", 503, None), ("refusal", 400, "moderation_blocked"), ("prompt_blocked", 400, "moderation_blocked"),
+    ("rate_limit", 429, "rate_limit_exceeded"),
+    ("quota", 429, "insufficient_quota"),
+    ("server_error", 500, None),
+    ("overloaded", 503, None),
+    ("refusal", 400, "moderation_blocked"),
+    ("prompt_blocked", 400, "moderation_blocked"),
     ("auth", 401, "invalid_api_key"),
 ]
 
@@ -441,9 +493,13 @@ def test_openai_faults(client, fault, status, code, how):
         assert reply.json()["error"]["message"].startswith("Your request was rejected by the safety system")
 
 
-GEMINI_ERRORS = [("rate_limit", 429, "RESOURCE_EXHAUSTED"), ("quota", 429, "RESOURCE_EXHAUSTED"),
-                 ("server_error", 500, "INTERNAL"), ("overloaded", 503, "UNAVAILABLE"),
-                 ("auth", 401, "UNAUTHENTICATED")]
+GEMINI_ERRORS = [
+    ("rate_limit", 429, "RESOURCE_EXHAUSTED"),
+    ("quota", 429, "RESOURCE_EXHAUSTED"),
+    ("server_error", 500, "INTERNAL"),
+    ("overloaded", 503, "UNAVAILABLE"),
+    ("auth", 401, "UNAUTHENTICATED"),
+]
 
 
 @pytest.mark.parametrize("fault, status, google_status", GEMINI_ERRORS)
@@ -497,8 +553,10 @@ def test_counted_fault_then_success_and_markers_not_drawn(client):
 
 
 def test_malformed_and_cutoff(client):
-    for reply in (oa_generate(client, prompt="x [[fault:malformed]]"),
-                  gm_generate(client, prompt="x [[fault:malformed]]")):
+    for reply in (
+        oa_generate(client, prompt="x [[fault:malformed]]"),
+        gm_generate(client, prompt="x [[fault:malformed]]"),
+    ):
         assert reply.status_code == 200
         with pytest.raises(ValueError):
             json.loads(reply.content)
@@ -528,8 +586,10 @@ def test_unknown_fault_is_reported(client):
 def test_fault_parsing():
     parsed = faults.parse_faults("a [[fault:text_onlyx2@gemini]] b [[fault:timeout:30]]", "rate_limit@openai")
     assert [(f.name, f.protocol, f.count, f.seconds, f.source) for f in parsed] == [
-        ("rate_limit", "openai", None, None, "header"), ("text_only", "gemini", 2, None, "prompt"),
-        ("timeout", None, None, 30.0, "prompt")]
+        ("rate_limit", "openai", None, None, "header"),
+        ("text_only", "gemini", 2, None, "prompt"),
+        ("timeout", None, None, 30.0, "prompt"),
+    ]
     assert faults.strip_markers('Say "hi" [[fault:quota@openai]] [[latency:2.5]] now') == 'Say "hi" now'
     assert faults.latency_override("openai", "x [[latency:2.5@gemini]]", None) is None
     assert faults.latency_override("gemini", "x [[latency:2.5@gemini]]", None) == 2.5
@@ -538,12 +598,14 @@ def test_fault_parsing():
 
 # --- latency -------------------------------------------------------------------------------------
 
+
 def test_latency_from_registry_and_overrides(client, settings):
     settings.COMPARE_SIMULATOR_LATENCY = 0.05  # gpt-image-2 has simulated_latency 4.0 → 0.2 s
     start = time.monotonic()
     oa_generate(client, quality="low")
     assert time.monotonic() - start >= 0.2
     from compare.simulator.common import model_latency
+
     assert model_latency("gpt-image-1.5") == pytest.approx(3.0 * 0.05)
     settings.COMPARE_SIMULATOR_LATENCY = 0.0
     start = time.monotonic()
@@ -553,8 +615,9 @@ def test_latency_from_registry_and_overrides(client, settings):
 
 
 def test_stream_spreads_latency(client):
-    reply = oa_generate(client, stream=True, partial_images=2, quality="low",
-                        headers={"HTTP_X_SIMULATOR_LATENCY": "0.3"})
+    reply = oa_generate(
+        client, stream=True, partial_images=2, quality="low", headers={"HTTP_X_SIMULATOR_LATENCY": "0.3"}
+    )
     stamps = []
     for _ in reply.streaming_content:
         stamps.append(time.monotonic())
@@ -562,6 +625,7 @@ def test_stream_spreads_latency(client):
 
 
 # --- rendering -----------------------------------------------------------------------------------
+
 
 def test_headline_extraction():
     assert render.headline('A sign saying "OPEN" and “late”') == "OPEN\nlate"
@@ -600,12 +664,20 @@ def test_4k_png_renders_fast():
 
 # --- over a real socket, with httpx and the official SDKs ----------------------------------------
 
+
 def test_http_generation_over_socket(live_server):
-    reply = httpx.post(f"{live_server.url}{OPENAI}/images/generations", headers={"Authorization": "Bearer x"},
-                       json={"model": "gpt-image-2", "prompt": '"Socket"', "quality": "low"}, timeout=30)
+    reply = httpx.post(
+        f"{live_server.url}{OPENAI}/images/generations",
+        headers={"Authorization": "Bearer x"},
+        json={"model": "gpt-image-2", "prompt": '"Socket"', "quality": "low"},
+        timeout=30,
+    )
     assert reply.status_code == 200 and decode(reply.json()["data"][0]["b64_json"]).size == (1024, 1024)
-    cut = httpx.post(f"{live_server.url}{GEMINI}/models/gemini-3-pro-image:generateContent?key=x",
-                     json=gm_body(prompt="x [[fault:cutoff]]"), timeout=30)
+    cut = httpx.post(
+        f"{live_server.url}{GEMINI}/models/gemini-3-pro-image:generateContent?key=x",
+        json=gm_body(prompt="x [[fault:cutoff]]"),
+        timeout=30,
+    )
     assert cut.status_code == 200
     with pytest.raises(ValueError):
         cut.json()
@@ -613,8 +685,12 @@ def test_http_generation_over_socket(live_server):
 
 def test_http_timeout_fault(live_server):
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{live_server.url}{OPENAI}/images/generations", headers={"Authorization": "Bearer x"},
-                   json={"model": "gpt-image-2", "prompt": "x [[fault:timeout:30]]"}, timeout=0.5)
+        httpx.post(
+            f"{live_server.url}{OPENAI}/images/generations",
+            headers={"Authorization": "Bearer x"},
+            json={"model": "gpt-image-2", "prompt": "x [[fault:timeout:30]]"},
+            timeout=0.5,
+        )
 
 
 @pytest.fixture
@@ -627,17 +703,23 @@ def test_openai_sdk_generate_and_edit(openai_client):
     result = openai_client.images.generate(model="gpt-image-2", prompt='"SDK"', size="1536x1024", quality="low")
     assert result.size == "1536x1024" and result.usage.output_tokens == 167
     assert decode(result.data[0].b64_json).size == (1536, 1024)
-    edited = openai_client.images.edit(model="gpt-image-2", prompt='"Two refs"', quality="low",
-                                       image=[("a.png", png((255, 0, 0)), "image/png"),
-                                              ("b.png", png((0, 0, 255)), "image/png")])
+    edited = openai_client.images.edit(
+        model="gpt-image-2",
+        prompt='"Two refs"',
+        quality="low",
+        image=[("a.png", png((255, 0, 0)), "image/png"), ("b.png", png((0, 0, 255)), "image/png")],
+    )
     assert edited.usage.input_tokens_details.image_tokens == 2 * 255
     assert decode(edited.data[0].b64_json).format == "PNG"
     assert {"gpt-image-2", "gpt-image-1.5"} <= {m.id for m in openai_client.models.list()}
 
 
 def test_openai_sdk_stream(openai_client):
-    events = list(openai_client.images.generate(model="gpt-image-2", prompt='"Stream"', quality="low",
-                                                stream=True, partial_images=2))
+    events = list(
+        openai_client.images.generate(
+            model="gpt-image-2", prompt='"Stream"', quality="low", stream=True, partial_images=2
+        )
+    )
     assert [e.type for e in events] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
     assert [e.partial_image_index for e in events[:2]] == [0, 1]
     assert events[-1].usage.output_tokens == 400
@@ -658,19 +740,23 @@ def genai_client(live_server):
     genai = pytest.importorskip("google.genai")
     from google.genai import types
 
-    return genai.Client(api_key="x", http_options=types.HttpOptions(base_url=live_server.url + "/sim/gemini",
-                                                                     api_version="v1beta"))
+    return genai.Client(
+        api_key="x", http_options=types.HttpOptions(base_url=live_server.url + "/sim/gemini", api_version="v1beta")
+    )
 
 
 def test_genai_sdk_generate(genai_client):
     from google.genai import types
 
     response = genai_client.models.generate_content(
-        model="gemini-3-pro-image", contents=['"Banana"', types.Part.from_bytes(data=png((255, 0, 0)),
-                                                                               mime_type="image/png")],
-        config=types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"], tools=[types.Tool(
-            google_search=types.GoogleSearch())], image_config=types.ImageConfig(aspect_ratio="16:9",
-                                                                                  image_size="2K")))
+        model="gemini-3-pro-image",
+        contents=['"Banana"', types.Part.from_bytes(data=png((255, 0, 0)), mime_type="image/png")],
+        config=types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"],
+            tools=[types.Tool(google_search=types.GoogleSearch())],
+            image_config=types.ImageConfig(aspect_ratio="16:9", image_size="2K"),
+        ),
+    )
     candidate = response.candidates[0]
     assert candidate.finish_reason == types.FinishReason.STOP
     images = [p for p in response.parts if p.inline_data and not p.thought]
@@ -705,8 +791,12 @@ def test_concurrent_requests_and_thread_safe_counter(live_server):
     url = f"{live_server.url}{OPENAI}/images/generations"
 
     def call(prompt):
-        return httpx.post(url, headers={"Authorization": "Bearer x"}, timeout=30,
-                          json={"model": "gpt-image-2", "prompt": prompt, "quality": "low"}).status_code
+        return httpx.post(
+            url,
+            headers={"Authorization": "Bearer x"},
+            timeout=30,
+            json={"model": "gpt-image-2", "prompt": prompt, "quality": "low"},
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         statuses = list(pool.map(call, ['"Busy" [[fault:server_errorx2]]'] * 6))

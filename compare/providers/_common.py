@@ -122,9 +122,7 @@ def merge_usage(total: dict, more: dict) -> dict:
     merged = dict(total)
     for key, value in more.items():
         mine = merged.get(key)
-        if mine is None:
-            merged[key] = value
-        elif isinstance(mine, bool) or isinstance(value, bool):
+        if mine is None or isinstance(mine, bool) or isinstance(value, bool):
             merged[key] = value
         elif isinstance(mine, int | float) and isinstance(value, int | float):
             merged[key] = mine + value

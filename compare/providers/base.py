@@ -95,7 +95,11 @@ class GenerationRequest:
         """For httpx calls: this attempt's limit, else the shared client's own."""
         import httpx
 
-        return httpx.USE_CLIENT_DEFAULT if self.timeout is None else httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+        return (
+            httpx.USE_CLIENT_DEFAULT
+            if self.timeout is None
+            else httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+        )
 
 
 @dataclass

@@ -66,7 +66,9 @@ def wire_params(request: GenerationRequest) -> dict[str, Any]:
     """The generation settings sent with every request, plus how many requests
     (`requests`) and reference images (`references`) make up the generation."""
     caps = request.model.capabilities
-    image_config = sizes.gemini_config(request.aspect_ratio, request.resolution, request.size, request.model.capabilities)
+    image_config = sizes.gemini_config(
+        request.aspect_ratio, request.resolution, request.size, request.model.capabilities
+    )
     if not caps.image_sizes:  # e.g. 2.5 Flash Image has one fixed size
         image_config.pop("imageSize", None)
     config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
@@ -82,8 +84,10 @@ def wire_params(request: GenerationRequest) -> dict[str, Any]:
 
 def request_body(request: GenerationRequest, params: dict[str, Any]) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [{"text": request.prompt}]
-    for ref in request.references:
-        parts.append({"inlineData": {"mimeType": ref.mime_type, "data": base64.b64encode(ref.data).decode("ascii")}})
+    parts.extend(
+        {"inlineData": {"mimeType": ref.mime_type, "data": base64.b64encode(ref.data).decode("ascii")}}
+        for ref in request.references
+    )
     body: dict[str, Any] = {
         "contents": [{"role": "user", "parts": parts}],
         "generationConfig": params["generationConfig"],
@@ -168,7 +172,8 @@ def _call(client: httpx.Client, model: Model, body: dict[str, Any], timeout) -> 
         data = None
     if not isinstance(data, dict):
         raise ProviderError(
-            ErrorKind.MALFORMED, f"Gemini answered {model.model_id} with something that is not JSON.",
+            ErrorKind.MALFORMED,
+            f"Gemini answered {model.model_id} with something that is not JSON.",
             status=response.status_code,
         )
     return parse_reply(data, model)
@@ -184,7 +189,8 @@ def parse_reply(data: dict[str, Any], model: Model) -> _Reply:
             why = BLOCK_REASONS.get(reason, "the prompt was blocked")
             detail = f" {feedback['blockReasonMessage']}" if feedback.get("blockReasonMessage") else ""
             raise ProviderError(
-                ErrorKind.REFUSED, scrub(f"Gemini blocked the prompt ({reason}: {why}).{detail}", model.api_key),
+                ErrorKind.REFUSED,
+                scrub(f"Gemini blocked the prompt ({reason}: {why}).{detail}", model.api_key),
                 usage=usage,
             )
         raise ProviderError(ErrorKind.MALFORMED, "Gemini answered without any result or reason.", usage=usage)

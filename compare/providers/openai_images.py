@@ -128,7 +128,8 @@ def _parse_response(response: httpx.Response, model: Model, params: dict[str, An
         body = None
     if not isinstance(body, dict):
         raise ProviderError(
-            ErrorKind.MALFORMED, f"OpenAI answered {model.model_id} with something that is not JSON.",
+            ErrorKind.MALFORMED,
+            f"OpenAI answered {model.model_id} with something that is not JSON.",
             status=response.status_code,
         )
     mime = mime_for_format(body.get("output_format") or params.get("output_format"))
@@ -237,9 +238,7 @@ def http_error(response: httpx.Response, model: Model) -> ProviderError:
     )
 
 
-def _error_from(
-    status: int | None, err: dict, fallback: str, retry_after: float | None, model: Model
-) -> ProviderError:
+def _error_from(status: int | None, err: dict, fallback: str, retry_after: float | None, model: Model) -> ProviderError:
     """Classify by HTTP status; `status` is None for an error event inside a stream."""
     message = scrub(str(err.get("message") or fallback or "no details given"), model.api_key)
     code = str(err.get("code") or "")

@@ -15,8 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from PIL import Image, UnidentifiedImageError
 
 from compare import registry
-
-from . import faults
+from compare.simulator import faults
 
 DEFAULT_LATENCY = 3.0  # seconds, for model ids the registry doesn't know
 # Real bodies can be big (14 reference images); read past Django's form limit up to this.
@@ -89,10 +88,16 @@ def truncated_response(body: bytes, status: int = 200, content_type="application
 
 # Ids the real providers have shut down (providers.md §0). The simulator answers
 # for them as the providers do (404), even when a registry still names them.
-RETIRED_IDS = frozenset({
-    "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview", "gemini-3.1-flash-image",
-    "gpt-image-1", "dall-e-2", "dall-e-3",
-})
+RETIRED_IDS = frozenset(
+    {
+        "gemini-3-pro-image-preview",
+        "gemini-3.1-flash-image-preview",
+        "gemini-3.1-flash-image",
+        "gpt-image-1",
+        "dall-e-2",
+        "dall-e-3",
+    }
+)
 
 
 def configured_models() -> list:

@@ -21,8 +21,18 @@ import time
 from dataclasses import dataclass
 
 FAULTS = {
-    "rate_limit", "quota", "server_error", "overloaded", "timeout", "malformed", "refusal",
-    "prompt_blocked", "text_only", "no_image", "cutoff", "auth",
+    "rate_limit",
+    "quota",
+    "server_error",
+    "overloaded",
+    "timeout",
+    "malformed",
+    "refusal",
+    "prompt_blocked",
+    "text_only",
+    "no_image",
+    "cutoff",
+    "auth",
 }
 PROTOCOLS = {"openai", "gemini"}
 DEFAULT_TIMEOUT = 600.0
@@ -64,8 +74,7 @@ def _from_match(match: re.Match, source: str) -> Fault:
     if protocol is not None and protocol not in PROTOCOLS:
         raise UnknownFault(f"Unknown simulator protocol {protocol!r} in fault marker; use @openai or @gemini.")
     seconds = match.group("seconds")
-    return Fault(name, protocol, int(counts[-1]) if counts else None,
-                 float(seconds) if seconds else None, source)
+    return Fault(name, protocol, int(counts[-1]) if counts else None, float(seconds) if seconds else None, source)
 
 
 def parse_faults(prompt: str, header: str | None = None) -> list[Fault]:

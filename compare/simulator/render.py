@@ -24,8 +24,15 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 # Pillow cannot guess a font that covers CJK, so look for one we know does.
 FONT_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts"]
 FONT_PATTERNS = [
-    "NotoSansCJK-Bold.ttc", "NotoSansCJK*-Bold.*", "NotoSansCJK*.tt?", "NotoSerifCJK*.tt?",
-    "wqy-zenhei.ttc", "wqy-microhei.ttc", "DroidSansFallback*.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans.ttf",
+    "NotoSansCJK-Bold.ttc",
+    "NotoSansCJK*-Bold.*",
+    "NotoSansCJK*.tt?",
+    "NotoSerifCJK*.tt?",
+    "wqy-zenhei.ttc",
+    "wqy-microhei.ttc",
+    "DroidSansFallback*.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans.ttf",
 ]
 QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」|『([^』]+)』|«([^»]+)»')
 SMALL = 160  # long edge of the low-resolution canvas for background and shapes
@@ -103,7 +110,7 @@ def background(seed: bytes, width: int, height: int) -> Image.Image:
     overlay = Image.new("RGBA", (sw, sh), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     for i in range(6):
-        b = seed[4 + i * 4: 8 + i * 4]
+        b = seed[4 + i * 4 : 8 + i * 4]
         cx, cy = b[0] / 255 * sw, b[1] / 255 * sh
         radius = (0.08 + b[2] / 255 * 0.25) * max(sw, sh)
         tint = (255, 255, 255) if b[3] % 2 else colours[3]
@@ -202,12 +209,25 @@ def draw_text(canvas: Image.Image, text: str, label: str, inset: int, safe: int)
     stroke = max(1, size // 14)
     top = (height - len(lines) * line_h) / 2
     for i, line in enumerate(lines):
-        draw.text((width / 2, top + i * line_h + line_h / 2), line, font=font, anchor="mm",
-                  fill=(255, 255, 255), stroke_width=stroke, stroke_fill=(30, 30, 40))
+        draw.text(
+            (width / 2, top + i * line_h + line_h / 2),
+            line,
+            font=font,
+            anchor="mm",
+            fill=(255, 255, 255),
+            stroke_width=stroke,
+            stroke_fill=(30, 30, 40),
+        )
     small = max(10, min(width, height) // 36)
     pad = safe + max(4, small // 2)
-    draw.text((pad, pad), label, font=load_font(small), fill=(255, 255, 255),
-              stroke_width=max(1, small // 10), stroke_fill=(30, 30, 40))
+    draw.text(
+        (pad, pad),
+        label,
+        font=load_font(small),
+        fill=(255, 255, 255),
+        stroke_width=max(1, small // 10),
+        stroke_fill=(30, 30, 40),
+    )
 
 
 def transparent_surround(canvas: Image.Image, inset: int) -> Image.Image:
@@ -215,7 +235,8 @@ def transparent_surround(canvas: Image.Image, inset: int) -> Image.Image:
     width, height = canvas.size
     mask = Image.new("L", (width, height), 0)
     ImageDraw.Draw(mask).rounded_rectangle(
-        [inset, inset, width - inset - 1, height - inset - 1], radius=inset, fill=255)
+        [inset, inset, width - inset - 1, height - inset - 1], radius=inset, fill=255
+    )
     rgba = canvas.convert("RGBA")
     rgba.putalpha(mask)
     return rgba
@@ -233,8 +254,18 @@ def encode(image: Image.Image, fmt: str, compression: int | None = None) -> byte
     return out.getvalue()
 
 
-def compose(prompt: str, label: str, seed: bytes, width: int, height: int, *, transparent=False,
-            references=(), edit_base=None, mask=None) -> Image.Image:
+def compose(
+    prompt: str,
+    label: str,
+    seed: bytes,
+    width: int,
+    height: int,
+    *,
+    transparent=False,
+    references=(),
+    edit_base=None,
+    mask=None,
+) -> Image.Image:
     """The final picture as a Pillow image (RGB, or RGBA when transparent)."""
     canvas = background(seed, width, height)
     if edit_base is not None:
@@ -263,6 +294,14 @@ def draft(seed: bytes, width: int, height: int) -> Image.Image:
     return sketch.resize((width, height), Image.Resampling.NEAREST)
 
 
-def render(prompt: str, label: str, seed: bytes, width: int, height: int, fmt: str = "png",
-           compression: int | None = None, **options) -> bytes:
+def render(
+    prompt: str,
+    label: str,
+    seed: bytes,
+    width: int,
+    height: int,
+    fmt: str = "png",
+    compression: int | None = None,
+    **options,
+) -> bytes:
     return encode(compose(prompt, label, seed, width, height, **options), fmt, compression)

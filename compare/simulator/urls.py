@@ -7,7 +7,8 @@ The prefixes mirror the real base URLs, so a client only swaps the host part:
 
 from django.urls import path, re_path
 
-from . import views_gemini, views_openai
+from compare.simulator.gemini import views as views_gemini
+from compare.simulator.openai import views as views_openai
 
 app_name = "simulator"
 
@@ -18,10 +19,14 @@ urlpatterns = [
     path("openai/v1/models/<str:model_id>", views_openai.model_detail, name="openai-model"),
     re_path(r"^openai/(?P<rest>.*)$", views_openai.not_found),
     # Gemini puts the method after a colon: models/gemini-3-pro-image:generateContent
-    re_path(r"^gemini/(?P<version>v1beta|v1)/models/(?P<model_id>[^/:]+):(?P<method>[A-Za-z]+)$",
-            views_gemini.model_action, name="gemini-action"),
+    re_path(
+        r"^gemini/(?P<version>v1beta|v1)/models/(?P<model_id>[^/:]+):(?P<method>[A-Za-z]+)$",
+        views_gemini.model_action,
+        name="gemini-action",
+    ),
     re_path(r"^gemini/(?P<version>v1beta|v1)/models/?$", views_gemini.models, name="gemini-models"),
-    re_path(r"^gemini/(?P<version>v1beta|v1)/models/(?P<model_id>[^/:]+)$", views_gemini.model_detail,
-            name="gemini-model"),
+    re_path(
+        r"^gemini/(?P<version>v1beta|v1)/models/(?P<model_id>[^/:]+)$", views_gemini.model_detail, name="gemini-model"
+    ),
     re_path(r"^gemini/(?P<rest>.*)$", views_gemini.not_found),
 ]

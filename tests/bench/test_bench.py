@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from compare.leaderboard import Filters, leaderboard_for
+from compare.judging.leaderboard import Filters, leaderboard_for
 from compare.models import Generation, Run, Vote
 from compare.simulator.render import render
 from tests.conftest import wait_for_generations
@@ -28,9 +28,17 @@ def _runs(user, count: int) -> list[Run]:
     for i in range(count):
         run = Run.objects.create(author=user, prompt=f"benchmark prompt {i}", options={"n": 1})
         for pos, key in enumerate(MODELS):
-            Generation.objects.create(run=run, position=pos, blind_position=pos, model_key=key, model_label=key,
-                                      model_id=key, status="succeeded", latency_ms=1000 + 37 * i % 5000,
-                                      cost_usd=Decimal("0.05"))
+            Generation.objects.create(
+                run=run,
+                position=pos,
+                blind_position=pos,
+                model_key=key,
+                model_label=key,
+                model_id=key,
+                status="succeeded",
+                latency_ms=1000 + 37 * i % 5000,
+                cost_usd=Decimal("0.05"),
+            )
         runs.append(run)
     return runs
 
@@ -52,8 +60,11 @@ def test_history_page_with_a_thousand_runs(auth_client, user):
 def test_leaderboard_with_five_thousand_votes(user, django_user_model):
     runs = _runs(user, 1000)
     voters = [django_user_model.objects.create_user(f"v{i}") for i in range(5)]
-    Vote.objects.bulk_create(Vote(run=run, user=v, choice=["gen:0", "gen:1", "tie"][(i + j) % 3], blind=True)
-                             for i, run in enumerate(runs) for j, v in enumerate(voters))
+    Vote.objects.bulk_create(
+        Vote(run=run, user=v, choice=["gen:0", "gen:1", "tie"][(i + j) % 3], blind=True)
+        for i, run in enumerate(runs)
+        for j, v in enumerate(voters)
+    )
     started = time.perf_counter()
     board = leaderboard_for(Filters(), 10)
     elapsed = time.perf_counter() - started
@@ -87,6 +98,9 @@ def test_forty_generations_in_flight_at_once(auth_client, simulator, settings):
         wait_for_generations(run, timeout=120)
     elapsed = time.perf_counter() - started
     gens = Generation.objects.all()
-    report("40 generations, 2 s latency each", wall_seconds=round(elapsed, 1),
-           succeeded=gens.filter(status="succeeded").count())
+    report(
+        "40 generations, 2 s latency each",
+        wall_seconds=round(elapsed, 1),
+        succeeded=gens.filter(status="succeeded").count(),
+    )
     assert gens.filter(status="succeeded").count() == 40 and elapsed < 30

@@ -19,8 +19,15 @@ def page(simulator, monkeypatch):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
@@ -157,7 +164,9 @@ def test_blind_vote_with_the_keyboard_then_the_names_are_revealed(page, simulato
     expect(page.get_by_role("button", name=re.compile("^Right better"))).to_be_visible()
     page.keyboard.press("2")  # "Right better"
     # The vote reveals the names: the page shows them without a manual reload.
-    expect(page.locator("article.pane h2").first).to_contain_text(re.compile("GPT Image 2|Nano Banana Pro"), timeout=10_000)
+    expect(page.locator("article.pane h2").first).to_contain_text(
+        re.compile("GPT Image 2|Nano Banana Pro"), timeout=10_000
+    )
     run = Run.objects.get()
     vote = run.votes.get()
     right = max(run.generations.all(), key=lambda g: g.blind_position)

@@ -22,7 +22,8 @@ def table(rows: list[ModelStatus]) -> str:
     # The note is last and left ragged, so a long error message does not widen every line.
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in cells
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1]
+        for line in cells
     )
 
 

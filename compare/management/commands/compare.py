@@ -26,9 +26,9 @@ from django.tasks.backends.immediate import ImmediateBackend
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from compare.budget import BudgetExceeded
 from compare.forms import RunForm
 from compare.http import shared_client
-from compare.budget import BudgetExceeded
 from compare.models import Generation, Run
 from compare.registry import Model, default_model_keys
 from compare.runs import create_run
@@ -59,10 +59,13 @@ class Command(BaseCommand):
         parser.add_argument("--background", help="auto, opaque or transparent.")
         parser.add_argument("--n", help="Images per model, 1–4.")
         parser.add_argument("--partial-images", dest="partial_images", help="Streamed previews, 0–3.")
-        parser.add_argument("--grounding", action="store_true", help="Google Search grounding (models that support it).")
+        parser.add_argument(
+            "--grounding", action="store_true", help="Google Search grounding (models that support it)."
+        )
         parser.add_argument("--user", help="Run as this username (default: the first superuser).")
         parser.add_argument(
-            "--no-wait", action="store_true",
+            "--no-wait",
+            action="store_true",
             help="Print the run's id and URL, no progress and no table. With the embedded task backend the "
             "generations run in this process, so it still ends only when they are done.",
         )
@@ -70,13 +73,18 @@ class Command(BaseCommand):
     def handle(self, *args, **opts) -> None:
         form = RunForm(self._form_data(opts))
         if not form.is_valid():
-            lines = [f"  {FLAGS.get(name, '--' + name.replace('_', '-'))}: {' '.join(msgs)}" for name, msgs in form.errors.items()]
+            lines = [
+                f"  {FLAGS.get(name, '--' + name.replace('_', '-'))}: {' '.join(msgs)}"
+                for name, msgs in form.errors.items()
+            ]
             raise CommandError("The comparison is not valid:\n" + "\n".join(lines), returncode=2)
         user = self._user(opts["user"])
         models = form.chosen_models()
         with _quiet_loggers(opts["verbosity"]), _simulator_reachable(models) as local_simulator:
             if local_simulator:
-                self._note(f"No simulator answered at the configured URL; using one in this process ({local_simulator}).")
+                self._note(
+                    f"No simulator answered at the configured URL; using one in this process ({local_simulator})."
+                )
             try:
                 run = create_run(user, **form.run_fields())
             except BudgetExceeded as exc:
@@ -100,9 +108,14 @@ class Command(BaseCommand):
             raise CommandError(f"{len(failed)} of {len(generations)} generations did not succeed.", returncode=1)
 
     def _interrupted(self, run: Run) -> NoReturn:
-        cancelled = Generation.objects.filter(run=run).pending().update(
-            status=Generation.Status.CANCELLED, finished_at=timezone.now(),
-            error_message="Cancelled from the command line.",
+        cancelled = (
+            Generation.objects.filter(run=run)
+            .pending()
+            .update(
+                status=Generation.Status.CANCELLED,
+                finished_at=timezone.now(),
+                error_message="Cancelled from the command line.",
+            )
         )
         message = f"Interrupted: {cancelled} generation(s) cancelled."
         if self._called_from_command_line and isinstance(generate.get_backend(), ImmediateBackend):
@@ -121,7 +134,16 @@ class Command(BaseCommand):
     def _form_data(opts: dict) -> dict:
         keys = opts["models"].split(",") if opts["models"] else default_model_keys()
         data: dict = {"prompt": opts["prompt"], "models": [k.strip() for k in keys if k.strip()]}
-        for name in ("aspect_ratio", "resolution", "size", "quality", "output_format", "background", "n", "partial_images"):
+        for name in (
+            "aspect_ratio",
+            "resolution",
+            "size",
+            "quality",
+            "output_format",
+            "background",
+            "n",
+            "partial_images",
+        ):
             if opts.get(name) is not None:
                 data[name] = opts[name]
         data["grounding"] = opts["grounding"]
@@ -138,8 +160,8 @@ class Command(BaseCommand):
         user = users.filter(is_superuser=True).order_by("pk").first()
         if user is None:
             raise CommandError(
-                "There is no superuser to run as. Create one with `python manage.py ensure_user`, "
-                "or pass --user NAME.", returncode=2,
+                "There is no superuser to run as. Create one with `python manage.py ensure_user`, or pass --user NAME.",
+                returncode=2,
             )
         return user
 

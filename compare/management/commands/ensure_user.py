@@ -22,7 +22,9 @@ class Command(BaseCommand):
     help = "Create a first superuser (default `admin`, random password) when there is none; print its credentials once."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--username", help="Ensure this account exists (default: `admin`, only when no user exists).")
+        parser.add_argument(
+            "--username", help="Ensure this account exists (default: `admin`, only when no user exists)."
+        )
         parser.add_argument("--password", help="Its password (default: COMPARE_ADMIN_PASSWORD, else a random one).")
 
     def handle(self, *args, username: str | None, password: str | None, **opts) -> None:

@@ -18,8 +18,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", nargs="?", help="The user the token belongs to.")
         parser.add_argument("--name", default="API token", help="A label to recognise the token by.")
-        parser.add_argument("--revoke", metavar="HINT", help="Revoke the active token with this hint (or this full token).")
-        parser.add_argument("--list", dest="list_tokens", action="store_true", help="List the user's tokens instead of issuing one.")
+        parser.add_argument(
+            "--revoke", metavar="HINT", help="Revoke the active token with this hint (or this full token)."
+        )
+        parser.add_argument(
+            "--list", dest="list_tokens", action="store_true", help="List the user's tokens instead of issuing one."
+        )
 
     def handle(self, *args, username: str | None, name: str, revoke: str | None, list_tokens: bool, **opts) -> None:
         user = self._user(username) if username else None

@@ -22,7 +22,9 @@ def resume_unfinished() -> tuple[int, int]:
     already have been billed by the provider, so they are marked interrupted and
     the user decides (Retry) instead of paying twice behind their back."""
     interrupted = Generation.objects.filter(status=Generation.Status.RUNNING).update(
-        status=Generation.Status.FAILED, finished_at=timezone.now(), error_kind="interrupted",
+        status=Generation.Status.FAILED,
+        finished_at=timezone.now(),
+        error_kind="interrupted",
         error_message="The server stopped while this generation was running. Press Retry to run it again.",
     )
     queued = list(Generation.objects.filter(status=Generation.Status.QUEUED).values_list("id", flat=True))
@@ -60,7 +62,9 @@ class Command(BaseCommand):
         in_process = settings.TASKS["default"]["BACKEND"] == "compare.taskbackend.ThreadPoolBackend"
         resumed, interrupted = resume_unfinished() if in_process else (0, 0)
         if resumed or interrupted:
-            self.stdout.write(f"Resumed {resumed} queued generation(s); {interrupted} interrupted (retry from the run page).")
+            self.stdout.write(
+                f"Resumed {resumed} queued generation(s); {interrupted} interrupted (retry from the run page)."
+            )
         threading.Thread(target=sweep_forever, name="compare-sweeper", daemon=True).start()
         simulated = [m.label for m in enabled_models() if m.simulated]
         if simulated:
@@ -72,7 +76,9 @@ class Command(BaseCommand):
             # Behind a TLS proxy: believe its X-Forwarded-* headers, or HTTPS redirects loop.
             proxy = {
                 # waitress trusts one address, or any ("*") when there are several proxies.
-                "trusted_proxy": settings.COMPARE_TRUSTED_PROXIES[0] if len(settings.COMPARE_TRUSTED_PROXIES) == 1 else "*",
+                "trusted_proxy": settings.COMPARE_TRUSTED_PROXIES[0]
+                if len(settings.COMPARE_TRUSTED_PROXIES) == 1
+                else "*",
                 "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
             }
         serve(application, host=host, port=port, threads=threads, ident="compare", channel_timeout=900, **proxy)

@@ -56,9 +56,13 @@ def status(request: HttpRequest) -> HttpResponse:
         _run_check()
         return redirect("status")
     rows, checked_at = _last_check()
-    return render(request, "status.html", {
-        "rows": rows,
-        "checked_at": checked_at,
-        "failing": sum(row.failing for row in rows),
-        "runtime": _runtime(),
-    })
+    return render(
+        request,
+        "status.html",
+        {
+            "rows": rows,
+            "checked_at": checked_at,
+            "failing": sum(row.failing for row in rows),
+            "runtime": _runtime(),
+        },
+    )

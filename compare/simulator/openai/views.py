@@ -9,8 +9,8 @@ import time
 
 from django.http.multipartparser import MultiPartParserError
 
-from . import faults
-from .common import (
+from compare.simulator import faults
+from compare.simulator.common import (
     b64,
     body_too_big,
     json_response,
@@ -22,14 +22,13 @@ from .common import (
     sse_response,
     truncated_response,
 )
-from .openai_rules import MODELS, ApiError, Params, known_models, usage, validate, validate_images
-from .render import blurred, compose, encode, seed_bytes
+from compare.simulator.openai.rules import MODELS, ApiError, Params, known_models, usage, validate, validate_images
+from compare.simulator.render import blurred, compose, encode, seed_bytes
 
 PROTOCOL = "openai"
 
 
-def error(message: str, status: int = 400, *, type_="invalid_request_error", param=None, code=None,
-          headers=None):
+def error(message: str, status: int = 400, *, type_="invalid_request_error", param=None, code=None, headers=None):
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return json_response(body, status, {"x-request-id": request_id(), **(headers or {})})
 
@@ -39,50 +38,81 @@ def api_error(exc: ApiError):
 
 
 def unauthorized(request):
-    return error("You didn't provide an API key. You need to provide your API key in an Authorization header "
-                 "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", 401)
+    return error(
+        "You didn't provide an API key. You need to provide your API key in an Authorization header "
+        "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        401,
+    )
 
 
 # --- fault replies ---------------------------------------------------------------------------
+
 
 def fault_reply(fault: faults.Fault, params: Params, edit: bool):
     """The reply for an injected fault, or None when the fault only shows while streaming."""
     name = fault.name
     if name == "auth":
-        return error("Incorrect API key provided: simulat**. You can find your API key at "
-                     "https://platform.openai.com/account/api-keys.", 401, code="invalid_api_key")
+        return error(
+            "Incorrect API key provided: simulat**. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            401,
+            code="invalid_api_key",
+        )
     if name == "rate_limit":
-        return error(f"Rate limit reached for {params.model} in organization org-simulator on images per minute "
-                     "(IPM): Limit 5, Used 5, Requested 1. Please try again in 1s.", 429, type_="requests",
-                     code="rate_limit_exceeded",
-                     headers={"Retry-After": "1", "retry-after-ms": "1000", "x-ratelimit-limit-requests": "5",
-                              "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"})
+        return error(
+            f"Rate limit reached for {params.model} in organization org-simulator on images per minute "
+            "(IPM): Limit 5, Used 5, Requested 1. Please try again in 1s.",
+            429,
+            type_="requests",
+            code="rate_limit_exceeded",
+            headers={
+                "Retry-After": "1",
+                "retry-after-ms": "1000",
+                "x-ratelimit-limit-requests": "5",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "1s",
+            },
+        )
     if name == "quota":
-        return error("You exceeded your current quota, please check your plan and billing details. For more "
-                     "information on this error, read the docs: "
-                     "https://platform.openai.com/docs/guides/error-codes/api-errors.", 429,
-                     type_="insufficient_quota", code="insufficient_quota")
+        return error(
+            "You exceeded your current quota, please check your plan and billing details. For more "
+            "information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            429,
+            type_="insufficient_quota",
+            code="insufficient_quota",
+        )
     if name == "server_error":
-        return error("The server had an error while processing your request. Sorry about that!", 500,
-                     type_="server_error")
+        return error(
+            "The server had an error while processing your request. Sorry about that!", 500, type_="server_error"
+        )
     if name == "overloaded":
         return error("The engine is currently overloaded, please try again later.", 503, type_="server_error")
     if name == "timeout":
         faults.sleep(faults.DEFAULT_TIMEOUT if fault.seconds is None else fault.seconds)
         return error("Gateway timeout.", 504, type_="server_error")
     if name in {"refusal", "prompt_blocked"}:
-        return error("Your request was rejected by the safety system. If you believe this is an error, contact "
-                     f"us at help.openai.com and include the request ID {request_id()}.", 400,
-                     type_="image_generation_user_error", code="moderation_blocked")
+        return error(
+            "Your request was rejected by the safety system. If you believe this is an error, contact "
+            f"us at help.openai.com and include the request ID {request_id()}.",
+            400,
+            type_="image_generation_user_error",
+            code="moderation_blocked",
+        )
     if name in {"text_only", "no_image"}:
         if params.stream:
             return sse_response(iter([b"data: [DONE]\n\n"]))
         return json_response({"created": int(time.time()), "data": [], **echo(params), "usage": usage(params, 0)})
     if name == "malformed":
         if params.stream:
-            return sse_response(iter([f"event: {kind(edit)}.partial_image\n"
-                                      'data: {"type": "image_generation.partial_image", "b64_json": "iVBOR\n\n'
-                                      .encode()]))
+            return sse_response(
+                iter(
+                    [
+                        f"event: {kind(edit)}.partial_image\n"
+                        'data: {"type": "image_generation.partial_image", "b64_json": "iVBOR\n\n'.encode()
+                    ]
+                )
+            )
         return json_response_raw(f'{{"created": {int(time.time())}, "data": [{{"b64_json": "iVBORw0KGgoAAAANSU')
     return None  # cutoff: handled by the reply builders
 
@@ -95,6 +125,7 @@ def json_response_raw(text: str):
 
 # --- success replies -------------------------------------------------------------------------
 
+
 def kind(edit: bool) -> str:
     return "image_edit" if edit else "image_generation"
 
@@ -102,8 +133,12 @@ def kind(edit: bool) -> str:
 def echo(params: Params) -> dict:
     """The settings the 'model' actually used, as the real API reports them."""
     width, height = params.resolved_size()
-    return {"background": params.resolved_background(), "output_format": params.output_format,
-            "quality": params.resolved_quality(), "size": f"{width}x{height}"}
+    return {
+        "background": params.resolved_background(),
+        "output_format": params.output_format,
+        "quality": params.resolved_quality(),
+        "size": f"{width}x{height}",
+    }
 
 
 def picture(params: Params, index: int):
@@ -111,9 +146,17 @@ def picture(params: Params, index: int):
     width, height = params.resolved_size()
     prompt = faults.strip_markers(params.prompt)
     label = model_label(params.model)
-    return compose(prompt, label, seed_bytes(prompt, params.model, index), width, height,
-                   transparent=params.resolved_background() == "transparent", references=params.images,
-                   edit_base=params.images[0] if params.images else None, mask=params.mask)
+    return compose(
+        prompt,
+        label,
+        seed_bytes(prompt, params.model, index),
+        width,
+        height,
+        transparent=params.resolved_background() == "transparent",
+        references=params.images,
+        edit_base=params.images[0] if params.images else None,
+        mask=params.mask,
+    )
 
 
 def encoded(params: Params, image) -> str:
@@ -142,13 +185,27 @@ def stream_frames(params: Params, latency: float, edit: bool, cutoff: bool):
         for p in range(partials if not cutoff else max(1, partials)):
             faults.sleep(pause)
             divisor = 8 * 2 ** (max(partials, 1) - 1 - p)
-            yield frame({"type": f"{kind(edit)}.partial_image", "b64_json": encoded(params, blurred(final, divisor)),
-                         "partial_image_index": p, "created_at": int(time.time()), **echo(params)})
+            yield frame(
+                {
+                    "type": f"{kind(edit)}.partial_image",
+                    "b64_json": encoded(params, blurred(final, divisor)),
+                    "partial_image_index": p,
+                    "created_at": int(time.time()),
+                    **echo(params),
+                }
+            )
             if cutoff:
                 return  # the connection drops: no completed event, no [DONE]
         faults.sleep(pause)
-        yield frame({"type": f"{kind(edit)}.completed", "b64_json": encoded(params, final),
-                     "created_at": int(time.time()), **echo(params), "usage": usage(params, 1, partials)})
+        yield frame(
+            {
+                "type": f"{kind(edit)}.completed",
+                "b64_json": encoded(params, final),
+                "created_at": int(time.time()),
+                **echo(params),
+                "usage": usage(params, 1, partials),
+            }
+        )
     yield b"data: [DONE]\n\n"
 
 
@@ -171,6 +228,7 @@ def generate(request, params: Params, edit: bool):
 
 # --- views -----------------------------------------------------------------------------------
 
+
 def method_not_allowed(request):
     return error(f"Invalid method for URL ({request.method} {request.path}).", 405)
 
@@ -186,8 +244,11 @@ def generations(request):
     except (ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):
-        return error("We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
-                     "your HTTP library correctly. The OpenAI API expects a JSON payload.)", 400)
+        return error(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+            "your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+            400,
+        )
     try:
         params = validate(data)
     except ApiError as exc:

@@ -11,8 +11,8 @@ import json
 import secrets
 import threading
 
-from . import faults
-from .common import (
+from compare.simulator import faults
+from compare.simulator.common import (
     b64,
     body_too_big,
     json_response,
@@ -23,15 +23,16 @@ from .common import (
     sse_response,
     truncated_response,
 )
-from .gemini_rules import ApiError, Request, known_models, parse, pixel_size, slug, usage
-from .render import compose, draft, encode, seed_bytes
+from compare.simulator.gemini.rules import ApiError, Request, known_models, parse, pixel_size, slug, usage
+from compare.simulator.render import compose, draft, encode, seed_bytes
 
 PROTOCOL = "gemini"
 METHODS = ["generateContent", "countTokens", "streamGenerateContent", "batchGenerateContent"]
 IMAGE_SAFETY_MESSAGE = (
     "Unable to show the generated image. The image was filtered out because it violated Google's Generative AI "
     "Prohibited Use policy. You will not be charged for blocked images. Try rephrasing the prompt. If you think "
-    "this was an error, send feedback. Support codes: 29310472")
+    "this was an error, send feedback. Support codes: 29310472"
+)
 
 
 def error(message: str, code: int = 400, status: str = "INVALID_ARGUMENT", details=None):
@@ -42,8 +43,12 @@ def error(message: str, code: int = 400, status: str = "INVALID_ARGUMENT", detai
 
 
 def unauthorized(request):
-    return error("Method doesn't allow unregistered callers (callers without established identity). Please use "
-                 "API Key or other form of API consumer identity to call this API.", 401, "UNAUTHENTICATED")
+    return error(
+        "Method doesn't allow unregistered callers (callers without established identity). Please use "
+        "API Key or other form of API consumer identity to call this API.",
+        401,
+        "UNAUTHENTICATED",
+    )
 
 
 def quota_error(model_id: str, per_day: bool):
@@ -51,19 +56,34 @@ def quota_error(model_id: str, per_day: bool):
     period = "PerDay" if per_day else "PerMinute"
     delay = "52758s" if per_day else "1s"
     details = [
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-            "quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model"
-                           + ("_per_day" if per_day else ""),
-            "quotaId": f"GenerateRequests{period}PerProjectPerModel",
-            "quotaDimensions": {"location": "global", "model": model_id},
-            "quotaValue": "250" if per_day else "20"}]},
-        {"@type": "type.googleapis.com/google.rpc.Help",
-         "links": [{"description": "Learn more about Gemini API quotas",
-                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_model"
+                    + ("_per_day" if per_day else ""),
+                    "quotaId": f"GenerateRequests{period}PerProjectPerModel",
+                    "quotaDimensions": {"location": "global", "model": model_id},
+                    "quotaValue": "250" if per_day else "20",
+                }
+            ],
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [
+                {
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                }
+            ],
+        },
         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
     ]
-    message = ("You exceeded your current quota, please check your plan and billing details. " if per_day else
-               "Resource has been exhausted (e.g. check quota). ") + f"Please retry in {delay}."
+    message = (
+        "You exceeded your current quota, please check your plan and billing details. "
+        if per_day
+        else "Resource has been exhausted (e.g. check quota). "
+    ) + f"Please retry in {delay}."
     return error(message, 429, "RESOURCE_EXHAUSTED", details)
 
 
@@ -80,6 +100,7 @@ def next_variation(prompt: str, model_id: str) -> int:
         value = _variations.get((prompt, model_id), 0)
         _variations[(prompt, model_id)] = value + 1
         return value
+
 
 class Reply:
     """The pieces of one answer, so the same content can go out whole or as SSE chunks."""
@@ -106,11 +127,15 @@ class Reply:
             return []
         w, h = pixel_size(self.req.aspect, "1K")
         return [
-            {"text": "**Composing the image**\n\nI'm planning the layout: a soft gradient backdrop, the key "
-                     f"text centred and legible, references kept in view. Request: {self.prompt[:80]}",
-             "thought": True},
-            {"inlineData": {"mimeType": "image/png", "data": b64(encode(draft(self.seed, w, h), "png"))},
-             "thought": True},
+            {
+                "text": "**Composing the image**\n\nI'm planning the layout: a soft gradient backdrop, the key "
+                f"text centred and legible, references kept in view. Request: {self.prompt[:80]}",
+                "thought": True,
+            },
+            {
+                "inlineData": {"mimeType": "image/png", "data": b64(encode(draft(self.seed, w, h), "png"))},
+                "thought": True,
+            },
         ]
 
     def image_part(self) -> dict:
@@ -118,25 +143,43 @@ class Reply:
         label = model_label(self.model_id)
         image = compose(self.prompt, label, self.seed, w, h, references=self.req.references)
         signature = b64(hashlib.sha256(self.seed + b"signature").digest() * 3)
-        return {"inlineData": {"mimeType": "image/png", "data": b64(encode(image, "png"))},
-                "thoughtSignature": signature}
+        return {
+            "inlineData": {"mimeType": "image/png", "data": b64(encode(image, "png"))},
+            "thoughtSignature": signature,
+        }
 
     def text_part(self) -> dict:
-        return {"text": f"Here is your image: {self.prompt[:120]}" if self.req.want_image
-                else f"I'd picture it like this: {self.prompt[:200]}"}
+        return {
+            "text": f"Here is your image: {self.prompt[:120]}"
+            if self.req.want_image
+            else f"I'd picture it like this: {self.prompt[:200]}"
+        }
 
     def grounding(self) -> dict:
         query = self.prompt[:80] or "image"
-        chunks = [{"web": {"uri": f"https://example.com/{slug(query)}", "title": "example.com"}},
-                  {"web": {"uri": f"https://reference.example.org/articles/{slug(query)}-{self.seed[2]}",
-                           "title": "reference.example.org"}}]
-        meta = {"webSearchQueries": [query], "groundingChunks": chunks,
-                "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": min(len(query), 20)},
-                                       "groundingChunkIndices": [0, 1]}],
-                "searchEntryPoint": {"renderedContent": (
-                    '<style>.container{display:flex;gap:8px}.chip{border:1px solid #ccc;border-radius:16px;'
+        chunks = [
+            {"web": {"uri": f"https://example.com/{slug(query)}", "title": "example.com"}},
+            {
+                "web": {
+                    "uri": f"https://reference.example.org/articles/{slug(query)}-{self.seed[2]}",
+                    "title": "reference.example.org",
+                }
+            },
+        ]
+        meta = {
+            "webSearchQueries": [query],
+            "groundingChunks": chunks,
+            "groundingSupports": [
+                {"segment": {"startIndex": 0, "endIndex": min(len(query), 20)}, "groundingChunkIndices": [0, 1]}
+            ],
+            "searchEntryPoint": {
+                "renderedContent": (
+                    "<style>.container{display:flex;gap:8px}.chip{border:1px solid #ccc;border-radius:16px;"
                     'padding:4px 12px}</style><div class="container"><a class="chip" '
-                    f'href="https://www.google.com/search?q={slug(query)}">{query}</a></div>')}}
+                    f'href="https://www.google.com/search?q={slug(query)}">{query}</a></div>'
+                )
+            },
+        }
         if self.req.image_search:
             meta["imageSearchQueries"] = [query]
         return meta
@@ -159,22 +202,29 @@ class Reply:
         chunks = self.chunks()
         body = chunks[-1]
         body["candidates"][0]["content"]["parts"] = [
-            p for chunk in chunks for p in chunk["candidates"][0]["content"]["parts"]]
+            p for chunk in chunks for p in chunk["candidates"][0]["content"]["parts"]
+        ]
         return body
 
     def no_image(self, fault: str) -> dict:
         """HTTP 200 answers without an image (providers.md §2.5)."""
         if fault == "prompt_blocked":
             return self.envelope(None, True, image=False, blocked_prompt=True) | {
-                "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}
+                "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}
+            }
         if fault == "text_only":
             text = {"text": "I can't create that image, but I can describe it: " + self.prompt[:160]}
-            return self.envelope({"content": {"role": "model", "parts": [text]}, "finishReason": "STOP"}, True,
-                                 image=False)
-        reason, message = ("IMAGE_SAFETY", IMAGE_SAFETY_MESSAGE) if fault in {"refusal"} else (
-            "NO_IMAGE", "The model did not produce an image for this request. Try rephrasing the prompt.")
-        return self.envelope({"content": {"role": "model"}, "finishReason": reason, "finishMessage": message},
-                             True, image=False)
+            return self.envelope(
+                {"content": {"role": "model", "parts": [text]}, "finishReason": "STOP"}, True, image=False
+            )
+        reason, message = (
+            ("IMAGE_SAFETY", IMAGE_SAFETY_MESSAGE)
+            if fault in {"refusal"}
+            else ("NO_IMAGE", "The model did not produce an image for this request. Try rephrasing the prompt.")
+        )
+        return self.envelope(
+            {"content": {"role": "model"}, "finishReason": reason, "finishMessage": message}, True, image=False
+        )
 
 
 def sse(chunks, pause: float):
@@ -188,8 +238,9 @@ def stream_reply(reply: Reply, latency: float, cutoff: bool, as_sse: bool):
     if cutoff:
         # The connection drops before the final image: no finishReason, no usage.
         chunks = [c for c in chunks[:-1] if "thoughtSignature" not in c["candidates"][0]["content"]["parts"][0]]
-        chunks = chunks[:1] or [reply.envelope({"content": {"role": "model", "parts": [
-            {"text": "Generating your image"}]}}, False)]
+        chunks = chunks[:1] or [
+            reply.envelope({"content": {"role": "model", "parts": [{"text": "Generating your image"}]}}, False)
+        ]
     if as_sse:
         return sse_response(sse(chunks, latency / len(chunks)))
     body = json.dumps(chunks).encode()  # without alt=sse the API streams one JSON array
@@ -202,14 +253,28 @@ def stream_reply(reply: Reply, latency: float, cutoff: bool, as_sse: bool):
 def fault_reply(fault: faults.Fault, reply: Reply, latency: float, streaming: bool, as_sse: bool):
     name, model_id = fault.name, reply.model_id
     if name == "auth":
-        return error("API key not valid. Please pass a valid API key.", 401, "UNAUTHENTICATED", [
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-             "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}])
+        return error(
+            "API key not valid. Please pass a valid API key.",
+            401,
+            "UNAUTHENTICATED",
+            [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            ],
+        )
     if name in {"rate_limit", "quota"}:
         return quota_error(model_id, per_day=name == "quota")
     if name == "server_error":
-        return error("An internal error has occurred. Please retry or report in "
-                     "https://developers.generativeai.google/guide/troubleshooting", 500, "INTERNAL")
+        return error(
+            "An internal error has occurred. Please retry or report in "
+            "https://developers.generativeai.google/guide/troubleshooting",
+            500,
+            "INTERNAL",
+        )
     if name == "overloaded":
         return error("The model is overloaded. Please try again later.", 503, "UNAVAILABLE")
     if name == "timeout":
@@ -217,8 +282,11 @@ def fault_reply(fault: faults.Fault, reply: Reply, latency: float, streaming: bo
         return error("Deadline expired before operation could complete.", 504, "DEADLINE_EXCEEDED")
     faults.sleep(latency)  # the remaining faults come back after the model has worked on it
     if name == "malformed":
-        text = 'data: {"candidates": [{"content": {"role": "model", "parts": [{"inlineData": {"mimeT\r\n\r\n' \
-            if streaming and as_sse else '{"candidates": [{"content": {"role": "model", "parts": [{"inlineDa'
+        text = (
+            'data: {"candidates": [{"content": {"role": "model", "parts": [{"inlineData": {"mimeT\r\n\r\n'
+            if streaming and as_sse
+            else '{"candidates": [{"content": {"role": "model", "parts": [{"inlineDa'
+        )
         response = json_response({}, 200)
         response.content = text.encode()
         if streaming and as_sse:
@@ -235,6 +303,7 @@ def fault_reply(fault: faults.Fault, reply: Reply, latency: float, streaming: bo
 
 
 # --- views -----------------------------------------------------------------------------------
+
 
 @simulator_view(unauthorized)
 def model_action(request, version: str, model_id: str, method: str):
@@ -271,10 +340,16 @@ def model_action(request, version: str, model_id: str, method: str):
 
 
 def model_object(spec) -> dict:
-    return {"name": f"models/{spec.model_id}", "version": "3.0", "displayName": spec.display_name,
-            "description": f"{spec.display_name} image generation and editing (simulated).",
-            "inputTokenLimit": 65536, "outputTokenLimit": 32768, "supportedGenerationMethods": METHODS,
-            "thinking": spec.thinks}
+    return {
+        "name": f"models/{spec.model_id}",
+        "version": "3.0",
+        "displayName": spec.display_name,
+        "description": f"{spec.display_name} image generation and editing (simulated).",
+        "inputTokenLimit": 65536,
+        "outputTokenLimit": 32768,
+        "supportedGenerationMethods": METHODS,
+        "thinking": spec.thinks,
+    }
 
 
 @simulator_view(unauthorized)

@@ -63,8 +63,9 @@ def _matrices(weighted: Iterable[tuple[Battle, float]], models: Sequence[str]) -
     return W, N
 
 
-def _mm(W: Matrix, N: Matrix, prior: float, start: Sequence[float] | None = None,
-        tol: float = 1e-10, max_iter: int = 10_000) -> list[float]:
+def _mm(
+    W: Matrix, N: Matrix, prior: float, start: Sequence[float] | None = None, tol: float = 1e-10, max_iter: int = 10_000
+) -> list[float]:
     """Bradley–Terry strengths by Hunter's (2004) MM iteration, geometric mean 1.
 
     p_i ← W_i / Σ_j N_ij / (p_i + p_j); the prior adds `prior` tied battles per pair."""
@@ -124,9 +125,14 @@ def _multinomial(rng: random.Random, n: int, counts: Sequence[int]) -> list[int]
     return out
 
 
-def bootstrap_intervals(votes: Sequence[Verdict], models: Sequence[str], prior: float = PRIOR,
-                        resamples: int = RESAMPLES, seed: int = SEED,
-                        start: Sequence[float] | None = None) -> dict[str, tuple[float, float]]:
+def bootstrap_intervals(
+    votes: Sequence[Verdict],
+    models: Sequence[str],
+    prior: float = PRIOR,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    start: Sequence[float] | None = None,
+) -> dict[str, tuple[float, float]]:
     """95% percentile intervals of the scores, refitting on votes resampled with replacement.
     Votes, not battles, are resampled: the battles of one three-way vote are one judgement."""
     kinds = sorted(Counter(votes).items())  # identical votes are one kind with a count
@@ -196,8 +202,13 @@ class Leaderboard:
     battles: int
 
 
-def build_leaderboard(votes: Sequence[Verdict], generations: Iterable[GenFacts], min_battles: int,
-                      labels: Mapping[str, str] | None = None, resamples: int = RESAMPLES) -> Leaderboard:
+def build_leaderboard(
+    votes: Sequence[Verdict],
+    generations: Iterable[GenFacts],
+    min_battles: int,
+    labels: Mapping[str, str] | None = None,
+    resamples: int = RESAMPLES,
+) -> Leaderboard:
     labels = labels or {}
     battles = [b for vote in votes for b in vote]
     models = sorted({b.a for b in battles} | {b.b for b in battles})  # sorted: reproducible
@@ -220,26 +231,36 @@ def build_leaderboard(votes: Sequence[Verdict], generations: Iterable[GenFacts],
         costs = [g.cost for g in mine if g.cost is not None]
         credit = won + tied / 2
         low, high = intervals.get(key, (score, score))
-        rows.append(ModelRow(
-            key=key, label=labels.get(key, key), score=score, low=low, high=high,
-            battles=won + tied + lost, wins=won, ties=tied, losses=lost,
-            median_latency_s=percentile(latencies, 50), p90_latency_s=percentile(latencies, 90),
-            # per image, not per generation: a 4-image generation weighs four times
-            cost_per_image=sum(g.cost for g in priced) / sum(g.images for g in priced) if priced else None,
-            cost_per_win=sum(costs) / credit if costs and credit else None,
-            preliminary=won + tied + lost < min_battles,
-        ))
+        rows.append(
+            ModelRow(
+                key=key,
+                label=labels.get(key, key),
+                score=score,
+                low=low,
+                high=high,
+                battles=won + tied + lost,
+                wins=won,
+                ties=tied,
+                losses=lost,
+                median_latency_s=percentile(latencies, 50),
+                p90_latency_s=percentile(latencies, 90),
+                # per image, not per generation: a 4-image generation weighs four times
+                cost_per_image=sum(g.cost for g in priced) / sum(g.images for g in priced) if priced else None,
+                cost_per_win=sum(costs) / credit if costs and credit else None,
+                preliminary=won + tied + lost < min_battles,
+            )
+        )
     order = sorted(range(len(rows)), key=lambda i: -rows[i].score)
     ranked = [rows[i] for i in order]
     for n, row in enumerate(ranked):  # equal scores share a rank (1, 1, 3)
         same = n and round(row.score, 6) == round(ranked[n - 1].score, 6)
         row.rank = ranked[n - 1].rank if same else n + 1
-    matrix = [(rows[i], [Cell(W[i][j] / N[i][j] if N[i][j] else None, int(N[i][j])) for j in order])
-              for i in order]
+    matrix = [(rows[i], [Cell(W[i][j] / N[i][j] if N[i][j] else None, int(N[i][j])) for j in order]) for i in order]
     return Leaderboard(rows=ranked, matrix=matrix, votes=len(votes), battles=len(battles))
 
 
 # --- Reading the database -------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -262,14 +283,23 @@ class Filters:
                 errors.append(f"“{raw}” is not a date like 2026-01-31; ignored.")
                 return None
 
-        filters = cls(tag=(query.get("tag") or "").strip(), date_from=day("from"), date_to=day("to"),
-                      voter=(query.get("voter") or "").strip(), blind_only=query.get("blind") in ("1", "on", "true"))
+        filters = cls(
+            tag=(query.get("tag") or "").strip(),
+            date_from=day("from"),
+            date_to=day("to"),
+            voter=(query.get("voter") or "").strip(),
+            blind_only=query.get("blind") in ("1", "on", "true"),
+        )
         return filters, errors
 
     def as_query(self) -> dict[str, str]:
-        raw = {"tag": self.tag, "from": self.date_from.isoformat() if self.date_from else "",
-               "to": self.date_to.isoformat() if self.date_to else "", "voter": self.voter,
-               "blind": "1" if self.blind_only else ""}
+        raw = {
+            "tag": self.tag,
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+            "voter": self.voter,
+            "blind": "1" if self.blind_only else "",
+        }
         return {k: v for k, v in raw.items() if v}
 
 
@@ -299,11 +329,12 @@ def _winner(choice: str, sides: Mapping[int, str]) -> tuple[bool, str | None]:
 def leaderboard_for(filters: Filters, min_battles: int, resamples: int = RESAMPLES) -> Leaderboard:
     votes = filter_votes(Vote.objects.all(), filters)
     # Each run's generations once, however many people voted on it: costs count once.
-    generations = (Generation.objects.filter(run__in=votes.values("run"))
-                   .only("run", "position", "model_key", "model_label", "status", "latency_ms", "cost_usd",
-                         "estimated_cost_usd")
-                   .annotate(finals=Count("images", filter=Q(images__is_partial=False)))
-                   .order_by("run__created_at", "position"))
+    generations = (
+        Generation.objects.filter(run__in=votes.values("run"))
+        .only("run", "position", "model_key", "model_label", "status", "latency_ms", "cost_usd", "estimated_cost_usd")
+        .annotate(finals=Count("images", filter=Q(images__is_partial=False)))
+        .order_by("run__created_at", "position")
+    )
     sides: dict[object, dict[int, str]] = defaultdict(dict)
     labels: dict[str, str] = {}
     facts = []

@@ -33,8 +33,13 @@ def history(request: HttpRequest) -> HttpResponse:
     runs = with_rows(filtered(form, request.user))
     page = Paginator(runs, settings.COMPARE_RUNS_PER_PAGE).get_page(request.GET.get("page"))
     query = _shared_query(request)
-    context = {"form": form, "page": page, "rows": [row(run) for run in page.object_list], "query": query,
-               "filtering": any(key != "page" for key in query)}
+    context = {
+        "form": form,
+        "page": page,
+        "rows": [row(run) for run in page.object_list],
+        "query": query,
+        "filtering": any(key != "page" for key in query),
+    }
     # A back-button cache miss asks for the whole page, with the HX headers set.
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "history.html#results" if partial else "history.html", context)

@@ -4,7 +4,7 @@ import re
 
 from django import forms
 
-from compare import blind
+from compare.judging import blind
 from compare.models import Criterion, Generation, Note, Run, Tag
 
 TAG = re.compile(r"^[\w-]{1,40}$", re.UNICODE)
@@ -72,9 +72,7 @@ def parse_tags(raw: str) -> list[str]:
     names = [t.strip().lstrip("#").lower() for t in re.split(r"[,\s]+", raw or "") if t.strip()]
     bad = [n for n in names if not TAG.match(n)]
     if bad:
-        raise forms.ValidationError(
-            f"Tags are single words of letters, digits, - or _ (at most 40): {', '.join(bad)}."
-        )
+        raise forms.ValidationError(f"Tags are single words of letters, digits, - or _ (at most 40): {', '.join(bad)}.")
     if len(names) > 20:
         raise forms.ValidationError("At most 20 tags.")
     return list(dict.fromkeys(names))

@@ -39,28 +39,43 @@ class Signal:
 # Precision over recall: a wrong hint is worse than none, so ambiguous words
 # ("table" as furniture, "app" alone) need a qualifier.
 KEYWORDS: list[tuple[re.Pattern[str], Signal]] = [
-    (re.compile(r"\b(ui|ux|dashboards?|app screens?|mobile app|web ?app|wireframes?|landing pages?|"
-                r"buttons?|settings (page|screen)|user interface|(website|web site|app) mockups?|"
-                r"mockups? of (a|an|the|our) (website|web site|app|web ?page))\b", re.I),
-     Signal(GPT, "UI/dashboard work")),
-    (re.compile(r"\b(logos?|icons?|favicons?|app icons?|wordmarks?)\b", re.I),
-     Signal(GPT, "logo/icon work")),
-    (re.compile(r"\b(infographics?|charts?|diagrams?|data|statistics|timelines?|maps?|"
-                r"data tables?|tables? of|comparison tables?)\b", re.I),
-     Signal(GEMINI, "infographic/data content")),
-    (re.compile(r"\b(same (character|person|face)|consistent (characters?|faces?)|"
-                r"character (sheet|consistency))\b", re.I),
-     Signal(GEMINI, "character consistency")),
+    (
+        re.compile(
+            r"\b(ui|ux|dashboards?|app screens?|mobile app|web ?app|wireframes?|landing pages?|"
+            r"buttons?|settings (page|screen)|user interface|(website|web site|app) mockups?|"
+            r"mockups? of (a|an|the|our) (website|web site|app|web ?page))\b",
+            re.I,
+        ),
+        Signal(GPT, "UI/dashboard work"),
+    ),
+    (re.compile(r"\b(logos?|icons?|favicons?|app icons?|wordmarks?)\b", re.I), Signal(GPT, "logo/icon work")),
+    (
+        re.compile(
+            r"\b(infographics?|charts?|diagrams?|data|statistics|timelines?|maps?|"
+            r"data tables?|tables? of|comparison tables?)\b",
+            re.I,
+        ),
+        Signal(GEMINI, "infographic/data content"),
+    ),
+    (
+        re.compile(
+            r"\b(same (character|person|face)|consistent (characters?|faces?)|"
+            r"character (sheet|consistency))\b",
+            re.I,
+        ),
+        Signal(GEMINI, "character consistency"),
+    ),
     # Both flagships do product photography well: no hint either way.
-    (re.compile(r"\b(product (shot|photo|photography)|packshot|studio photo)\b", re.I),
-     Signal(None, "product shot")),
+    (re.compile(r"\b(product (shot|photo|photography)|packshot|studio photo)\b", re.I), Signal(None, "product shot")),
 ]
 
 # --- scripts -------------------------------------------------------------------------------
 # (name shown, code point ranges). Gemini renders long and non-Latin text more reliably.
 SCRIPTS: list[tuple[str, tuple[tuple[int, int], ...]]] = [
-    ("Chinese/Japanese text", ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
-                               (0xFF66, 0xFF9F))),
+    (
+        "Chinese/Japanese text",
+        ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F)),
+    ),
     ("Korean text", ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7AF))),
     ("Arabic text", ((0x0600, 0x06FF), (0x0750, 0x077F), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF))),
     ("Hebrew text", ((0x0590, 0x05FF),)),

@@ -9,8 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from compare.registry import ALL_ASPECTS
-
-from .common import RETIRED_IDS, b64decode, configured_models, decode_image
+from compare.simulator.common import RETIRED_IDS, b64decode, configured_models, decode_image
 
 EXTRA_ASPECTS = ["1:4", "4:1", "1:8", "8:1"]
 MAX_REFERENCES = 14
@@ -29,28 +28,61 @@ class ModelSpec:
 
 BUILTIN = {
     "gemini-3-pro-image": ModelSpec("gemini-3-pro-image", "Nano Banana Pro", always_thinks=True, thinks=True),
-    "gemini-nano-banana-2.1": ModelSpec("gemini-nano-banana-2.1", "Nano Banana 2.1",
-                                        aspects=tuple(ALL_ASPECTS + EXTRA_ASPECTS), thinks=True),
-    "gemini-3.1-flash-lite-image": ModelSpec("gemini-3.1-flash-lite-image", "Nano Banana 2 Lite",
-                                             image_sizes=("1K",), grounding=False),
+    "gemini-nano-banana-2.1": ModelSpec(
+        "gemini-nano-banana-2.1", "Nano Banana 2.1", aspects=tuple(ALL_ASPECTS + EXTRA_ASPECTS), thinks=True
+    ),
+    "gemini-3.1-flash-lite-image": ModelSpec(
+        "gemini-3.1-flash-lite-image", "Nano Banana 2 Lite", image_sizes=("1K",), grounding=False
+    ),
 }
 
 # Gemini's own pixel sizes at 1K (2K and 4K are exact multiples); other aspects are
 # computed to keep about a megapixel with edges on multiples of 8.
 SIZES_1K = {
-    "1:1": (1024, 1024), "2:3": (848, 1264), "3:2": (1264, 848), "3:4": (896, 1200), "4:3": (1200, 896),
-    "4:5": (928, 1152), "5:4": (1152, 928), "9:16": (768, 1376), "16:9": (1376, 768), "21:9": (1584, 672),
+    "1:1": (1024, 1024),
+    "2:3": (848, 1264),
+    "3:2": (1264, 848),
+    "3:4": (896, 1200),
+    "4:3": (1200, 896),
+    "4:5": (928, 1152),
+    "5:4": (1152, 928),
+    "9:16": (768, 1376),
+    "16:9": (1376, 768),
+    "21:9": (1584, 672),
 }
 SIZE_FACTOR = {"1K": 1, "2K": 2, "4K": 4}
 IMAGE_TOKENS = {"1K": 1120, "2K": 1120, "4K": 2000}
 REFERENCE_TOKENS = 560
 
-TOP_FIELDS = {"contents", "generationConfig", "tools", "toolConfig", "safetySettings", "systemInstruction",
-              "cachedContent", "model"}
+TOP_FIELDS = {
+    "contents",
+    "generationConfig",
+    "tools",
+    "toolConfig",
+    "safetySettings",
+    "systemInstruction",
+    "cachedContent",
+    "model",
+}
 GENERATION_FIELDS = {
-    "responseModalities", "imageConfig", "thinkingConfig", "candidateCount", "temperature", "topP", "topK",
-    "seed", "maxOutputTokens", "stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema",
-    "presencePenalty", "frequencyPenalty", "responseLogprobs", "logprobs", "mediaResolution",
+    "responseModalities",
+    "imageConfig",
+    "thinkingConfig",
+    "candidateCount",
+    "temperature",
+    "topP",
+    "topK",
+    "seed",
+    "maxOutputTokens",
+    "stopSequences",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "presencePenalty",
+    "frequencyPenalty",
+    "responseLogprobs",
+    "logprobs",
+    "mediaResolution",
     "enableEnhancedCivicAnswers",
 }
 IMAGE_CONFIG_FIELDS = {"aspectRatio", "imageSize"}
@@ -86,8 +118,13 @@ def known_models() -> dict[str, ModelSpec]:
     for model in configured_models():
         if model.protocol == "gemini" and model.model_id not in specs and model.model_id not in RETIRED_IDS:
             caps = model.capabilities
-            specs[model.model_id] = ModelSpec(model.model_id, model.label, tuple(caps.aspect_ratios),
-                                              tuple(caps.image_sizes), grounding=caps.grounding)
+            specs[model.model_id] = ModelSpec(
+                model.model_id,
+                model.label,
+                tuple(caps.aspect_ratios),
+                tuple(caps.image_sizes),
+                grounding=caps.grounding,
+            )
     return specs
 
 
@@ -124,8 +161,9 @@ def pixel_size(aspect: str, image_size: str) -> tuple[int, int]:
 
 
 def nearest_aspect(spec: ModelSpec, width: int, height: int) -> str:
-    return min(spec.aspects, key=lambda a: abs(math.log((int(a.split(":")[0]) / int(a.split(":")[1]))
-                                                        / (width / height))))
+    return min(
+        spec.aspects, key=lambda a: abs(math.log((int(a.split(":")[0]) / int(a.split(":")[1])) / (width / height)))
+    )
 
 
 def _parts(body: dict) -> tuple[list[dict], list[dict]]:
@@ -147,11 +185,13 @@ def _parts(body: dict) -> tuple[list[dict], list[dict]]:
 
 
 def _references(parts: list[dict], spec: ModelSpec) -> list:
-    images = [p for p in parts if isinstance(p, dict) and ("inlineData" in p or "fileData" in p)
-              and not p.get("thought")]
+    images = [
+        p for p in parts if isinstance(p, dict) and ("inlineData" in p or "fileData" in p) and not p.get("thought")
+    ]
     if len(images) > MAX_REFERENCES:
-        raise ApiError(f"The request has {len(images)} input images; models/{spec.model_id} accepts at most "
-                       f"{MAX_REFERENCES}.")
+        raise ApiError(
+            f"The request has {len(images)} input images; models/{spec.model_id} accepts at most {MAX_REFERENCES}."
+        )
     references = []
     for part in images:
         if "fileData" in part:
@@ -161,8 +201,10 @@ def _references(parts: list[dict], spec: ModelSpec) -> list:
         raw = b64decode(inline.get("data", "")) if isinstance(inline, dict) else None
         image = decode_image(raw) if raw else None
         if image is None:
-            raise ApiError("Unable to process input image. Please retry or report in "
-                           "https://developers.generativeai.google/guide/troubleshooting")
+            raise ApiError(
+                "Unable to process input image. Please retry or report in "
+                "https://developers.generativeai.google/guide/troubleshooting"
+            )
         references.append(image)
     return references
 
@@ -172,15 +214,19 @@ def _image_config(req: Request, config: dict, spec: ModelSpec) -> None:
     aspect, size = config.get("aspectRatio"), config.get("imageSize")
     if aspect is not None:
         if aspect not in spec.aspects:
-            raise ApiError(f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: "
-                           f"unsupported aspect ratio {aspect!r} for models/{spec.model_id}. Supported: "
-                           f"{', '.join(spec.aspects)}.\n")
+            raise ApiError(
+                f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: "
+                f"unsupported aspect ratio {aspect!r} for models/{spec.model_id}. Supported: "
+                f"{', '.join(spec.aspects)}.\n"
+            )
         req.aspect = aspect
     if size is not None:
         if size not in spec.image_sizes:
-            raise ApiError(f"* GenerateContentRequest.generation_config.image_config.image_size: "
-                           f"unsupported image size {size!r} for models/{spec.model_id}. Supported: "
-                           f"{', '.join(spec.image_sizes)}.\n")
+            raise ApiError(
+                f"* GenerateContentRequest.generation_config.image_config.image_size: "
+                f"unsupported image size {size!r} for models/{spec.model_id}. Supported: "
+                f"{', '.join(spec.image_sizes)}.\n"
+            )
         req.image_size = size
 
 
@@ -192,8 +238,10 @@ def _generation_config(req: Request, config: dict, spec: ModelSpec) -> None:
     if modalities:
         upper = {str(m).upper() for m in modalities}
         if upper - {"TEXT", "IMAGE"}:
-            raise ApiError(f"The requested combination of response modalities ({', '.join(sorted(upper))}) "
-                           f"is not supported by models/{spec.model_id}.")
+            raise ApiError(
+                f"The requested combination of response modalities ({', '.join(sorted(upper))}) "
+                f"is not supported by models/{spec.model_id}."
+            )
         req.want_text, req.want_image = "TEXT" in upper, "IMAGE" in upper
     count = config.get("candidateCount")
     if count not in (None, 1):
@@ -216,14 +264,19 @@ def _tools(req: Request, tools, spec: ModelSpec) -> None:
 def parse(body: dict, model_id: str) -> Request:
     spec = known_models().get(model_id)
     if spec is None:
-        raise ApiError(f"models/{model_id} is not found for API version v1beta, or is not supported for "
-                       "generateContent. Call ListModels to see the list of available models and their "
-                       "supported methods.", 404, "NOT_FOUND")
+        raise ApiError(
+            f"models/{model_id} is not found for API version v1beta, or is not supported for "
+            "generateContent. Call ListModels to see the list of available models and their "
+            "supported methods.",
+            404,
+            "NOT_FOUND",
+        )
     body = normalise(body)
     _unknown(body, TOP_FIELDS, "")
     all_parts, user_parts = _parts(body)
-    prompt = "\n".join(p["text"] for p in user_parts if isinstance(p, dict) and isinstance(p.get("text"), str)
-                       and not p.get("thought"))
+    prompt = "\n".join(
+        p["text"] for p in user_parts if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+    )
     req = Request(spec=spec, prompt=prompt, references=_references(all_parts, spec))
     if req.references and req.references[0] is not None:
         req.aspect = nearest_aspect(spec, *req.references[0].size)  # Gemini follows the input's shape

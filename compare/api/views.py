@@ -34,9 +34,9 @@ from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
-from compare import blind
 from compare.budget import BudgetExceeded
 from compare.forms import RunForm
+from compare.judging import blind
 from compare.models import ApiToken, Generation, Image, Run
 from compare.runs import create_run
 
@@ -107,7 +107,8 @@ def api_view(methods: list[str]) -> Callable[[View], View]:
             user = ApiToken.authenticate(token)
             if user is None:
                 return error(
-                    401, "The API token is invalid or has been revoked.",
+                    401,
+                    "The API token is invalid or has been revoked.",
                     WWW_Authenticate='Bearer error="invalid_token"',
                 )
             request.user = user
@@ -364,7 +365,9 @@ def _positive_int(request: HttpRequest, name: str, default: int, maximum: int | 
 def _list_runs(request: HttpRequest) -> JsonResponse:
     page_number = _positive_int(request, "page", 1)
     per_page = _positive_int(request, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
-    problems = {name: [value] for name, value in (("page", page_number), ("per_page", per_page)) if isinstance(value, str)}
+    problems = {
+        name: [value] for name, value in (("page", page_number), ("per_page", per_page)) if isinstance(value, str)
+    }
     if problems:
         return error(400, " ".join(m for msgs in problems.values() for m in msgs), problems)
     paginator = Paginator(_runs_queryset(), per_page)
@@ -376,14 +379,16 @@ def _list_runs(request: HttpRequest) -> JsonResponse:
     def link(number: int) -> str:
         return request.build_absolute_uri(f"{reverse('api_runs')}?page={number}&per_page={per_page}")
 
-    return JsonResponse({
-        "results": [_run_summary(request, run) for run in page.object_list],
-        "page": page.number,
-        "pages": paginator.num_pages,
-        "count": paginator.count,
-        "next": link(page.next_page_number()) if page.has_next() else None,
-        "previous": link(page.previous_page_number()) if page.has_previous() else None,
-    })
+    return JsonResponse(
+        {
+            "results": [_run_summary(request, run) for run in page.object_list],
+            "page": page.number,
+            "pages": paginator.num_pages,
+            "count": paginator.count,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
+        }
+    )
 
 
 def _create_run(request: HttpRequest) -> JsonResponse:
@@ -440,4 +445,3 @@ def run_detail(request: HttpRequest, run_id: uuid.UUID | str) -> JsonResponse:
 def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
     """For a catch-all `api/<path:rest>` route: unknown API paths answer in JSON too."""
     return error(404, f"No API endpoint at {request.path}. Endpoints: /api/runs and /api/runs/<id>.")
-

@@ -12,10 +12,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from compare import blind, fairness
-from compare.forms_judging import NoteForm, TagsForm, VoteForm, parse_ratings
-from compare.models import Criterion, Generation, Note, Reveal, Run
 from compare.budget import BudgetExceeded
+from compare.judging import blind, fairness
+from compare.judging.forms import NoteForm, TagsForm, VoteForm, parse_ratings
+from compare.models import Criterion, Generation, Note, Reveal, Run
 from compare.runs import cancel_generations, cast_vote, rate, retry_generation
 from compare.tasks import expire_overdue
 
@@ -24,8 +24,14 @@ RUN_FRAGMENTS = {"votes", "ledger", "notes", "tags"}
 
 def get_run_or_404(run_id) -> Run:
     queryset = Run.objects.select_related("author", "parent").prefetch_related(
-        "generations__images", "generations__ratings", "votes__user", "notes__author", "notes__generation",
-        "references", "tags", "children",
+        "generations__images",
+        "generations__ratings",
+        "votes__user",
+        "notes__author",
+        "notes__generation",
+        "references",
+        "tags",
+        "children",
     )
     return get_object_or_404(queryset, pk=run_id)
 
@@ -56,8 +62,12 @@ def _run_context(request: HttpRequest, run: Run, **extra) -> dict:
     generations, hidden = blind.prepare(run, request.user, arena=_arena(request))
     my_vote = next((v for v in run.votes.all() if v.user_id == request.user.id), None)
     criteria = list(Criterion.objects.filter(active=True))
-    mine = {(r.generation_id, r.criterion_id): r.stars for g in generations for r in g.ratings.all()
-            if r.user_id == request.user.id}
+    mine = {
+        (r.generation_id, r.criterion_id): r.stars
+        for g in generations
+        for r in g.ratings.all()
+        if r.user_id == request.user.id
+    }
     notes = list(run.notes.all())
     for gen in generations:
         gen.my_ratings = [(c, mine.get((gen.id, c.id))) for c in criteria]
@@ -154,7 +164,9 @@ def cancel(request: HttpRequest, run_id, generation_id=None) -> HttpResponse:
         pending = pending.filter(pk=generation_id)
     count = cancel_generations(pending)
     if not request.htmx:
-        messages.info(request, f"Cancelled {count} generation{'s' if count != 1 else ''}." if count else "Nothing to cancel.")
+        messages.info(
+            request, f"Cancelled {count} generation{'s' if count != 1 else ''}." if count else "Nothing to cancel."
+        )
     return _refresh_or_redirect(request, run)
 
 
@@ -290,4 +302,3 @@ def fork(request: HttpRequest, run_id) -> HttpResponse:
         if request.GET.get(name):
             query[name] = request.GET[name]
     return redirect(reverse("new_run") + "?" + urlencode(query))
-

@@ -7,9 +7,8 @@ adapter bug shows up against the simulator and not first in production.
 import math
 from dataclasses import dataclass, field
 
+from compare.simulator.common import RETIRED_IDS, registry_model_ids
 from compare.sizes import openai_size_problem, parse_wxh
-
-from .common import RETIRED_IDS, registry_model_ids
 
 # Model ids the simulator answers for (plus any openai-images id in the registry).
 MODELS = {
@@ -27,8 +26,21 @@ MODERATIONS = {"auto", "low"}
 MAX_PROMPT = 32000
 MAX_IMAGES = 16
 GENERATION_FIELDS = {
-    "model", "prompt", "n", "size", "quality", "background", "output_format", "output_compression",
-    "moderation", "stream", "partial_images", "user", "safety_identifier", "response_format", "style",
+    "model",
+    "prompt",
+    "n",
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "stream",
+    "partial_images",
+    "user",
+    "safety_identifier",
+    "response_format",
+    "style",
 }
 EDIT_FIELDS = (GENERATION_FIELDS - {"style"}) | {"input_fidelity", "image", "image[]", "mask"}
 
@@ -47,8 +59,14 @@ PARTIAL_IMAGE_TOKENS = 100  # each streamed preview is billed as extra output to
 
 
 class ApiError(Exception):
-    def __init__(self, message: str, param: str | None = None, code: str | None = None,
-                 status: int = 400, type_: str = "invalid_request_error"):
+    def __init__(
+        self,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        status: int = 400,
+        type_: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.message, self.param, self.code, self.status, self.type = message, param, code, status, type_
 
@@ -101,13 +119,18 @@ def _integer(raw, name: str, low: int, high: int, default: int) -> int:
         if isinstance(raw, float) and raw != value:
             raise ValueError
     except (TypeError, ValueError):
-        raise ApiError(f"Invalid type for '{name}': expected an integer, but got {raw!r}.", name,
-                       "invalid_type") from None
+        raise ApiError(
+            f"Invalid type for '{name}': expected an integer, but got {raw!r}.", name, "invalid_type"
+        ) from None
     if not low <= value <= high:
         below = value < low
-        raise ApiError(f"Invalid '{name}': integer {'below minimum' if below else 'above maximum'} value. "
-                       f"Expected a value {'>=' if below else '<='} {low if below else high}, but got {value} "
-                       "instead.", name, "integer_below_min_value" if below else "integer_above_max_value")
+        raise ApiError(
+            f"Invalid '{name}': integer {'below minimum' if below else 'above maximum'} value. "
+            f"Expected a value {'>=' if below else '<='} {low if below else high}, but got {value} "
+            "instead.",
+            name,
+            "integer_below_min_value" if below else "integer_above_max_value",
+        )
     return value
 
 
@@ -151,14 +174,22 @@ def validate(data: dict, edit: bool = False) -> Params:
     if not model:
         raise ApiError("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     if model not in known_models():
-        raise ApiError(f"The model '{model}' does not exist or you do not have access to it.", "model",
-                       "model_not_found", status=404)
+        raise ApiError(
+            f"The model '{model}' does not exist or you do not have access to it.",
+            "model",
+            "model_not_found",
+            status=404,
+        )
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ApiError("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
     if len(prompt) > MAX_PROMPT:
-        raise ApiError(f"Invalid 'prompt': string too long. Expected a string with maximum length {MAX_PROMPT}, "
-                       f"but got a string with length {len(prompt)} instead.", "prompt", "string_above_max_length")
+        raise ApiError(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length {MAX_PROMPT}, "
+            f"but got a string with length {len(prompt)} instead.",
+            "prompt",
+            "string_above_max_length",
+        )
     if data.get("response_format") not in (None, "", "b64_json"):
         raise ApiError("Unknown parameter: 'response_format'.", "response_format", "unknown_parameter")
     if data.get("style") not in (None, ""):
@@ -171,46 +202,63 @@ def validate(data: dict, edit: bool = False) -> Params:
     params.output_format = _choice(data.get("output_format"), "output_format", FORMATS, "png")
     _choice(data.get("moderation"), "moderation", MODERATIONS, "auto")
     if params.background == "transparent" and params.output_format == "jpeg":
-        raise ApiError("Transparent background is not supported for output format 'jpeg'. "
-                       "Use 'png' or 'webp'.", "background", "invalid_value")
+        raise ApiError(
+            "Transparent background is not supported for output format 'jpeg'. Use 'png' or 'webp'.",
+            "background",
+            "invalid_value",
+        )
     if data.get("output_compression") not in (None, ""):
         params.output_compression = _integer(data["output_compression"], "output_compression", 0, 100, 100)
         if params.output_format == "png" and params.output_compression < 100:
-            raise ApiError("Compression less than 100 is not supported for PNG output format.",
-                           "output_compression", "invalid_value")
+            raise ApiError(
+                "Compression less than 100 is not supported for PNG output format.",
+                "output_compression",
+                "invalid_value",
+            )
     params.stream = _boolean(data.get("stream"), "stream")
     params.partial_images = _integer(data.get("partial_images"), "partial_images", 0, 3, 0)
     if edit and data.get("input_fidelity") not in (None, ""):
         _choice(data["input_fidelity"], "input_fidelity", {"high", "low"}, "low")
         if flexible_sizes(model):  # providers.md §1.3: omit for gpt-image-2
-            raise ApiError(f"input_fidelity is not supported for model '{model}'.", "input_fidelity",
-                           "unsupported_parameter")
+            raise ApiError(
+                f"input_fidelity is not supported for model '{model}'.", "input_fidelity", "unsupported_parameter"
+            )
     return params
 
 
 def validate_images(params: Params, images: list, mask) -> None:
     """Edits: 1–16 readable images; the optional mask a PNG the size of the first image."""
-    from .common import decode_image
+    from compare.simulator.common import decode_image
 
     if not images:
         raise ApiError("Missing required parameter: 'image'.", "image", "missing_required_parameter")
     if len(images) > MAX_IMAGES:
-        raise ApiError(f"Invalid 'image': too many images. Expected at most {MAX_IMAGES}, got {len(images)}.",
-                       "image", "invalid_value")
+        raise ApiError(
+            f"Invalid 'image': too many images. Expected at most {MAX_IMAGES}, got {len(images)}.",
+            "image",
+            "invalid_value",
+        )
     for upload in images:
         image = decode_image(upload.read())
         if image is None or image.format not in {"PNG", "JPEG", "WEBP"}:
-            raise ApiError(f"Invalid image file or mode for image '{upload.name}', please check your image file.",
-                           "image", "invalid_image_format")
+            raise ApiError(
+                f"Invalid image file or mode for image '{upload.name}', please check your image file.",
+                "image",
+                "invalid_image_format",
+            )
         params.images.append(image)
     if mask is not None:
         decoded = decode_image(mask.read())
         if decoded is None or decoded.format != "PNG":
             raise ApiError("Invalid mask image: it must be a PNG file.", "mask", "invalid_image_format")
         if decoded.size != params.images[0].size:
-            raise ApiError("Invalid mask image: the mask must be the same size as the image "
-                           f"({params.images[0].size[0]}x{params.images[0].size[1]}), got "
-                           f"{decoded.size[0]}x{decoded.size[1]}.", "mask", "invalid_mask_size")
+            raise ApiError(
+                "Invalid mask image: the mask must be the same size as the image "
+                f"({params.images[0].size[0]}x{params.images[0].size[1]}), got "
+                f"{decoded.size[0]}x{decoded.size[1]}.",
+                "mask",
+                "invalid_mask_size",
+            )
         params.mask = decoded
 
 

@@ -39,8 +39,11 @@ def find_hit(gen: Generation) -> Generation | None:
     since = timezone.now() - timedelta(seconds=settings.COMPARE_CACHE_SECONDS)
     return (
         Generation.objects.filter(
-            cache_key=gen.cache_key, status=Generation.Status.SUCCEEDED, finished_at__gte=since,
-            cached_from__isnull=True, simulated=gen.simulated,
+            cache_key=gen.cache_key,
+            status=Generation.Status.SUCCEEDED,
+            finished_at__gte=since,
+            cached_from__isnull=True,
+            simulated=gen.simulated,
         )
         .exclude(pk=gen.pk)
         .order_by("-finished_at")

@@ -1,0 +1,65 @@
+"""The scorecard's sums: mean stars per model and criterion, and the share of
+rated generations judged usable (mean usability rating of 4 stars or more)."""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from compare.models import Criterion, Rating
+
+
+@dataclass
+class ScoreCell:
+    mean: float | None
+    count: int
+
+
+@dataclass
+class ScoreRow:
+    key: str
+    label: str
+    cells: list[ScoreCell]
+    success_rate: float | None  # share of rated generations judged usable (mean ≥ 4 stars)
+    success_base: int
+
+    @property
+    def success_pct(self) -> float | None:
+        return None if self.success_rate is None else 100 * self.success_rate
+
+
+def build_scorecard(
+    ratings: Iterable[tuple[str, object, int, int]],
+    criteria: Sequence[int],
+    usability: int | None,
+    labels: Mapping[str, str] | None = None,
+) -> list[ScoreRow]:
+    """`ratings`: (model_key, generation id, criterion id, stars), one per user."""
+    stars: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    usable: dict[str, dict[object, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for key, generation, criterion, value in ratings:
+        stars[key][criterion].append(value)
+        if criterion == usability:
+            usable[key][generation].append(value)
+    rows = []
+    for key in stars:
+        per_gen = [sum(v) / len(v) for v in usable[key].values()]  # several raters: their mean
+        cells = [ScoreCell(sum(v) / len(v) if (v := stars[key][c]) else None, len(v)) for c in criteria]
+        rate = sum(m >= 4 for m in per_gen) / len(per_gen) if per_gen else None
+        rows.append(ScoreRow(key, (labels or {}).get(key, key), cells, rate, len(per_gen)))
+    return sorted(rows, key=lambda r: (-(r.success_rate or 0), r.label))
+
+
+def scorecard_for(tag: str = "") -> tuple[list[Criterion], list[ScoreRow]]:
+    criteria = list(Criterion.objects.filter(active=True))
+    usability = next((c.pk for c in criteria if c.is_usability), None)
+    ratings = Rating.objects.filter(criterion__active=True)
+    if tag:
+        ratings = ratings.filter(generation__run__tags__name=tag)
+    rows = list(
+        ratings.order_by("generation__run__created_at").values_list(
+            "generation__model_key", "generation__model_label", "generation_id", "criterion_id", "stars"
+        )
+    )
+    labels = {key: label for key, label, *_ in rows}
+    facts = [(key, gen, crit, stars) for key, _, gen, crit, stars in rows]
+    return criteria, build_scorecard(facts, [c.pk for c in criteria], usability, labels)

@@ -1,0 +1,152 @@
+"""Leaderboard (with CSV and JSON exports) and scorecard pages.
+
+Login is required by LoginRequiredMiddleware, like every page. Filters live in the
+query string so a filtered view can be bookmarked, shared and exported as it is.
+The maths lives in compare/judging/leaderboard.py and compare/judging/scorecard.py.
+"""
+
+import csv
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+
+from compare.judging.leaderboard import BASE, PRIOR, RESAMPLES, SCALE, Filters, Leaderboard, leaderboard_for
+from compare.judging.scorecard import scorecard_for
+from compare.models import Tag, TeamSettings
+
+METHOD = (
+    f"Bradley–Terry strengths fitted by Hunter's MM algorithm, ties counted as half a win, "
+    f"plus {PRIOR:g} virtual tie between every pair of models; score = {BASE:g} + {SCALE:g}·log10(strength), "
+    f"averaging {BASE:g}; 95% interval: percentiles of {RESAMPLES} bootstrap resamples of the votes (fixed seed)."
+)
+COLUMNS = [
+    "rank",
+    "key",
+    "label",
+    "score",
+    "low",
+    "high",
+    "battles",
+    "wins",
+    "ties",
+    "losses",
+    "win_rate",
+    "median_latency_s",
+    "p90_latency_s",
+    "cost_per_image_usd",
+    "cost_per_win_usd",
+    "preliminary",
+]
+
+
+def _board(request: HttpRequest) -> tuple[Filters, list[str], Leaderboard, int]:
+    filters, errors = Filters.from_query(request.GET)
+    min_battles = TeamSettings.current().leaderboard_min_votes
+    return filters, errors, leaderboard_for(filters, min_battles), min_battles
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _records(board: Leaderboard) -> list[dict]:
+    """The rows as exported: scores to 0.1 point (the page shows whole points), money to 4 places."""
+    return [
+        {
+            "rank": row.rank,
+            "key": row.key,
+            "label": row.label,
+            "score": _r(row.score, 1),
+            "low": _r(row.low, 1),
+            "high": _r(row.high, 1),
+            "battles": row.battles,
+            "wins": row.wins,
+            "ties": row.ties,
+            "losses": row.losses,
+            "win_rate": _r(row.win_rate, 4),
+            "median_latency_s": _r(row.median_latency_s, 2),
+            "p90_latency_s": _r(row.p90_latency_s, 2),
+            "cost_per_image_usd": _r(row.cost_per_image, 4),
+            "cost_per_win_usd": _r(row.cost_per_win, 4),
+            "preliminary": row.preliminary,
+        }
+        for row in board.rows
+    ]
+
+
+@require_GET
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    filters, errors, board, min_battles = _board(request)
+    context = {
+        "board": board,
+        "filters": filters,
+        "errors": errors,
+        "min_battles": min_battles,
+        "method": METHOD,
+        "query": urlencode(filters.as_query()),
+        "tags": Tag.objects.values_list("name", flat=True),
+        "voters": get_user_model()
+        .objects.filter(votes__isnull=False)
+        .distinct()
+        .order_by("username")
+        .values_list("username", flat=True),
+    }
+    # A history restore needs the whole page, not the fragment.
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, "leaderboard.html#results" if partial else "leaderboard.html", context)
+    patch_vary_headers(response, ["HX-Request"])  # the same URL answers with a page or a fragment
+    if partial:  # push the tidy URL (no empty fields) rather than the form's raw query
+        response["HX-Push-Url"] = request.path + (f"?{context['query']}" if context["query"] else "")
+    return response
+
+
+@require_GET
+def leaderboard_csv(request: HttpRequest) -> HttpResponse:
+    _, _, board, _ = _board(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="leaderboard.csv"'
+    writer = csv.DictWriter(response, fieldnames=COLUMNS)
+    writer.writeheader()
+    for record in _records(board):
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+    return response
+
+
+@require_GET
+def leaderboard_json(request: HttpRequest) -> JsonResponse:
+    filters, _, board, min_battles = _board(request)
+    return JsonResponse(
+        {
+            "filters": filters.as_query(),
+            "method": METHOD,
+            "min_battles": min_battles,
+            "votes": board.votes,
+            "battles": board.battles,
+            "models": _records(board),
+            # row beats column, ties counted half; null where the two never met
+            "win_rate_matrix": {
+                "models": [row.key for row in board.rows],
+                "rates": [[_r(cell.rate, 4) for cell in cells] for _, cells in board.matrix],
+                "battles": [[cell.battles for cell in cells] for _, cells in board.matrix],
+            },
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+@require_GET
+def scorecard(request: HttpRequest) -> HttpResponse:
+    tag = (request.GET.get("tag") or "").strip()
+    criteria, rows = scorecard_for(tag)
+    context = {
+        "criteria": criteria,
+        "rows": rows,
+        "tag": tag,
+        "usability": next((c for c in criteria if c.is_usability), None),
+        "tags": Tag.objects.values_list("name", flat=True),
+    }
+    return render(request, "scorecard.html", context)

@@ -1,0 +1,26 @@
+"""The API tokens page: issue and revoke the current user's tokens."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from compare.models import ApiToken
+
+
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    """Issue and revoke the current user's API tokens. A new token is shown once."""
+    new_token = None
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            token_id = request.POST.get("revoke", "")
+            pk = int(token_id) if token_id.isascii() and token_id.isdigit() else None
+            revoked = request.user.api_tokens.filter(pk=pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+            messages.success(request, "Token revoked.") if revoked else messages.error(request, "No such token.")
+            return redirect("tokens")
+        name = (request.POST.get("name") or "").strip()[:100] or "API token"
+        _, new_token = ApiToken.issue(request.user, name)
+    rows = request.user.api_tokens.order_by("-created_at")
+    return render(request, "tokens.html", {"tokens": rows, "new_token": new_token})
