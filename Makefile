@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    create the virtualenv, install, migrate, create a first account, serve
-#   make test   the whole suite, browser test included
+#   make test   lint, types and migrations (make check), then the whole suite, browser test included
+# Both install the pinned versions in requirements.lock / requirements-test.lock;
+# `make lock` regenerates them from pyproject.toml.
 SHELL := /bin/bash
 VENV ?= .venv
 PORT ?= 8000
@@ -10,20 +12,43 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; \
 	then echo $$p; break; fi; done)
 
-.PHONY: run test bench browser check-python clean
+.PHONY: run test check lock bench browser check-python clean
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then echo "compare needs Python 3.12 or newer (none found on PATH)." >&2; exit 1; fi
 
-$(VENV)/.installed: pyproject.toml | check-python
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY): | check-python
+	$(PYTHON) -m venv $(VENV)
+
+# The locked versions (hash-checked), then the project itself without touching them.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[test]"
+$(VENV)/.installed-test: requirements-test.lock $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-test.lock
 	@touch $@
+
+# Pin every package (with hashes) from pyproject.toml: the test lock first, then the
+# runtime lock constrained to the same versions. Existing pins are kept unless
+# `make lock UPGRADE=1`. pip-tools is a tool of this target only, not a dependency.
+LOCK_FLAGS := --quiet --strip-extras --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	$(if $(UPGRADE),--upgrade)
+lock: | $(PY)
+	$(PY) -m pip install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile $(LOCK_FLAGS) --extra test \
+		--output-file requirements-test.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile $(LOCK_FLAGS) --constraint requirements-test.lock \
+		--output-file requirements.lock pyproject.toml
+
+# Lint, format, types and migrations: what `make test` (and so CI) checks before the suite.
+check: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) manage.py makemigrations --check --dry-run
 
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
@@ -45,7 +70,7 @@ browser:
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/compare
 POSTGRES_TESTS := tests/test_flow.py tests/test_api.py tests/test_judging.py tests/test_history.py tests/test_leaderboard.py tests/test_scaleout.py
 
-test: $(VENV)/.installed-test browser
+test: check browser
 	$(PY) -m pytest
 	@if [ -n "$(SKIP_POSTGRES)" ]; then echo "SKIP_POSTGRES is set: the PostgreSQL tests were not run."; \
 	elif ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \

@@ -1,10 +1,16 @@
 """The admin: team settings, criteria and tags are edited here; runs and tokens
 can be inspected (and tokens revoked)."""
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from django import forms
 from django.contrib import admin
+from django.db import models
 from django.utils import timezone
 
 from compare.models import ApiToken, Criterion, Generation, Run, Tag, TeamSettings
+from compare.text import TextField
 
 
 @admin.register(TeamSettings)
@@ -18,21 +24,30 @@ class TeamSettingsAdmin(admin.ModelAdmin):
         return False
 
 
+class StoredTextMixin:
+    """Admin forms clean text like every other form (compare/text.py): valid Unicode,
+    NFC, no control characters, not invisible-only."""
+
+    formfield_overrides: ClassVar[Mapping[type[models.Field], Mapping[str, Any]]] = {
+        models.CharField: {"form_class": TextField},
+        models.TextField: {"form_class": TextField, "widget": forms.Textarea},
+    }
+
+
 @admin.register(Criterion)
-class CriterionAdmin(admin.ModelAdmin):
+class CriterionAdmin(StoredTextMixin, admin.ModelAdmin):
     list_display = ["name", "position", "active", "is_usability", "description"]
     list_editable = ["position", "active", "is_usability"]
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(StoredTextMixin, admin.ModelAdmin):
     search_fields = ["name"]
 
 
 class GenerationInline(admin.TabularInline):
     model = Generation
-    fields = ["position", "model_key", "status", "attempts", "latency_ms", "cost_usd", "error_kind"]
-    readonly_fields = fields
+    fields = readonly_fields = ("position", "model_key", "status", "attempts", "latency_ms", "cost_usd", "error_kind")
     extra = 0
     can_delete = False
 

@@ -8,6 +8,9 @@ class CompareConfig(AppConfig):
 
     def ready(self) -> None:
         # Fail at start, with a clear message, when the model registry is wrong.
+        from compare.redact import install_log_redaction
         from compare.registry import registry
 
         registry()
+        # No log line, from any library, carries a provider key.
+        install_log_redaction()

@@ -3,8 +3,11 @@
 A blind run whose names are hidden from the downloader is exported as its run
 page shows it: sides A, B, … and nothing that tells the models apart — no model
 key, label, id, position, price, usage, provider parameters, provider messages
-or model text, no other people's verdicts, and image files without their
-metadata (providers sign outputs with C2PA/XMP/EXIF that names the model)."""
+or model text, no latency, timings or attempts, no other people's verdicts, and
+instead of the original files their display copies: PNGs at the run's common
+size, without metadata (compare/judging/blind_images.py; providers sign outputs
+with C2PA/XMP/EXIF that names the model, and format and pixel size tell models
+apart too). While a side still works, no side has images or a final status."""
 
 import csv
 import hashlib
@@ -22,13 +25,10 @@ from django.utils import timezone
 
 from compare.history import HistoryRow
 from compare.images import open_bytes
-from compare.judging import blind
-from compare.metadata import strip_metadata
+from compare.judging import blind, blind_images
 from compare.models import Generation, Image, Rating, Reference, Run
 
 FORMAT = "compare-run/1"
-# Attempt-log entries keep only these keys when hidden; "error" quotes the provider.
-BLIND_ATTEMPT_KEYS = ("attempt", "ok", "kind", "status", "seconds")
 CSV_COLUMNS = [
     "id",
     "url",
@@ -57,11 +57,12 @@ def _money(value) -> str | None:
 # --- one run as a ZIP ------------------------------------------------------------
 
 
-def run_for_export(run_id) -> Run:
-    ratings = Prefetch("ratings", queryset=Rating.objects.select_related("user", "criterion"))
-    generations = Prefetch("generations", queryset=Generation.objects.prefetch_related("images", ratings))
-    runs = Run.objects.select_related("author", "parent").prefetch_related(
-        generations, "votes__user", "notes__author", "references", "tags"
+def run_for_export(run_id, user) -> Run:
+    ratings = Prefetch("generations__ratings", queryset=Rating.objects.select_related("user", "criterion"))
+    runs = (
+        Run.objects.for_viewer(user)
+        .select_related("author", "parent")
+        .prefetch_related("generations__images", ratings, "votes__user", "notes__author", "references", "tags")
     )
     return get_object_or_404(runs, pk=run_id)
 
@@ -75,7 +76,27 @@ def _file_stems(sides: list[Generation], hidden: bool) -> dict:
     return {gid: re.sub(r"[^A-Za-z0-9._-]+", "_", stem) for gid, stem in stems.items()}
 
 
-def _add_image(archive: zipfile.ZipFile, image: Image, stem: str, hidden: bool) -> dict[str, Any]:
+def _add_display_copy(archive: zipfile.ZipFile, image: Image, stem: str, size: tuple[int, int]) -> dict[str, Any]:
+    """A hidden side's image: its display copy, with only what every side shares."""
+    record: dict[str, Any] = {"file": None, "thumbnail": None, "width": size[0], "height": size[1]}
+    try:
+        data, thumb = blind_images.display_bytes(image, size), blind_images.display_thumbnail(image, size)
+    except FileNotFoundError:
+        return {**record, "missing": True}
+    record.update(
+        file=f"images/{stem}.{blind_images.FORMAT}",
+        thumbnail=f"thumbnails/{stem}.webp",
+        format=blind_images.FORMAT,
+        has_alpha=image.has_alpha,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    archive.writestr(record["file"], data, compress_type=zipfile.ZIP_STORED)
+    archive.writestr(record["thumbnail"], thumb, compress_type=zipfile.ZIP_STORED)
+    return record
+
+
+def _add_image(archive: zipfile.ZipFile, image: Image, stem: str) -> dict[str, Any]:
+    """An image with the names shown: the original file, as stored."""
     record: dict[str, Any] = {
         "file": None,
         "thumbnail": None,
@@ -89,8 +110,6 @@ def _add_image(archive: zipfile.ZipFile, image: Image, stem: str, hidden: bool) 
         data, thumb = open_bytes(image.file), open_bytes(image.thumbnail)
     except FileNotFoundError:
         return {**record, "missing": True}  # a lost file must not make the whole export fail
-    if hidden:
-        data, thumb = strip_metadata(data, image.format), strip_metadata(thumb, "webp")
     record.update(
         file=f"images/{stem}.{image.format}",
         thumbnail=f"thumbnails/{stem}.webp",
@@ -103,10 +122,34 @@ def _add_image(archive: zipfile.ZipFile, image: Image, stem: str, hidden: bool) 
     return record
 
 
-def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str, hidden: bool) -> dict[str, Any]:
+def _hidden_generation(
+    archive: zipfile.ZipFile, gen: Generation, stem: str, frame: tuple[int, int] | None
+) -> dict[str, Any]:
+    """A side whose names are hidden: its letter, its outcome once every side is done,
+    and its images as display copies. No times, attempts or error kinds: the page
+    shows none of them either (a side's latency or failure mode tells models apart)."""
+    images = []
+    if not gen.withheld and frame is not None and gen.status == Generation.Status.SUCCEEDED:
+        images = [
+            _add_display_copy(archive, img, f"{stem}-{n}", blind_images.display_size(img, frame))
+            for n, img in enumerate(gen.final_images(), start=1)
+        ]
+    return {
+        "side": blind.side_letter(gen) if gen.run.blind else None,
+        "simulated": gen.simulated,
+        "status": Generation.Status.RUNNING.value if gen.withheld else gen.status,
+        "images": images,
+    }
+
+
+def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str) -> dict[str, Any]:
     failed = bool(gen.error_kind or gen.error_message)
-    images = [_add_image(archive, img, f"{stem}-{n}", hidden) for n, img in enumerate(gen.final_images(), start=1)]
-    common = {
+    images = [_add_image(archive, img, f"{stem}-{n}") for n, img in enumerate(gen.final_images(), start=1)]
+    return {
+        "model_key": gen.model_key,
+        "model_label": gen.model_label,
+        "model_id": gen.model_id,
+        "position": gen.position,
         "side": blind.side_letter(gen) if gen.run.blind else None,
         "simulated": gen.simulated,
         "status": gen.status,
@@ -118,16 +161,6 @@ def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str, hidden: bo
             "latency_ms": gen.latency_ms,
         },
         "images": images,
-    }
-    if hidden:
-        log = [{k: entry[k] for k in BLIND_ATTEMPT_KEYS if k in entry} for entry in gen.attempt_log]
-        return {**common, "attempt_log": log, "error": {"kind": gen.error_kind, "message": None} if failed else None}
-    return {
-        "model_key": gen.model_key,
-        "model_label": gen.model_label,
-        "model_id": gen.model_id,
-        "position": gen.position,
-        **common,
         "attempt_log": gen.attempt_log,
         "cost": {"estimated_usd": _money(gen.estimated_cost_usd), "actual_usd": _money(gen.cost_usd)},
         "usage": gen.usage,
@@ -155,20 +188,20 @@ def _add_reference(archive: zipfile.ZipFile, ref: Reference) -> dict[str, Any]:
         data = open_bytes(ref.file)
     except FileNotFoundError:
         return {**record, "missing": True}
-    record["file"] = f"references/{stem}.{ref.format}"
-    archive.writestr(record["file"], data, compress_type=zipfile.ZIP_STORED)
+    record["file"] = name = f"references/{stem}.{ref.format}"
+    archive.writestr(name, data, compress_type=zipfile.ZIP_STORED)
     return record
 
 
 def _judging(run: Run, sides: list[Generation], stems: dict, hidden: bool, user) -> dict[str, list]:
     """Votes, ratings and notes. While hidden the run page shows no tally and no
     one else's ratings, so neither does the export."""
-    by_choice = {f"gen:{g.position}": stems[g.id] for g in sides}
+    by_id: dict[Any, Generation] = {g.id: g for g in sides}
     votes = [
         {
             "user": v.user.get_username(),
-            "choice": None if hidden else v.choice,
-            "winner": None if hidden else by_choice.get(v.choice),
+            "choice": None if hidden else blind.wire_value(v.verdict, by_id.get(v.winner_id)),
+            "winner": None if hidden else stems.get(v.winner_id),
             "blind": v.blind,
             "created_at": _time(v.created_at),
             "updated_at": _time(v.updated_at),
@@ -204,6 +237,15 @@ def run_zip(run: Run, user, url: str) -> bytes:
     """The ZIP of `run` as `user` may see it. Built in memory: a run is a few images."""
     sides, hidden = blind.prepare(run, user)
     stems = _file_stems(sides, hidden)
+    frame = blind_images.frame(
+        img for g in sides if g.status == Generation.Status.SUCCEEDED for img in g.final_images()
+    )
+
+    def generation(archive: zipfile.ZipFile, gen: Generation) -> dict[str, Any]:
+        if hidden:
+            return _hidden_generation(archive, gen, stems[gen.id], frame)
+        return _generation(archive, gen, stems[gen.id])
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         manifest = {
@@ -220,7 +262,7 @@ def run_zip(run: Run, user, url: str) -> bytes:
             "names_hidden": hidden,
             "exported_at": _time(timezone.now()),
             "references": [_add_reference(archive, ref) for ref in run.references.all()],
-            "generations": [_generation(archive, gen, stems[gen.id], hidden) for gen in sides],
+            "generations": [generation(archive, gen) for gen in sides],
             **_judging(run, sides, stems, hidden, user),
         }
         archive.writestr("run.json", json.dumps(manifest, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder))
@@ -231,11 +273,11 @@ def run_zip(run: Run, user, url: str) -> bytes:
 
 
 def _tally_by_key(row: HistoryRow) -> dict[str, int]:
-    keys = {f"gen:{g.position}": g.model_key for g in row.sides}
-    tally = dict.fromkeys([*keys.values(), "tie", "all_bad"], 0)
-    for vote in row.run.votes.all():
-        name = keys.get(vote.choice, vote.choice)
-        tally[name] = tally.get(name, 0) + 1
+    """{model key: votes it won, "tie": n, "all_bad": n}; a model shown twice sums its sides."""
+    tally: dict[str, int] = {}
+    for choice, n in blind.tally(row.run, row.sides):
+        key = choice.winner.model_key if choice.winner else choice.verdict.value
+        tally[key] = tally.get(key, 0) + n
     return tally
 
 

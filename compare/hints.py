@@ -2,7 +2,7 @@
 
 A hint for the designer on the new-comparison form, never a restriction: the
 form still sends the prompt to every chosen model. The strengths come from what
-is publicly said of the two flagships (shared/providers.md): gpt-image-2 for
+is publicly said of the two flagships (the vendors' model pages): gpt-image-2 for
 precise UI/layout work, transparent backgrounds, mask edits and streamed
 previews; Nano Banana Pro (and the Gemini image models generally) for 4K,
 long or non-Latin text, many reference images, factual infographics with
@@ -95,7 +95,7 @@ LONG_QUOTED_CHARS = 40
 
 # --- options -------------------------------------------------------------------------------
 FOUR_K = Signal(GEMINI, "4K output", 2, lambda c: "4K" in c.image_sizes)
-LONG_EDGE_4K = 2560  # above this gpt-image-2 calls the size "experimental" (providers.md §0)
+LONG_EDGE_4K = 2560  # above this gpt-image-2 calls the size "experimental" (OpenAI's image guide)
 MANY_REFERENCES = 3  # 2.5 Flash Image and GPT models do best with ≤3; Gemini 3 takes 14
 TRANSPARENT = Signal(GPT, "transparent background", 2, lambda c: "transparent" in c.backgrounds)
 MASK = Signal(GPT, "mask edit", 2, lambda c: c.mask)
@@ -162,12 +162,12 @@ def hints(prompt: str, options: dict, models: list[Model], reference_count: int 
     reasons: dict[str, list[str]] = {family: [] for family in representative}
     score: dict[str, int] = dict.fromkeys(representative, 0)
     for signal in signals(prompt, options, reference_count):
-        model = representative.get(signal.favours) if signal.favours else None
-        if model is None or (signal.requires and not signal.requires(model.capabilities)):
+        favoured = representative.get(signal.favours) if signal.favours else None
+        if favoured is None or (signal.requires and not signal.requires(favoured.capabilities)):
             continue
-        if signal.reason not in reasons[model.protocol]:
-            reasons[model.protocol].append(signal.reason)
-            score[model.protocol] += signal.weight
+        if signal.reason not in reasons[favoured.protocol]:
+            reasons[favoured.protocol].append(signal.reason)
+            score[favoured.protocol] += signal.weight
     sides = [family for family in representative if reasons[family]]
     if not sides:
         return []

@@ -8,28 +8,14 @@ the other blind runs carry side letters instead of model names."""
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import (
-    Case,
-    CharField,
-    Count,
-    Exists,
-    F,
-    IntegerField,
-    OuterRef,
-    Prefetch,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-    When,
-)
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 
 from compare.judging import blind
-from compare.models import Generation, Image, Note, Reveal, Run, Tag, Vote
+from compare.models import Generation, Image, Run, Tag, Vote
 
 STATUS_CHOICES = [("running", "Running"), ("done", "Done"), ("partial", "Partly failed"), ("failed", "Failed")]
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first"), ("discussed", "Most discussed")]
@@ -39,7 +25,6 @@ ORDERINGS = {
     "oldest": ["created_at", "pk"],
     "discussed": ["-discussion", "-created_at", "-pk"],
 }
-PENDING = [Generation.Status.QUEUED, Generation.Status.RUNNING]
 
 
 class HistoryFilters(forms.Form):
@@ -62,55 +47,42 @@ class HistoryFilters(forms.Form):
     sort = forms.ChoiceField(required=False, label="Sort", choices=SORT_CHOICES)
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, label_suffix="", **kwargs)
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
         # Keys from the history, not the registry: retired models must stay findable.
         labels = dict(Generation.objects.order_by("model_key", "queued_at").values_list("model_key", "model_label"))
         models = sorted(labels.items(), key=lambda item: item[1].lower())
         username = get_user_model().USERNAME_FIELD
         authors = get_user_model().objects.filter(runs__isnull=False).distinct().order_by(username)
         names = list(authors.values_list(username, flat=True))
-        self.fields["model"].choices = [("", "Any model"), *models]
-        self.fields["winner"].choices = [("", "Any winner"), *models]
-        self.fields["author"].choices = [("", "Anyone"), *((n, n) for n in names)]
-        self.fields["tag"].choices = [("", "Any tag"), *((t, t) for t in Tag.objects.values_list("name", flat=True))]
+        choices = {
+            "model": [("", "Any model"), *models],
+            "winner": [("", "Any winner"), *models],
+            "author": [("", "Anyone"), *((n, n) for n in names)],
+            "tag": [("", "Any tag"), *((t, t) for t in Tag.objects.values_list("name", flat=True))],
+        }
+        for name, options in choices.items():
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)  # declared above
+            field.choices = options
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "“To” is before “From”.")
         return data
 
 
-def _count(model, **filters) -> Coalesce:
-    """A correlated COUNT: unlike Count() over joins it does not multiply with other joins."""
-    rows = model.objects.filter(run=OuterRef("pk"), **filters).order_by().values("run")
-    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0, output_field=IntegerField())
-
-
 def annotated(user) -> QuerySet:
-    """Every run with what the history shows and filters on, for this viewer."""
-    gens = Generation.objects.filter(run=OuterRef("pk"))
-    # The same rule as Run.status, in SQL so a status filter paginates correctly.
-    status = Case(
-        When(~Exists(gens), then=Value("empty")),
-        When(Exists(gens.filter(status__in=PENDING)), then=Value("running")),
-        When(~Exists(gens.exclude(status=Generation.Status.SUCCEEDED)), then=Value("done")),
-        When(Exists(gens.filter(status=Generation.Status.SUCCEEDED)), then=Value("partial")),
-        default=Value("failed"),
-        output_field=CharField(),
-    )
-    return Run.objects.annotate(
-        status_value=status,
-        notes_total=_count(Note),
-        votes_total=_count(Vote),
-        voted_by_me=Exists(Vote.objects.filter(run=OuterRef("pk"), user=user)),
-        revealed_to_me=Exists(Reveal.objects.filter(run=OuterRef("pk"), user=user)),
-    ).annotate(discussion=F("notes_total") + F("votes_total"))
+    """Every run with what the history shows and filters on, for this viewer
+    (status, names hidden, tally: see RunQuerySet.for_viewer)."""
+    return Run.objects.for_viewer(user).annotate(discussion=F("notes_total") + F("votes_total"))
 
 
 def names_visible() -> Q:
-    """Runs whose model names the viewer of `annotated(user)` may see (blind.names_hidden in SQL)."""
-    return Q(blind=False) | Q(voted_by_me=True) | Q(revealed_to_me=True)
+    """Runs of `annotated(user)` whose model names the viewer may see."""
+    return Q(names_hidden=False)
 
 
 def includes_model(key: str) -> Exists:
@@ -118,11 +90,8 @@ def includes_model(key: str) -> Exists:
 
 
 def won_by(key: str) -> Exists:
-    """A vote "gen:<position>" where the generation at that position is `key`."""
-    sides = Generation.objects.filter(run=OuterRef("pk"), model_key=key).annotate(
-        as_choice=Concat(Value("gen:"), Cast("position", CharField()), output_field=CharField())
-    )
-    return Exists(sides.filter(Exists(Vote.objects.filter(run=OuterRef("run"), choice=OuterRef("as_choice")))))
+    """Someone voted a generation of model `key` the better side."""
+    return Exists(Vote.objects.filter(run=OuterRef("pk"), winner__model_key=key))
 
 
 def search(runs: QuerySet, text: str) -> QuerySet:
@@ -162,10 +131,8 @@ def filtered(form: HistoryFilters, user) -> QuerySet:
 
 def with_rows(runs: QuerySet) -> QuerySet:
     """Everything a row shows, in a fixed number of queries per page."""
-    finals = Prefetch("images", queryset=Image.objects.filter(is_partial=False))
-    return runs.select_related("author").prefetch_related(
-        Prefetch("generations", queryset=Generation.objects.prefetch_related(finals)), "votes", "tags"
-    )
+    finals = Prefetch("generations__images", queryset=Image.objects.filter(is_partial=False))
+    return runs.select_related("author").prefetch_related(finals, "tags")
 
 
 @dataclass
@@ -181,21 +148,19 @@ class HistoryRow:
 
 
 def _tally(run: Run, sides: list[Generation]) -> list[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for vote in run.votes.all():
-        counts[vote.choice] = counts.get(vote.choice, 0) + 1
-    named = [(g.display_name, counts.get(f"gen:{g.position}", 0)) for g in sides]
-    everything = [*named, ("Tie", counts.get(Vote.TIE, 0)), ("All bad", counts.get(Vote.ALL_BAD, 0))]
-    return [(name, n) for name, n in everything if n]
+    named = [
+        (choice.winner.display_name if choice.winner else choice.verdict.label, n)
+        for choice, n in blind.tally(run, sides)
+    ]
+    return [(name, n) for name, n in named if n]
 
 
 def row(run: Run) -> HistoryRow:
     """A run from `with_rows(annotated(user))` as its viewer may see it.
 
-    blind.prepare would ask the database for a Reveal once per blind run; the
-    annotations already hold that answer, so only the labelling is done here,
-    with blind's own functions (tests check both rules agree)."""
-    hidden = run.blind and not (run.voted_by_me or run.revealed_to_me)
+    blind.prepare would order the sides again for each run; the history shows
+    them in their blind order, labelled with blind's own functions."""
+    hidden = run.names_hidden
     sides = run.ordered_generations()
     for gen in sides:
         gen.run = run
@@ -204,7 +169,7 @@ def row(run: Run) -> HistoryRow:
         run=run,
         sides=sides,
         hidden=hidden,
-        status=run.status_value,
+        status=run.status,
         votes=run.votes_total,
         notes=run.notes_total,
         tally=[] if hidden else _tally(run, sides),

@@ -57,17 +57,20 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _put(name: str, data: bytes) -> None:
-    # Content addressing makes this idempotent; a short file left by a crash is replaced.
+def _put(name: str, data: bytes) -> str:
+    """Write `data` under `name`; the name it is stored under. Content addressing makes
+    this idempotent (a short file left by a crash is replaced), but a storage may still
+    pick another name (a prefix, a suffix, a sanitised name): only its answer is used."""
     if default_storage.exists(name):
         if default_storage.size(name) == len(data):
-            return
+            return name
         default_storage.delete(name)
-    default_storage.save(name, ContentFile(data))
+    return default_storage.save(name, ContentFile(data))
 
 
 def thumbnail_bytes(data: bytes) -> bytes:
-    with PILImage.open(io.BytesIO(data)) as img:
+    with PILImage.open(io.BytesIO(data)) as opened:
+        img: PILImage.Image = opened
         img.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE))
         if img.mode not in {"RGB", "RGBA"}:
             img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
@@ -87,8 +90,8 @@ def store(data: bytes, strip: bool = False) -> dict:
     digest = sha256(data)
     name = f"images/{digest[:2]}/{digest}.{info.format}"
     thumb = f"thumbs/{digest[:2]}/{digest}.webp"
-    _put(name, data)
-    _put(thumb, thumbnail_bytes(data))
+    name = _put(name, data)
+    thumb = _put(thumb, thumbnail_bytes(data))
     return {
         "sha256": digest,
         "file": name,
@@ -138,8 +141,8 @@ def normalise_upload(data: bytes, name: str = "image", content_type: str | None 
         raise ImageRejected(
             f"{name} is {info.width}×{info.height}; at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels are accepted."
         )
-    with PILImage.open(io.BytesIO(data)) as img:
-        img = ImageOps.exif_transpose(img)
+    with PILImage.open(io.BytesIO(data)) as opened:
+        img = ImageOps.exif_transpose(opened)
         out = io.BytesIO()
         if info.has_alpha:
             img.convert("RGBA").save(out, "PNG", optimize=False, compress_level=6)

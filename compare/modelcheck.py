@@ -1,6 +1,6 @@
 """Is every model in the registry still offered by its provider?
 
-Model ids are retired often (providers.md §0), so an admin needs a quick way to
+Model ids are retired often, so an admin needs a quick way to
 see that `gemini-3-pro-image-preview` died before designers see failed panes.
 Each provider account is asked once for its model list (GET /v1/models or
 GET /v1beta/models); every registry model is then marked ok, missing, error,
@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 import httpx
 
 from compare.http import shared_client
-from compare.providers._common import auth_headers, scrub, shorten
+from compare.providers._common import auth_headers, scrub
+from compare.redact import shorten_redacted
 from compare.registry import Model, registry
 
 OK, MISSING, ERROR, NO_KEY, DISABLED = "ok", "missing", "error", "no_key", "disabled"
@@ -73,7 +74,7 @@ def _error_message(response: httpx.Response) -> str:
         message = ""
     if not message and not response.text.lstrip().startswith("<"):  # proxies' HTML pages say nothing
         message = response.text
-    return shorten(str(message), 200)
+    return shorten_redacted(str(message), 200)
 
 
 def _get_json(client: httpx.Client, url: str, model: Model, params: dict | None = None) -> dict:
@@ -86,10 +87,12 @@ def _get_json(client: httpx.Client, url: str, model: Model, params: dict | None 
         # The simulator lives in the web server; from the CLI it is only there while that runs.
         hint = " (is the web server running?)" if model.simulated else ""
         raise ListError(
-            f"Could not reach {_lower(name)}{hint}: {shorten(str(exc) or type(exc).__name__, 200)}"
+            f"Could not reach {_lower(name)}{hint}: {shorten_redacted(str(exc) or type(exc).__name__, 200)}"
         ) from None
     except httpx.HTTPError as exc:
-        raise ListError(f"Could not reach {_lower(name)}: {shorten(str(exc) or type(exc).__name__, 200)}") from None
+        raise ListError(
+            f"Could not reach {_lower(name)}: {shorten_redacted(str(exc) or type(exc).__name__, 200)}"
+        ) from None
     if response.status_code != 200:
         message = f"{name} answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
         detail = _error_message(response)

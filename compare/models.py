@@ -11,7 +11,22 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -76,12 +91,83 @@ class Criterion(models.Model):
         return self.name
 
 
-class RunQuerySet(models.QuerySet):
-    def with_vote_counts(self):
-        return self.annotate(vote_count=Count("votes", distinct=True))
+def count_of(model, link: str = "run", **filters) -> Coalesce:
+    """A correlated COUNT of `model` rows whose `link` is the outer row: unlike
+    Count() over joins it does not multiply with other joins or annotations."""
+    rows = model.objects.filter(**{link: OuterRef("pk")}, **filters).order_by().values(link)
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0, output_field=IntegerField())
 
-    def for_history(self):
-        return self.select_related("author").prefetch_related("generations__images", "votes").order_by("-created_at")
+
+class RunQuerySet(models.QuerySet):
+    """Runs as a viewer sees them. Each rule below is written once, in SQL, so a
+    page, a filter, a paginator count, the API and the exports all agree."""
+
+    def with_status(self):
+        """`status_value`: "empty", "running", "done", "partial" or "failed" (read it as `Run.status`)."""
+        gens = Generation.objects.filter(run=OuterRef("pk"))
+        status = Case(
+            When(~Exists(gens), then=Value("empty")),
+            When(Exists(gens.filter(status__in=Generation.PENDING)), then=Value("running")),
+            When(~Exists(gens.exclude(status=Generation.Status.SUCCEEDED)), then=Value("done")),
+            When(Exists(gens.filter(status=Generation.Status.SUCCEEDED)), then=Value("partial")),
+            default=Value("failed"),
+            output_field=CharField(),
+        )
+        return self.annotate(status_value=status)
+
+    def finished(self):
+        """Runs whose every generation has finished (votes open then)."""
+        return self.with_status().exclude(status_value__in=Run.UNFINISHED)
+
+    def with_viewer(self, user, *, arena: bool = False):
+        """`names_hidden`: the blind rule. A blind run (or any run judged from the arena
+        queue) hides its model names from a viewer until that viewer has voted on it or
+        asked to see the names. Also `voted_by_me` and `revealed_to_me`."""
+        not_seen = Q(voted_by_me=False, revealed_to_me=False)
+        return self.annotate(
+            voted_by_me=Exists(Vote.objects.filter(run=OuterRef("pk"), user=user)),
+            revealed_to_me=Exists(Reveal.objects.filter(run=OuterRef("pk"), user=user)),
+        ).annotate(
+            names_hidden=ExpressionWrapper(not_seen if arena else Q(blind=True) & not_seen, output_field=BooleanField())
+        )
+
+    def with_image_sides(self):
+        """`image_sides`: how many sides delivered at least one final image. Only those
+        can be voted better, tie with another, or meet in a leaderboard battle."""
+        delivered = Generation.objects.delivered().filter(run=OuterRef("pk")).order_by().values("run")
+        count = Subquery(delivered.annotate(n=Count("pk")).values("n"))
+        return self.annotate(image_sides=Coalesce(count, 0, output_field=IntegerField()))
+
+    def judge_queue(self, user):
+        """The Judge queue of `user`: runs whose model names this viewer has never seen
+        (not theirs, not voted on, not revealed or opened with the names visible: the
+        `names_hidden` rule of `with_viewer(arena=True)`), every side finished, and at
+        least two sides with an image. Newest first."""
+        return (
+            self.finished()
+            .with_viewer(user, arena=True)
+            .with_image_sides()
+            .filter(names_hidden=True, image_sides__gte=2)
+            .exclude(author=user)
+            .order_by("-created_at", "-pk")
+        )
+
+    def with_tally(self):
+        """The vote tally: `votes_total`, `ties_total` and `all_bad_total` on each run,
+        `wins_total` on each of its generations (prefetched)."""
+        # Unpacked from a dict: Generation declares `wins_total`, which django-stubs would otherwise see redefined.
+        generations = Generation.objects.annotate(**{"wins_total": count_of(Vote, "winner")})
+        return self.annotate(
+            votes_total=count_of(Vote),
+            ties_total=count_of(Vote, verdict=Vote.Verdict.TIE),
+            all_bad_total=count_of(Vote, verdict=Vote.Verdict.ALL_BAD),
+        ).prefetch_related(Prefetch("generations", queryset=generations))
+
+    def for_viewer(self, user, *, arena: bool = False):
+        """What every page, API reply and export of runs needs for this viewer: names
+        hidden or not, the tally, the status and the number of notes. Further
+        `generations__…` lookups may be prefetched on top."""
+        return self.with_status().with_viewer(user, arena=arena).with_tally().annotate(notes_total=count_of(Note))
 
 
 class Run(models.Model):
@@ -95,6 +181,20 @@ class Run(models.Model):
     blind = models.BooleanField(default=False)
     tags = models.ManyToManyField(Tag, blank=True, related_name="runs")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+
+    # Statuses (see RunQuerySet.with_status) of a run that still has work to do, or none.
+    UNFINISHED = ("running", "empty")
+
+    # Set on runs loaded through RunQuerySet (with_status, with_viewer, with_tally, for_viewer).
+    status_value: str
+    names_hidden: bool
+    voted_by_me: bool
+    revealed_to_me: bool
+    votes_total: int
+    ties_total: int
+    all_bad_total: int
+    notes_total: int
+    image_sides: int
 
     objects = RunQuerySet.as_manager()
 
@@ -118,20 +218,14 @@ class Run(models.Model):
 
     @property
     def status(self) -> str:
-        statuses = {g.status for g in self.generations.all()}
-        if not statuses:
-            return "empty"
-        if statuses & {Generation.Status.QUEUED, Generation.Status.RUNNING}:
-            return "running"
-        if statuses == {Generation.Status.SUCCEEDED}:
-            return "done"
-        if Generation.Status.SUCCEEDED in statuses:
-            return "partial"
-        return "failed"
+        """Computed by RunQuerySet.with_status; a run loaded without it asks the database."""
+        if not hasattr(self, "status_value"):
+            return Run.objects.with_status().values_list("status_value", flat=True).get(pk=self.pk)
+        return self.status_value
 
     @property
     def is_finished(self) -> bool:
-        return self.status not in {"running", "empty"}
+        return self.status not in self.UNFINISHED
 
     @property
     def total_cost(self) -> Decimal | None:
@@ -141,7 +235,12 @@ class Run(models.Model):
 
 class GenerationQuerySet(models.QuerySet):
     def pending(self):
-        return self.filter(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING])
+        return self.filter(status__in=Generation.PENDING)
+
+    def delivered(self):
+        """Succeeded with at least one final image (streamed previews do not count)."""
+        finals = Image.objects.filter(generation=OuterRef("pk"), is_partial=False)
+        return self.filter(status=Generation.Status.SUCCEEDED).filter(Exists(finals))
 
 
 ERROR_HEADLINES = {
@@ -169,7 +268,9 @@ class Generation(models.Model):
         REFUSED = "refused", "Refused"
         CANCELLED = "cancelled", "Cancelled"
 
-    TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.REFUSED, Status.CANCELLED}
+    # Not finished yet: a task will still write the outcome. Every other status is final
+    # (`is_terminal`). The one list of them, in Python and in SQL (`pending()`, `Run.status`).
+    PENDING = (Status.QUEUED, Status.RUNNING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="generations")
@@ -211,6 +312,21 @@ class Generation(models.Model):
 
     objects = GenerationQuerySet.as_manager()
 
+    # Set on generations of a run loaded with RunQuerySet.with_tally: votes naming it the better side.
+    wins_total: int
+    # Set for one viewer by compare/judging/blind.py `prepare`: the side's letter and its name,
+    # what voting it better posts, whether its outcome is withheld (hidden, run unfinished)
+    # and the images it shows (originals, or blind display copies).
+    side: str | None
+    display_name: str
+    choice_value: str
+    withheld: bool
+    shown_images: list
+    # Set for one viewer by compare/views/run.py: their stars per active criterion, and
+    # the notes pinned to this side.
+    my_ratings: list[tuple["Criterion", int | None]]
+    pinned_notes: list["Note"]
+
     class Meta:
         ordering = ["run", "position"]
         constraints = [models.UniqueConstraint(fields=["run", "position"], name="unique_generation_position")]
@@ -220,7 +336,7 @@ class Generation(models.Model):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
+        return self.status not in self.PENDING
 
     @property
     def model(self):
@@ -247,6 +363,12 @@ class Generation(models.Model):
 
     def final_images(self):
         return [img for img in self.images.all() if not img.is_partial]
+
+    @property
+    def delivered(self) -> bool:
+        """Succeeded with at least one final image (`GenerationQuerySet.delivered` in SQL):
+        only such a side can be voted better or tie, or meet another in a battle."""
+        return self.status == self.Status.SUCCEEDED and bool(self.final_images())
 
     def latest_preview(self):
         partials = [img for img in self.images.all() if img.is_partial]
@@ -343,27 +465,47 @@ class Reference(StoredImage):
 
 
 class Vote(models.Model):
-    TIE = "tie"
-    ALL_BAD = "all_bad"
+    """One person's verdict on a run: one side is better (the `winner`), a tie, or all bad.
+
+    The values a form or API client posts ("gen:<position>", "side:<letter>", "tie",
+    "all_bad") are read into a verdict in compare/judging/blind.py, nowhere else."""
+
+    class Verdict(models.TextChoices):
+        BETTER = "better", "One side is better"
+        TIE = "tie", "Tie"
+        ALL_BAD = "all_bad", "All bad"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="votes")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
-    # "gen:<position>" for a winner, or "tie" / "all_bad".
-    choice = models.CharField(max_length=20)
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    # The better side (a generation of this run) when the verdict is BETTER. CASCADE:
+    # generations only go with their run, which takes its votes along; SET_NULL would
+    # leave a "better" vote without a winner, which the constraint below forbids.
+    winner = models.ForeignKey(Generation, null=True, blank=True, on_delete=models.CASCADE, related_name="wins")
     # Cast while the model names were still hidden from this voter.
     blind = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["run", "user"], name="one_vote_per_user_per_run")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "user"], name="one_vote_per_user_per_run"),
+            models.CheckConstraint(
+                condition=models.Q(verdict="better", winner__isnull=False)
+                | models.Q(verdict__in=["tie", "all_bad"], winner__isnull=True),
+                name="vote_winner_exactly_when_better",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.user} → {self.choice}"
+        return f"{self.user} → {self.winner.model_label if self.winner is not None else self.get_verdict_display()}"
 
 
 class Reveal(models.Model):
-    """When a viewer saw the model names of a blind run (by voting or by asking)."""
+    """When a viewer saw the model names of a run: by asking ("Show model names"), or by
+    opening it with the names shown (the run page reports that with a POST once it has
+    loaded: a GET writes nothing). Such a viewer's later votes on it are not blind, and
+    the Judge queue never serves them the run (`RunQuerySet.judge_queue`)."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="reveals")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reveals")

@@ -14,12 +14,31 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from compare.parsing import parse_whole_number
+
 PROTOCOLS = {"openai-images", "gemini"}
 AUTH_STYLES = {"bearer", "x-goog-api-key"}
 SIZE_MODES = {"wxh", "aspect"}
 ALL_ASPECTS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 IMAGE_SIZES = ["1K", "2K", "4K"]
 SIMULATOR_PATHS = {"openai-images": "/openai/v1", "gemini": "/gemini/v1beta"}
+
+
+# The value of an option that asks nothing of the model: every model "supports" it.
+NEUTRAL: dict[str, object] = {
+    "quality": "auto",
+    "output_format": "png",
+    "background": "auto",
+    "moderation": "auto",
+    "partial_images": 0,
+    "grounding": False,
+    "mask": False,
+    "references": 0,
+    "n": 1,
+}
+# Options every model takes: sizes are adapted to each model (compare/sizes.py), the
+# rest are ours, not the provider's.
+ADAPTED = {"aspect_ratio", "resolution", "size", "fallback_model", "fallback_quality", "regenerate"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,54 @@ class Capabilities:
     streaming: bool = False
     grounding: bool = False
     max_prompt_chars: int = 32000
+    # Not in the TOML: OpenAI Images has a moderation level and Gemini has not (set from the protocol).
+    moderation: bool = False
+
+    def supports(self, option: str, value: object = None) -> bool:
+        """Whether the model honours run option `option` at all or, given `value`, that value.
+
+        The one rule behind the form's offered fields and errors, the "ignores …" notes
+        (compare/forms.py, compare/options.py) and the fairness ledger
+        (compare/judging/fairness.py). A neutral value ("auto", png, 0, off; see
+        NEUTRAL) asks nothing, so every model supports it. `references` and `n` take
+        a count.
+        """
+        if value is not None and option in NEUTRAL and value == NEUTRAL[option]:
+            return True
+        match option:
+            case "quality":
+                return _offers(self.qualities, value)
+            case "output_format":
+                return _offers(self.output_formats, value)
+            case "background":
+                return _offers(self.backgrounds, value)
+            case "output_compression":  # a JPEG/WebP quality
+                return any(f in self.output_formats for f in ("jpeg", "webp"))
+            case "moderation":
+                return self.moderation
+            case "partial_images":
+                return self.streaming
+            case "grounding":
+                return self.grounding
+            case "mask":
+                return self.mask
+            case "references":
+                return self.max_references >= (1 if value is None else _count(value))
+            case "n":
+                return value is None or self.max_images >= _count(value)
+            case _ if option in ADAPTED:
+                return True
+        raise ValueError(f"Unknown run option {option!r}.")
+
+
+def _offers(values: tuple[str, ...], value: object) -> bool:
+    return bool(values) if value is None else value in values
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"A count is an int, not {value!r}.")
+    return value
 
 
 @dataclass(frozen=True)
@@ -97,10 +164,10 @@ def _tuple_of_str(entry: str, name: str, value, allowed=None) -> tuple[str, ...]
     return tuple(value)
 
 
-def _capabilities(entry: str, raw: dict) -> Capabilities:
+def _capabilities(entry: str, raw: dict, protocol: str) -> Capabilities:
     if raw.get("sizes") not in SIZE_MODES:
         raise ImproperlyConfigured(f"Model {entry!r}: capabilities.sizes must be one of {sorted(SIZE_MODES)}.")
-    known = set(Capabilities.__dataclass_fields__)
+    known = set(Capabilities.__dataclass_fields__) - {"moderation"}
     unknown = set(raw) - known
     if unknown:
         raise ImproperlyConfigured(f"Model {entry!r}: unknown capabilities {sorted(unknown)}.")
@@ -119,7 +186,7 @@ def _capabilities(entry: str, raw: dict) -> Capabilities:
             raise ImproperlyConfigured(f"Model {entry!r}: capabilities.{name} must be a whole number.")
     if values.get("max_images", 1) < 1:
         raise ImproperlyConfigured(f"Model {entry!r}: capabilities.max_images must be at least 1.")
-    return Capabilities(**values)
+    return Capabilities(**values, moderation=protocol == "openai-images")
 
 
 def _pricing(entry: str, raw: dict) -> Pricing:
@@ -131,7 +198,7 @@ def _pricing(entry: str, raw: dict) -> Pricing:
             raise ImproperlyConfigured(f"Model {entry!r}: pricing.{name} must be a number ≥ 0.")
     for size, row in raw.get("per_image_by_size", {}).items():
         parts = size.split("x")
-        if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
+        if len(parts) != 2 or not all(parse_whole_number(p, minimum=1) for p in parts):
             raise ImproperlyConfigured(f"Model {entry!r}: pricing size {size!r} is not WIDTHxHEIGHT.")
         if not isinstance(row, list) or len(row) != 3:
             raise ImproperlyConfigured(f"Model {entry!r}: pricing for {size} needs [low, medium, high].")
@@ -172,7 +239,7 @@ def parse_registry(data: dict) -> dict[str, Model]:
             base_url=str(raw["base_url"]),
             auth=auth,
             api_key_env=str(raw["api_key_env"]),
-            capabilities=_capabilities(key, raw["capabilities"]),
+            capabilities=_capabilities(key, raw["capabilities"], raw["protocol"]),
             pricing=_pricing(key, raw.get("pricing", {})),
             enabled=bool(raw.get("enabled", True)),
             default=bool(raw.get("default", False)),

@@ -67,18 +67,21 @@ def create_run(
     return run
 
 
-def cast_vote(run: Run, user, choice: str, blind: bool = False) -> Vote:
-    """One vote per user per run; changing it keeps it blind only if it still is."""
+def cast_vote(run: Run, user, verdict: Vote.Verdict, winner: Generation | None = None, blind: bool = False) -> Vote:
+    """One vote per user per run; changing it keeps it blind only if it still is.
+    `winner` (a generation of `run`) is given exactly when the verdict is BETTER."""
+    if (winner is not None) != (verdict == Vote.Verdict.BETTER) or (winner is not None and winner.run_id != run.pk):
+        raise ValueError(f"A {verdict} vote on run {run.pk} cannot have winner {winner!r}.")
     existing = Vote.objects.filter(run=run, user=user).first()
     if existing is None:
         try:
             with transaction.atomic():
-                return Vote.objects.create(run=run, user=user, choice=choice, blind=blind)
+                return Vote.objects.create(run=run, user=user, verdict=verdict, winner=winner, blind=blind)
         except IntegrityError:  # a double click: the other request created it first
             existing = Vote.objects.get(run=run, user=user)
-    existing.choice = choice
+    existing.verdict, existing.winner = verdict, winner
     existing.blind = existing.blind and blind
-    existing.save(update_fields=["choice", "blind", "updated_at"])
+    existing.save(update_fields=["verdict", "winner", "blind", "updated_at"])
     return existing
 
 
@@ -92,7 +95,7 @@ def rate(generation: Generation, user, criterion: Criterion, stars: int) -> Rati
 def cancel_generations(queryset) -> int:
     """Mark unfinished generations cancelled. A call already on its way is not
     aborted, but its result is dropped (tasks only write to running rows)."""
-    return queryset.filter(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING]).update(
+    return queryset.pending().update(
         status=Generation.Status.CANCELLED,
         finished_at=timezone.now(),
         error_kind="",

@@ -9,6 +9,7 @@ Two profiles, chosen by environment only (never by code):
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -126,6 +127,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    # Login throttling and its audit trail (compare/lockout.py).
+    "axes",
     # The scale-out profile's durable task queue (COMPARE_TASK_BACKEND below).
     "django_tasks_db",
     "compare.apps.CompareConfig",
@@ -143,6 +146,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a refused login into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "compare.urls"
@@ -173,7 +178,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "compare.sqlite3",
+            "NAME": str(VAR_DIR / "compare.sqlite3"),
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
@@ -266,15 +271,33 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Login throttling (compare/ratelimit.py): this many failed passwords for one
-# username from one address lock that pair out for this many minutes.
+# Login throttling: django-axes (compare/lockout.py). This many failed passwords for
+# one username from one address lock that pair out for this many minutes. The counts
+# are database rows, shared by every process; the admin lists them (and every login).
 COMPARE_LOGIN_MAX_FAILURES = env_int("COMPARE_LOGIN_MAX_FAILURES", 5, minimum=1)
 COMPARE_LOGIN_LOCKOUT_MINUTES = env_int("COMPARE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 # Addresses of reverse proxies whose X-Forwarded-For names the client (e.g. 127.0.0.1).
 COMPARE_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("COMPARE_TRUSTED_PROXIES", "").split(",") if p.strip()]
-# The throttle's counters (and the status page's last check) live in the cache.
-# The default per-process memory cache suits one web process; several processes
-# must share one: REDIS_URL (needs `pip install redis`).
+AUTHENTICATION_BACKENDS = [
+    "compare.lockout.LoginThrottleBackend",  # refuses a locked-out pair before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = COMPARE_LOGIN_MAX_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=COMPARE_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # the pair: other users and addresses are unaffected
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # refused attempts do not extend the lock
+AXES_NEVER_LOCKOUT_GET = True  # only a POST logs in: showing the form needs no database lookup
+AXES_USERNAME_CALLABLE = "compare.lockout.username_key"
+AXES_LOCKOUT_CALLABLE = "compare.lockout.lockout_response"
+# The client's address: X-Forwarded-For only from a peer in COMPARE_TRUSTED_PROXIES
+# (compare/proxies.py). Not django-ipware's AXES_IPWARE_* settings: those pick an
+# address from the headers whoever sent them, where this needs "believe the header
+# only when REMOTE_ADDR is one of our proxies".
+AXES_CLIENT_IP_CALLABLE = "compare.proxies.client_ip"
+# The status page keeps its last model check in the cache. The default per-process
+# memory cache suits one web process; several can share one: REDIS_URL (needs
+# `pip install redis`).
 if os.environ.get("REDIS_URL"):
     try:
         import redis  # noqa: F401  (Django's RedisCache needs it)
@@ -282,7 +305,7 @@ if os.environ.get("REDIS_URL"):
         raise ImproperlyConfigured(
             "REDIS_URL is set but the redis package is not installed: pip install redis."
         ) from None
-    CACHES = {
+    CACHES: dict[str, dict[str, object]] = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": os.environ["REDIS_URL"],
@@ -290,8 +313,6 @@ if os.environ.get("REDIS_URL"):
         }
     }
 else:
-    # LocMem culls a third of its entries when full (300 by default): room enough
-    # that failures for made-up usernames cannot push a real one's count out.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
@@ -307,6 +328,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- compare's own settings ---------------------------------------------------
 PORT = env_int("PORT", 8000, minimum=1)
+# How long `manage.py serve` waits for the rest of a request (a body announced and not
+# sent) or on an idle keep-alive connection before it closes it, in seconds.
+COMPARE_IDLE_TIMEOUT = env_int("COMPARE_IDLE_TIMEOUT", 30, minimum=1)
 # Where the model registry lives: the repo's defaults, or a file of your own.
 COMPARE_MODELS_FILE = Path(env_str("COMPARE_MODELS_FILE", str(BASE_DIR / "compare" / "models.toml")))
 # The simulator answers for every model whose API key is unset. It is its own app,
@@ -330,6 +354,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Every record is redacted as it is made (compare/redact.py, installed by apps.py).
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

@@ -10,9 +10,12 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from typing import Any
 
 from django.db import close_old_connections, connections
 from django.tasks.backends.immediate import ImmediateBackend
+from django.tasks.base import Task, TaskResult, TaskResultStatus
+from django.utils.crypto import get_random_string
 
 logger = logging.getLogger(__name__)
 # Django keeps one backend instance per thread; the pool must be one per process.
@@ -32,7 +35,7 @@ def wait_idle(timeout: float | None = None) -> bool:
 class ThreadPoolBackend(ImmediateBackend):
     supports_async_task = False
 
-    def __init__(self, alias, params):
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
         self.max_workers = int(self.options.get("max_workers", 48))
 
@@ -43,21 +46,19 @@ class ThreadPoolBackend(ImmediateBackend):
                 _executors[self.alias] = ThreadPoolExecutor(self.max_workers, thread_name_prefix="compare-task")
             return _executors[self.alias]
 
-    def _run(self, task_result) -> None:
+    def _run(self, task_result: TaskResult[..., Any]) -> None:
         close_old_connections()
         try:
-            self._execute_task(task_result)
+            # Private Django API (hence the django<6.2 pin in pyproject.toml); django-stubs omits it.
+            self._execute_task(task_result)  # type: ignore[attr-defined]
             for error in task_result.errors:
                 logger.error("Task %s failed:\n%s", task_result.task.name, error.traceback)
         finally:
             connections.close_all()
 
-    def enqueue(self, task, args, kwargs):
-        from django.tasks.base import TaskResult, TaskResultStatus
-        from django.utils.crypto import get_random_string
-
+    def enqueue[**P, R](self, task: Task[P, R], args: list[Any], kwargs: dict[str, Any]) -> TaskResult[P, R]:
         self.validate_task(task)
-        task_result = TaskResult(
+        task_result: TaskResult[P, R] = TaskResult(
             task=task,
             id=get_random_string(32),
             status=TaskResultStatus.READY,

@@ -10,6 +10,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -24,6 +25,7 @@ from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
 from compare.providers import adapter_for
 from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
+from compare.redact import redact, redact_json
 from compare.registry import get_model
 
 logger = logging.getLogger(__name__)
@@ -121,9 +123,9 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
                 usage=result.usage,
                 cost_usd=pricing.actual(gen.model, result.usage),
                 params_sent=result.sent,
-                params_echoed=result.echoed,
-                text=result.text,
-                grounding=result.grounding,
+                params_echoed=redact_json(result.echoed),
+                text=redact(result.text),
+                grounding=redact_json(result.grounding),
                 attempt_log=attempts,
                 error_kind="",
                 error_message="",
@@ -310,6 +312,6 @@ def generate(generation_id: str) -> str:
     return run_generation(generation_id)
 
 
-def enqueue_generations(generation_ids: list[str]) -> None:
+def enqueue_generations(generation_ids: Iterable[uuid.UUID | str]) -> None:
     for generation_id in generation_ids:
         generate.enqueue(str(generation_id))

@@ -1,11 +1,11 @@
+from axes.decorators import axes_dispatch
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from compare import ratelimit
 from compare.api import views as api
-from compare.views import files, history, leaderboard, new_run, run, status, tokens
+from compare.views import files, history, leaderboard, new_run, pair, run, status, tokens
 
 urlpatterns = [
     path("", new_run.new_run, name="new_run"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("runs/<uuid:run_id>/parts/<str:name>", run.run_fragment, name="run_fragment"),
     path("runs/<uuid:run_id>/vote", run.vote, name="vote"),
     path("runs/<uuid:run_id>/reveal", run.reveal, name="reveal"),
+    path("runs/<uuid:run_id>/seen", run.seen, name="seen"),
     path("runs/<uuid:run_id>/notes", run.add_note, name="add_note"),
     path("runs/<uuid:run_id>/notes/<int:note_id>/edit", run.edit_note, name="edit_note"),
     path("runs/<uuid:run_id>/notes/<int:note_id>/delete", run.delete_note, name="delete_note"),
@@ -34,6 +35,9 @@ urlpatterns = [
     path("leaderboard.json", leaderboard.leaderboard_json, name="leaderboard_json"),
     path("scorecard", leaderboard.scorecard, name="scorecard"),
     path("runs/<uuid:run_id>/images/<str:sha256>", files.image_view, name="image_view"),
+    path("runs/<uuid:run_id>/sides/<str:letter>/<int:number>", files.blind_image, name="blind_image"),
+    path("runs/<uuid:run_id>/sides/<str:letter>/<int:number>/thumbnail", files.blind_thumbnail, name="blind_thumbnail"),
+    path("compare/", pair.compare_images, name="compare_images"),
     path("images/<str:sha256>", files.image_file, name="image_file"),
     path("images/<str:sha256>/thumbnail", files.image_thumbnail, name="image_thumbnail"),
     path("references/<int:reference_id>", files.reference_file, name="reference_file"),
@@ -43,7 +47,13 @@ urlpatterns = [
     path("api/runs", api.runs, name="api_runs"),
     path("api/runs/<str:run_id>", api.run_detail, name="api_run_detail"),
     re_path(r"^api/", api.not_found),
-    path("login/", ratelimit.login_view, name="login"),  # refuses after repeated failures (429)
+    # A locked-out username and address get the lockout page (429) before the form is looked at
+    # (compare/lockout.py); the admin's login is held to the same limit by the auth backend.
+    path(
+        "login/",
+        axes_dispatch(auth_views.LoginView.as_view(template_name="login.html", redirect_authenticated_user=True)),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

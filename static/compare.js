@@ -4,7 +4,7 @@
 
   // Keep the "live" timer ticking between pane refreshes so a slow model never looks frozen.
   function tick() {
-    document.querySelectorAll(".pane[aria-busy='true'] .timer").forEach(function (el) {
+    document.querySelectorAll(".pane[aria-busy='true'] .timer, [data-ticking]").forEach(function (el) {
       var value = parseFloat(el.textContent);
       if (!isNaN(value)) { el.textContent = (value + 0.1).toFixed(1) + " s"; }
     });
@@ -73,7 +73,8 @@
     (root || document).querySelectorAll("[data-dropzone]").forEach(setUpDropzone);
   }
 
-  // Keyboard on the run page: 1/2/… pick a side, 0 tie, x all bad, n next unvoted run.
+  // Keyboard on the run page: 1/2/… pick a side (its place from the left), 0 tie, x all bad,
+  // n the next run (of the Judge queue). A vote swaps the verdict in place: nothing moves.
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || !document.querySelector("[data-run-page]")) { return; }
     if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) { return; }
@@ -86,6 +87,19 @@
     var button = document.querySelector('[data-vote-key="' + key + '"]');
     if (button) { event.preventDefault(); button.click(); }
   });
+
+  // The side the viewer voted better stays marked (and stays where it was) after every vote.
+  function markPick() {
+    var pressed = document.querySelector("#votes button.vote[aria-pressed='true']");
+    var value = pressed ? pressed.value : "";
+    document.querySelectorAll(".pane[data-choice]").forEach(function (pane) {
+      var picked = value !== "" && pane.getAttribute("data-choice") === value;
+      pane.classList.toggle("is-pick", picked);
+      var badge = pane.querySelector("[data-pick-badge]");
+      if (badge) { badge.hidden = !picked; }
+    });
+  }
+  document.addEventListener("htmx:afterSettle", markPick);
 
   document.addEventListener("DOMContentLoaded", function () { setUp(document); });
   // Count before htmx reads the form (capture phase runs before the bubbling handlers).

@@ -1,12 +1,24 @@
-import time
+"""Fixtures every test file can use. Builders (users, runs, images, PNGs, a provider
+recorder) are plain functions in tests/factories.py."""
 
 import pytest
+from django.test.utils import override_settings
 
 from compare.http import reset_shared_client
-from compare.models import Generation
 from compare.registry import registry
 from compare.simulator.faults import release_sleepers
 from compare.taskbackend import wait_idle
+from tests.factories import DUMMY_TASKS, make_user
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hasher():
+    """Hash test passwords with MD5: the production hasher is slow on purpose (a third of a
+    second per password), which is most of the time a test that makes a user takes.
+    Session-wide and process-wide, so the live server and the browser tests use it too;
+    subprocesses (test_crash, test_production) keep the production hasher."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -24,19 +36,25 @@ def _no_real_keys(monkeypatch):
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user("dana", password="pw-dana-123")
+def user(db):
+    return make_user("dana")
 
 
 @pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user("lee", password="pw-lee-123")
+def other_user(db):
+    return make_user("lee")
 
 
 @pytest.fixture
 def auth_client(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def no_task_execution(settings):
+    """Generations stay queued: the test looks at what was stored, not at providers."""
+    settings.TASKS = DUMMY_TASKS
 
 
 @pytest.fixture
@@ -49,17 +67,6 @@ def simulator(live_server, settings):
     release_sleepers()
     assert wait_idle(timeout=30), "tasks still running 30 s after the test"
     reset_shared_client()
-
-
-def wait_for_generations(run, timeout: float = 30.0):
-    """Wait until every generation of `run` is terminal (tasks run in threads)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        gens = list(Generation.objects.filter(run=run))
-        if gens and all(g.is_terminal for g in gens):
-            return gens
-        time.sleep(0.05)
-    raise AssertionError(f"generations still pending: {[(g.model_key, g.status) for g in gens]}")
 
 
 @pytest.fixture

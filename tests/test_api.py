@@ -1,33 +1,20 @@
 """The JSON API: token auth, validation through RunForm, the shapes clients read,
 and a real run through the live simulator."""
 
-import io
 import json
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
-from PIL import Image as PILImage
 
-from compare import images
 from compare.api import views as api_views
-from compare.forms import RunForm
-from compare.http import reset_shared_client
 from compare.models import ApiToken, Generation, Image, Note, Run, Vote
-from compare.registry import get_model
-from compare.runs import create_run
+from compare.registry import registry
+from tests.factories import BOTH, GPT, IMMEDIATE_TASKS, MINI, NANO, add_image, make_run, make_user, new_run, png
 
-MODELS = ["gpt-image-2", "gemini-3-pro-image"]
-DUMMY_TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
-IMMEDIATE_TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
-
-
-@pytest.fixture
-def user(db):
-    return get_user_model().objects.create_user("alice")  # no password: hashing is slow and unused here
+MODELS = BOTH
 
 
 @pytest.fixture
@@ -50,21 +37,6 @@ def api(client, token):
             )
 
     return Api()
-
-
-@pytest.fixture
-def no_task_execution(settings):
-    # Generations stay queued: these tests look at the API, not at providers.
-    settings.TASKS = DUMMY_TASKS
-
-
-def make_run(user, prompt="a red fox", when=None) -> Run:
-    form = RunForm({"prompt": prompt, "models": MODELS})
-    assert form.is_valid(), form.errors
-    run = create_run(user, prompt, form.chosen_models(), form.options())
-    if when is not None:
-        Run.objects.filter(pk=run.pk).update(created_at=when)
-    return run
 
 
 def assert_error(response, status, *fragments):
@@ -270,7 +242,7 @@ def test_unknown_run_is_404_json(api):
 
 
 def test_run_detail_of_a_queued_run(api, user, no_task_execution):
-    run = make_run(user)
+    run = new_run(user)
     body = api.get(f"/api/runs/{run.id}").json()
     assert set(body) == {
         "id",
@@ -287,7 +259,7 @@ def test_run_detail_of_a_queued_run(api, user, no_task_execution):
         "blind",
         "tags",
     }
-    assert (body["prompt"], body["author"], body["status"]) == ("a red fox", "alice", "running")
+    assert (body["prompt"], body["author"], body["status"]) == ("a red fox", "dana", "running")
     assert datetime.fromisoformat(body["created_at"]) == run.created_at
     gen = body["generations"][0]
     assert set(gen) == {
@@ -322,7 +294,7 @@ def test_run_detail_of_a_queued_run(api, user, no_task_execution):
 
 
 def test_run_detail_of_finished_generations(api, user, no_task_execution):
-    run = make_run(user)
+    run = new_run(user)
     ok, bad = run.ordered_generations()
     start = timezone.now()
     Generation.objects.filter(pk=ok.pk).update(
@@ -358,7 +330,7 @@ def test_run_detail_of_finished_generations(api, user, no_task_execution):
         format="png",
         bytes=10,
     )
-    Vote.objects.create(run=run, user=user, choice="gen:0")
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     Note.objects.create(run=run, author=user, body="the fox is better")
     body = api.get(f"/api/runs/{run.id}").json()
     assert body["status"] == "partial"
@@ -381,9 +353,20 @@ def test_run_detail_of_finished_generations(api, user, no_task_execution):
     assert body["notes_count"] == 1
 
 
+def test_run_detail_tallies_every_side_of_a_three_way_run(api, user, other_user):
+    # Three sides (or two and a fallback) used to crash the tally: a 500 instead of the run.
+    run = make_run(user, models=(GPT, NANO, MINI))
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=2))
+    Vote.objects.create(run=run, user=other_user, verdict=Vote.Verdict.TIE)
+    response = api.get(f"/api/runs/{run.id}")
+    assert response.status_code == 200, response.content
+    tally = {"gen:0": 0, "gen:1": 0, "gen:2": 1, "tie": 1, "all_bad": 0}
+    assert response.json()["votes"] == {"tally": tally, "total": 2}
+
+
 def test_list_is_paginated_newest_first(api, user, no_task_execution):
     now = timezone.now()
-    runs = [make_run(user, f"prompt {i}", when=now - timedelta(minutes=10 - i)) for i in range(5)]
+    runs = [new_run(user, f"prompt {i}", created_at=now - timedelta(minutes=10 - i)) for i in range(5)]
     first = api.get("/api/runs", per_page=2).json()
     assert (first["count"], first["pages"], first["page"], first["previous"]) == (5, 3, 1, None)
     assert [r["prompt"] for r in first["results"]] == ["prompt 4", "prompt 3"]
@@ -412,7 +395,7 @@ def test_list_is_paginated_newest_first(api, user, no_task_execution):
 
 def test_list_queries_do_not_grow_with_the_page(api, user, no_task_execution, django_assert_max_num_queries):
     for i in range(8):
-        make_run(user, f"prompt {i}")
+        new_run(user, f"prompt {i}")
     with django_assert_max_num_queries(9):  # token, last-used, count, runs, generations, images, votes
         assert len(api.get("/api/runs").json()["results"]) == 8
 
@@ -447,14 +430,6 @@ def test_bad_page_numbers_are_400(api, params, field, fragment):
 # --- end to end through the live simulator ----------------------------------------------
 
 
-@pytest.fixture
-def live_simulator(settings, live_server):
-    settings.COMPARE_SIMULATOR_URL = live_server.url + "/sim"
-    reset_shared_client()
-    yield live_server
-    reset_shared_client()
-
-
 def wait_until_finished(api, run_id: str, seconds: float = 30.0) -> dict:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -466,7 +441,7 @@ def wait_until_finished(api, run_id: str, seconds: float = 30.0) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_run_completes_with_images_through_the_simulator(api, client, user, live_simulator):
+def test_api_run_completes_with_images_through_the_simulator(api, client, user, simulator):
     # The default task backend: the thread pool, as in production's embedded profile.
     response = api.post("/api/runs", {"prompt": 'A poster that says "HELLO"', "models": MODELS, "aspect_ratio": "16:9"})
     assert response.status_code == 201, response.content
@@ -491,7 +466,7 @@ def test_api_run_completes_with_images_through_the_simulator(api, client, user, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_run_reports_a_refusal(api, settings, live_simulator):
+def test_api_run_reports_a_refusal(api, settings, simulator):
     settings.TASKS = IMMEDIATE_TASKS  # the run is finished by the time POST answers
     response = api.post("/api/runs", {"prompt": "a cat [[fault:refusal@gemini]]", "models": MODELS})
     assert response.status_code == 201, response.content
@@ -499,24 +474,73 @@ def test_api_run_reports_a_refusal(api, settings, live_simulator):
     body = api.get(f"/api/runs/{response.json()['id']}").json()
     statuses = {g["model"]: (g["status"], g["error"] and g["error"]["kind"]) for g in body["generations"]}
     assert statuses == {"gpt-image-2": ("succeeded", None), "gemini-3-pro-image": ("refused", "refused")}
-    assert get_model("gemini-3-pro-image").simulated
+    assert registry()["gemini-3-pro-image"].simulated
 
 
 @pytest.mark.django_db
 def test_scripts_fetch_images_with_their_token_and_nobody_else_does(client, tmp_path):
-    owner = get_user_model().objects.create_user("script-owner")
+    owner = make_user("script-owner")
     _, token = ApiToken.issue(owner, "script")
-    buf = io.BytesIO()
-    PILImage.new("RGB", (32, 16), "red").save(buf, "PNG")
-    stored = images.store(buf.getvalue())
-    digest = stored["sha256"]
-    run = Run.objects.create(author=owner, prompt="p", options={})
-    gen = Generation.objects.create(
-        run=run, position=0, model_key="gpt-image-2", model_label="GPT Image 2", model_id="gpt-image-2"
-    )
-    Image.objects.create(generation=gen, **stored)
+    data = png("red", (32, 16))
+    run = make_run(owner, "p", models=[GPT])
+    digest = add_image(run.generations.get(), data).sha256
     ok = client.get(f"/images/{digest}", HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert ok.status_code == 200 and b"".join(ok.streaming_content) == buf.getvalue()
+    assert ok.status_code == 200 and b"".join(ok.streaming_content) == data
     assert client.get(f"/images/{digest}/thumbnail", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     assert client.get(f"/images/{digest}", HTTP_AUTHORIZATION="Bearer cmp_wrong").status_code == 302
     assert client.get(f"/images/{digest}").status_code == 302
+
+
+def test_the_api_accepts_exactly_the_form_fields_with_their_json_types():
+    # Derived from RunForm's fields (compare/api/schema.py), not checked by an assert that `python -O` drops.
+    from compare.api import schema
+    from compare.forms import RunForm
+
+    assert set(schema.FIELDS) == set(RunForm.base_fields) | {"reuse"}
+    types = {name: json_type.name for name, json_type in schema.FIELDS.items()}
+    assert types["prompt"] == types["quality"] == types["parent"] == "a string"
+    assert types["models"] == types["reuse"] == "a list of strings"
+    assert types["n"] == types["output_compression"] == "an integer"
+    assert types["grounding"] == types["blind"] == "a boolean"
+    assert (types["references"], types["mask"]) == ("a list of base64 strings", "a base64 string")
+    assert schema.REQUIRED == {"prompt", "models"}
+
+
+def test_a_blind_run_tells_no_side_apart_in_the_api_until_the_vote(api, user, other_user, client):
+    start = timezone.now() - timedelta(seconds=10)
+    run = make_run(other_user, blind=True, status=["succeeded", "running"], started_at=start, latency_ms=6100)
+    gpt, nano = run.generations.order_by("position")
+    original = add_image(gpt, png("red", (65, 48)))
+    Generation.objects.filter(pk=gpt.pk).update(finished_at=start + timedelta(seconds=6.1), attempts=2)
+    # While a side works, no side shows an outcome: which one finished first is a latency too.
+    body = api.get(f"/api/runs/{run.id}").json()
+    assert [(g["label"], g["status"], g["images"]) for g in body["generations"]] == [
+        ("Side A", "running", []),
+        ("Side B", "running", []),
+    ]
+    listed = api.get("/api/runs").json()["results"][0]["generations"]
+    assert [g["status"] for g in listed] == ["running", "running"]
+
+    add_image(nano, png("blue", (64, 48)))
+    Generation.objects.filter(pk=nano.pk).update(status="succeeded", latency_ms=4200, finished_at=timezone.now())
+    body = api.get(f"/api/runs/{run.id}").json()
+    text = json.dumps(body)
+    for giveaway in ["6100", "4200", original.sha256, "/images/", "webp"]:
+        assert giveaway not in text, giveaway
+    for gen in body["generations"]:
+        assert gen["status"] == "succeeded"
+        for field in ("latency_ms", "started_at", "finished_at", "attempts", "cost_usd", "model_id", "position"):
+            assert gen[field] is None, field
+        (image,) = gen["images"]
+        assert (image["width"], image["height"], image["format"], image["bytes"]) == (65, 48, "png", None)
+        assert image["url"].startswith(f"http://testserver/runs/{run.id}/sides/{gen['side']}/1?v=")
+        # The token fetches the display copy like any image URL the API returns.
+        fetched = client.get(image["url"], headers={"Authorization": f"Bearer {ApiToken.issue(user, 'x')[1]}"})
+        assert fetched.status_code == 200 and fetched["Content-Type"] == "image/png"
+
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.TIE)
+    body = api.get(f"/api/runs/{run.id}").json()
+    by_model = {g["model"]: g for g in body["generations"]}
+    assert by_model["gpt-image-2"]["latency_ms"] == 6100 and by_model["gpt-image-2"]["attempts"] == 2
+    assert by_model["gpt-image-2"]["images"][0]["url"] == f"http://testserver/images/{original.sha256}"
+    assert by_model["gpt-image-2"]["images"][0]["width"] == 65

@@ -17,6 +17,7 @@ from compare.http import build_client
 from compare.modelcheck import check_models
 from compare.registry import load_registry, registry
 from compare.views import status as views_status
+from tests.factories import Recorder
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "compare" / "models.toml"
 FAKE_OPENAI_KEY = "sk-abc123def456ghi789jkl"
@@ -67,14 +68,13 @@ def retired_model(settings, tmp_path, monkeypatch):
 
 def recording_client(answers: dict) -> tuple[httpx.Client, list[httpx.Request]]:
     """A client whose transport answers by host and remembers every request."""
-    seen: list[httpx.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
+    def by_host(request: httpx.Request) -> httpx.Response:
         answer = answers[request.url.host]
         return answer(request) if callable(answer) else answer
 
-    return build_client(httpx.MockTransport(handler)), seen
+    recorder = Recorder(by_host)
+    return build_client(recorder.transport), recorder.requests
 
 
 # --- through the live simulator ------------------------------------------------------------

@@ -11,14 +11,10 @@ from django.core.management import CommandError, call_command
 
 from compare.http import reset_shared_client
 from compare.models import ApiToken, Generation, Run
+from tests.factories import make_user
 
 MODELS = "gpt-image-2,gemini-3-pro-image"
 User = get_user_model()
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def run(*args) -> tuple[str, str]:
@@ -85,7 +81,7 @@ def test_ensure_user_refuses_a_weak_password():
 
 @pytest.fixture
 def alice(db):
-    return User.objects.create_user("alice")
+    return make_user("alice")
 
 
 @pytest.mark.django_db
@@ -120,7 +116,7 @@ def test_revoke_by_hint_or_whole_token(alice):
 
 @pytest.mark.django_db
 def test_ambiguous_hint_needs_the_user(alice):
-    bob = User.objects.create_user("bob")
+    bob = make_user("bob")
     a = ApiToken.issue(alice, "a")[0]
     b = ApiToken.issue(bob, "b")[0]
     ApiToken.objects.filter(pk=b.pk).update(hint=a.hint)  # a 4-character collision, forced
@@ -143,12 +139,7 @@ def test_list_tokens(alice):
 
 @pytest.fixture
 def admin(db):
-    return User.objects.create_superuser("admin", "", "x")
-
-
-@pytest.fixture
-def no_task_execution(settings):
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    return make_user("admin", is_staff=True, is_superuser=True)
 
 
 @pytest.mark.django_db
@@ -237,14 +228,6 @@ def test_compare_defaults_to_the_registry_default_models(admin, no_task_executio
 # --- compare: real runs through the simulator ----------------------------------------------
 
 
-@pytest.fixture
-def live_simulator(settings, live_server):
-    settings.COMPARE_SIMULATOR_URL = live_server.url + "/sim"
-    reset_shared_client()
-    yield live_server
-    reset_shared_client()
-
-
 def table_rows(out: str) -> dict[str, list[str]]:
     """{model: [status, seconds, cost, first result]} from the printed table."""
     lines = out.splitlines()
@@ -258,7 +241,7 @@ def table_rows(out: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_compare_runs_every_model_and_prints_the_table(admin, settings, live_simulator):
+def test_compare_runs_every_model_and_prints_the_table(admin, settings, simulator):
     out, err = run("compare", 'A poster that says "HELLO"', "--models", MODELS, "--format", "webp", "--n", "2")
     rows = table_rows(out)
     assert set(rows) == set(MODELS.split(","))
@@ -281,7 +264,7 @@ def test_compare_runs_every_model_and_prints_the_table(admin, settings, live_sim
 
 
 @pytest.mark.django_db(transaction=True)
-def test_compare_exits_1_when_a_model_refuses(admin, live_simulator):
+def test_compare_exits_1_when_a_model_refuses(admin, simulator):
     out = StringIO()
     with pytest.raises(CommandError) as info:
         call_command("compare", "a cat [[fault:refusal@gemini]]", "--models", MODELS, stdout=out, stderr=StringIO())
@@ -305,3 +288,30 @@ def test_compare_serves_its_own_simulator_when_none_is_running(admin, settings):
     assert "using one in this process" in err
     assert {row[0] for row in table_rows(out).values()} == {"succeeded"}
     assert all(g.status == "succeeded" for g in Generation.objects.all())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_compare_stops_its_own_simulator_cleanly(admin, settings, monkeypatch, caplog, capfd):
+    """The private waitress is shut down in order: no "Bad file descriptor" from its loop or
+    its workers on stderr, and none of its threads outlives the command."""
+    import logging
+    import threading
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    settings.COMPARE_SIMULATOR_URL = f"http://127.0.0.1:{closed}/sim"
+    crashed: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(f"{args.thread}: {args.exc_value!r}"))
+    caplog.set_level(logging.WARNING, logger="waitress")
+    before = set(threading.enumerate())
+    for _ in range(3):
+        reset_shared_client()
+        out, err = run("compare", "a lighthouse", "--models", MODELS)
+        assert "using one in this process" in err
+        assert {row[0] for row in table_rows(out).values()} == {"succeeded"}
+        left = [t.name for t in set(threading.enumerate()) - before if t.name.startswith(("waitress", "compare-sim"))]
+        assert left == [], f"the simulator's threads outlived the command: {left}"
+    assert crashed == []
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("waitress")] == []
+    assert "Bad file descriptor" not in capfd.readouterr().err

@@ -4,31 +4,22 @@ import csv
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import PngImagePlugin
 
 from compare import images
-from compare.export import strip_metadata
-from compare.models import Criterion, Image, Note, Rating, Reference, Run, Vote
-from tests.conftest import wait_for_generations
-from tests.test_history import GPT, NANO, make_run
+from compare.metadata import strip_metadata
+from compare.models import Criterion, Generation, Note, Rating, Reference, Run, Vote
+from tests.factories import GPT, NANO, add_image, image_bytes, make_run, png, wait_for_generations
 
 pytestmark = pytest.mark.django_db
 
 NEEDLES = [*GPT, *NANO, "openai", "gemini", "google", "nano banana"]
-
-
-@pytest.fixture(autouse=True)
-def _history_urls(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def picture(fmt: str, colour=(200, 40, 40), **save) -> bytes:
-    out = io.BytesIO()
-    PILImage.new("RGB", (64, 48), colour).save(out, fmt, **save)
-    return out.getvalue()
+RED, SIZE = (200, 40, 40), (64, 48)  # the outputs' colour and size
 
 
 def signed_pictures() -> dict[str, bytes]:
@@ -39,19 +30,17 @@ def signed_pictures() -> dict[str, bytes]:
     exif = PILImage.Exif()
     exif[0x0131] = "gpt-image-2-2026"  # Software
     return {
-        "png": picture("PNG", pnginfo=text),
-        "jpeg": picture("JPEG", exif=exif.tobytes(), comment=b"Google gemini-3-pro-image-preview"),
-        "webp": picture("WEBP", exif=exif.tobytes(), xmp=b"<x>openai gpt-image-2</x>", lossless=True),
+        "png": image_bytes(RED, SIZE, fmt="PNG", pnginfo=text),
+        "jpeg": image_bytes(RED, SIZE, fmt="JPEG", exif=exif.tobytes(), comment=b"Google gemini-3-pro-image-preview"),
+        "webp": image_bytes(
+            RED, SIZE, fmt="WEBP", exif=exif.tobytes(), xmp=b"<x>openai gpt-image-2</x>", lossless=True
+        ),
     }
 
 
 def criterion() -> Criterion:
     # Not Criterion.objects.first(): a transactional test elsewhere may have flushed the migrated defaults.
     return Criterion.objects.get_or_create(name="Layout")[0]
-
-
-def attach(run: Run, position: int, data: bytes) -> Image:
-    return Image.objects.create(generation=run.generations.get(position=position), **images.store(data))
 
 
 def read_zip(client, run: Run) -> zipfile.ZipFile:
@@ -75,20 +64,20 @@ def test_metadata_stripping_keeps_the_pixels():
         clean = strip_metadata(data, fmt)
         assert not [n for n in NEEDLES if n.lower().encode() in clean.lower()], fmt
         with PILImage.open(io.BytesIO(data)) as before, PILImage.open(io.BytesIO(clean)) as after:
-            assert after.format.lower() == fmt and after.tobytes() == before.tobytes()
+            assert (after.format or "").lower() == fmt and after.tobytes() == before.tobytes()
 
 
 def test_blind_zip_names_sides_only_until_the_viewer_votes(auth_client, user, other_user):
     run = make_run(other_user, "a blind poster", blind=True, tags=["poster"])
     signed = signed_pictures()
-    attach(run, 0, signed["png"])
-    attach(run, 1, signed["jpeg"])
+    add_image(run.generations.get(position=0), signed["png"])
+    add_image(run.generations.get(position=1), signed["jpeg"])
     gen = run.generations.get(position=1)
     gen.attempt_log = [{"attempt": 1, "ok": False, "kind": "rate_limit", "error": "openai says slow down"}]
     gen.params_sent = {"model": "gemini-3-pro-image-preview"}
     gen.usage = {"promptTokenCount": 12}
     gen.save()
-    Vote.objects.create(run=run, user=other_user, choice="gen:0")
+    Vote.objects.create(run=run, user=other_user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     Note.objects.create(run=run, author=other_user, body="left is crisper", generation=gen)
     Rating.objects.create(generation=gen, user=other_user, criterion=criterion(), stars=2)
 
@@ -109,12 +98,44 @@ def test_blind_zip_names_sides_only_until_the_viewer_votes(auth_client, user, ot
                 assert (decoded.width, decoded.height) == (img["width"], img["height"]) == (64, 48)
             assert img["file"].startswith(f"images/{g['side']}-1.") and img["thumbnail"] in archive.namelist()
 
-    Vote.objects.create(run=run, user=user, choice="gen:1")
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=1))
     manifest = json.loads(read_zip(auth_client, run).read("run.json"))
     assert manifest["names_hidden"] is False
     assert [g["model_key"] for g in manifest["generations"]] == ["gemini-3-pro-image", "gpt-image-2"]
     assert manifest["generations"][0]["usage"] == {"promptTokenCount": 12}
     assert {v["winner"] for v in manifest["votes"]} == {"gpt-image-2", "gemini-3-pro-image"}
+
+
+def test_blind_zip_has_no_times_sizes_or_formats_before_the_vote(auth_client, user, other_user):
+    start = timezone.now() - timedelta(seconds=10)
+    run = make_run(other_user, "a blind race", blind=True, status=["succeeded", "running"], started_at=start)
+    gpt, nano = run.generations.order_by("position")
+    add_image(gpt, image_bytes(RED, (65, 48), fmt="WEBP", lossless=True))
+    Generation.objects.filter(pk=gpt.pk).update(latency_ms=6100, finished_at=start + timedelta(seconds=6.1), attempts=2)
+    # While a side works the ZIP, like the page, shows no side's outcome.
+    manifest = json.loads(read_zip(auth_client, run).read("run.json"))
+    assert [(g["status"], g["images"]) for g in manifest["generations"]] == [("running", []), ("running", [])]
+
+    add_image(nano, image_bytes((40, 40, 200), SIZE, fmt="JPEG"))
+    Generation.objects.filter(pk=nano.pk).update(status="succeeded", latency_ms=4200, finished_at=timezone.now())
+    archive = read_zip(auth_client, run)
+    manifest = json.loads(archive.read("run.json"))
+    text = archive.read("run.json").decode()
+    for giveaway in ["latency_ms", "6100", "4200", "timings", "attempt", "bytes", '"format": "webp"', "jpeg", "error"]:
+        assert giveaway not in text, giveaway
+    assert leaks(archive) == []
+    for g in manifest["generations"]:
+        (img,) = g["images"]
+        assert img["file"] == f"images/{g['side']}-1.png" and img["format"] == "png"
+        with PILImage.open(io.BytesIO(archive.read(img["file"]))) as decoded:
+            assert (decoded.format, decoded.size) == ("PNG", (65, 48)) == ("PNG", (img["width"], img["height"]))
+    assert sorted(n for n in archive.namelist() if n.startswith("images/")) == ["images/A-1.png", "images/B-1.png"]
+
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.TIE)
+    manifest = json.loads(read_zip(auth_client, run).read("run.json"))
+    by_key = {g["model_key"]: g for g in manifest["generations"]}
+    assert by_key["gpt-image-2"]["timings"]["latency_ms"] == 6100 and by_key["gpt-image-2"]["attempts"] == 2
+    assert by_key["gpt-image-2"]["images"][0]["format"] == "webp" and by_key["gpt-image-2"]["images"][0]["width"] == 65
 
 
 @pytest.mark.django_db(transaction=True)
@@ -131,8 +152,8 @@ def test_zip_of_a_simulated_run_has_every_file_and_the_record(auth_client, user,
     )
     run = Run.objects.get()
     wait_for_generations(run)
-    Reference.objects.create(run=run, name="mood.png", **images.store(picture("PNG", (10, 120, 200))))
-    Vote.objects.create(run=run, user=other_user, choice="gen:0")
+    Reference.objects.create(run=run, name="mood.png", **images.store(image_bytes((10, 120, 200), SIZE)))
+    Vote.objects.create(run=run, user=other_user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     layout = criterion()
     Rating.objects.create(generation=run.generations.get(position=0), user=user, criterion=layout, stars=5)
     Note.objects.create(run=run, author=user, body="crisp type")
@@ -171,11 +192,15 @@ def test_zip_of_an_unknown_run_is_404(auth_client):
 
 
 def test_history_csv_and_json_follow_the_filters_and_hide_blind_runs(auth_client, user, other_user):
-    shown = make_run(user, "=SUM(A1) fox", tags=["animals", "red"], cost="0.0400")
-    Vote.objects.create(run=shown, user=other_user, choice="gen:1")
+    shown = make_run(user, "=SUM(A1) fox", tags=["animals", "red"], cost_usd="0.0400")
+    Vote.objects.create(
+        run=shown, user=other_user, verdict=Vote.Verdict.BETTER, winner=shown.generations.get(position=1)
+    )
     Note.objects.create(run=shown, author=user, body="n")
     hidden = make_run(other_user, "blind fox", blind=True)
-    Vote.objects.create(run=hidden, user=other_user, choice="gen:0")
+    Vote.objects.create(
+        run=hidden, user=other_user, verdict=Vote.Verdict.BETTER, winner=hidden.generations.get(position=0)
+    )
     make_run(user, "a hen")
 
     response = auth_client.get("/runs/export.csv?q=fox&sort=oldest")
@@ -218,3 +243,14 @@ def test_history_links_the_exports_with_the_current_filters(auth_client, user):
     html = auth_client.get("/runs/?q=fox&tag=animals&page=1&model=").content.decode()
     assert 'href="/runs/export.csv?q=fox&amp;tag=animals"' in html
     assert 'href="/runs/export.json?q=fox&amp;tag=animals"' in html
+
+
+# --- what is stored of a provider's output --------------------------------------------
+
+
+def test_provider_metadata_is_stripped_from_stored_outputs():
+    info = PngImagePlugin.PngInfo()
+    info.add_text("c2pa", "Made by GPT Image 2")
+    stored = images.store(png("red", (32, 32), pnginfo=info), strip=True)
+    data = images.open_bytes(stored["file"])
+    assert b"GPT Image 2" not in data and PILImage.open(io.BytesIO(data)).getpixel((1, 1)) == (255, 0, 0)

@@ -9,15 +9,13 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from compare.models import Generation, Image, Note, Run, Vote
-from tests.conftest import wait_for_generations
+from tests.factories import BOTH, form_data, wait_for_generations
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BOTH = ["gpt-image-2", "gemini-3-pro-image"]
 
 
 def submit(client, prompt, models=BOTH, **options):
-    data = {"prompt": prompt, "models": models, "aspect_ratio": "1:1", "resolution": "1K", **options}
-    return client.post("/", data)
+    return client.post("/", form_data(prompt, models, **options))
 
 
 def test_new_comparison_page_preselects_both_flagships_and_says_simulated(auth_client, simulator):
@@ -56,7 +54,7 @@ def test_whole_loop_from_prompt_to_history(auth_client, simulator, user):
     assert votes.status_code == 200
     assert re.search(r"Left better: <strong>1</strong>", votes.content.decode())
     auth_client.post(f"/runs/{run.id}/vote", {"choice": "tie"}, HTTP_HX_REQUEST="true")
-    assert list(Vote.objects.values_list("user__username", "choice")) == [("dana", "tie")]
+    assert list(Vote.objects.values_list("user__username", "verdict", "winner")) == [("dana", "tie", None)]
 
     notes = auth_client.post(
         f"/runs/{run.id}/notes", {"body": "Gemini kerned the title better"}, HTTP_HX_REQUEST="true"
@@ -76,9 +74,11 @@ def test_models_start_together_and_the_slowest_decides(auth_client, simulator):
     submit(auth_client, "a teapot [[latency:1.0]]")
     run = Run.objects.get()
     gens = wait_for_generations(run)
-    starts = sorted(g.started_at for g in gens)
+    starts = sorted(g.started_at for g in gens if g.started_at is not None)
+    ends = [g.finished_at for g in gens if g.finished_at is not None]
+    assert len(starts) == len(ends) == len(gens)  # every side started and finished
     assert (starts[-1] - starts[0]).total_seconds() < 0.5
-    span = (max(g.finished_at for g in gens) - min(g.queued_at for g in gens)).total_seconds()
+    span = (max(ends) - min(g.queued_at for g in gens)).total_seconds()
     assert 1.0 <= span < 1.9  # in parallel: about one latency, not two
 
 
@@ -116,7 +116,7 @@ def test_votes_wait_until_every_model_has_finished(auth_client, simulator):
     ("data", "message"),
     [
         ({"prompt": "cat", "models": ["gpt-image-2"]}, "Pick at least two models to compare."),
-        ({"prompt": "   ", "models": BOTH}, "This field is required."),
+        ({"prompt": "   ", "models": BOTH}, "A prompt is required (invisible characters alone do not count)."),
         ({"prompt": "cat", "models": [*BOTH, "dall-e-9"]}, "Select a valid choice."),
         ({"prompt": "x" * 32001, "models": BOTH}, "the limit is 32,000"),
         ({"prompt": "cat", "models": BOTH, "size": "1000x1000"}, "multiples of 16"),
@@ -137,6 +137,7 @@ def test_login_is_required_for_pages_and_images(client, auth_client, simulator):
     run = Run.objects.get()
     wait_for_generations(run)
     image = Image.objects.first()
+    assert image is not None
     client.logout()
     for url in ["/", "/runs/", f"/runs/{run.id}/", image.url, image.thumbnail_url]:
         response = client.get(url)

@@ -5,7 +5,6 @@ answer is a redirect/201 or a 400 that says what is wrong, never a 5xx, and a
 Providers are never called: the DummyBackend only records the tasks."""
 
 import base64
-import io
 import json
 import struct
 import uuid
@@ -18,10 +17,10 @@ from django.test import Client
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from PIL import Image as PILImage
 
 from compare.forms import OPTION_FIELDS
 from compare.models import ApiToken, Generation, Reference, Run
+from tests.factories import DUMMY_TASKS, image_bytes, make_run, png
 
 pytestmark = pytest.mark.django_db
 MODELS = ["gpt-image-2", "gemini-3-pro-image"]
@@ -35,8 +34,7 @@ FUZZ = hsettings(
 
 @pytest.fixture(autouse=True)
 def _no_provider_calls(settings):
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, not security
+    settings.TASKS = DUMMY_TASKS
     cache.clear()
 
 
@@ -103,17 +101,11 @@ form_data = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
 @FUZZ
 @given(data=form_data)
-def test_the_new_run_form_never_fails_on_any_input(logged_in, settings, data):
+def test_the_new_run_form_never_fails_on_any_input(auth_client, settings, data):
     before = counts()
-    response = logged_in.post("/", data)
+    response = auth_client.post("/", data)
     event(f"status {response.status_code}")
     assert response.status_code in (302, 400), f"{response.status_code} for {data!r}"
     if response.status_code == 400:
@@ -135,10 +127,10 @@ def test_the_new_run_form_never_fails_on_any_input(logged_in, settings, data):
         },
     )
 )
-def test_the_new_run_form_with_valid_models_and_random_options(logged_in, data):
+def test_the_new_run_form_with_valid_models_and_random_options(auth_client, data):
     """The options on their own, so invalid models do not hide every other problem."""
     before = counts()
-    response = logged_in.post("/", data)
+    response = auth_client.post("/", data)
     event(f"status {response.status_code}")
     assert response.status_code in (302, 400), f"{response.status_code} for {data!r}"
     if response.status_code == 400:
@@ -163,7 +155,7 @@ b64_strings = st.one_of(
 
 
 def api_value(name: str):
-    right: dict = {
+    right_types: dict = {
         "prompt": st.one_of(st.just("a red fox"), any_text),
         "models": st.one_of(st.just(MODELS), model_keys),
         "references": st.lists(b64_strings, max_size=3),
@@ -176,7 +168,7 @@ def api_value(name: str):
         "output_compression": st.integers(-5, 200),
         "parent": st.one_of(st.uuids().map(str), any_text),
     }
-    right = right[name] if name in right else option_value(name)
+    right = right_types[name] if name in right_types else option_value(name)
     return st.one_of(right, right, json_values)  # the right type twice as often as anything at all
 
 
@@ -249,18 +241,6 @@ def test_the_api_never_fails_on_any_bytes(api, raw):
 # --- hostile uploads ------------------------------------------------------------------------------
 
 
-def png(size=(32, 32), mode="RGB") -> bytes:
-    buf = io.BytesIO()
-    PILImage.new(mode, size, "red" if mode != "1" else 1).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def jpeg() -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", (32, 32), "blue").save(buf, "JPEG")
-    return buf.getvalue()
-
-
 def png_bomb(width=20_000, height=20_000) -> bytes:
     """A valid 1-bit PNG of width×height all-black pixels: 50 MB of pixels in ~50 kB,
     written by hand so the test never holds the pixels in memory."""
@@ -279,7 +259,7 @@ SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>a
 HOSTILE = {
     "empty": (b"", "ref.png", "empty"),
     "random bytes": (bytes(range(256)) * 8, "ref.png", "not a readable image"),
-    "truncated PNG": (png((256, 256))[:200], "ref.png", "not a readable image"),
+    "truncated PNG": (png("red", (256, 256))[:200], "ref.png", "not a readable image"),
     "PNG header only": (png()[:33], "ref.png", "not a readable image"),
     "PNG bomb": (png_bomb(), "bomb.png", "too many pixels"),
     "SVG with script": (SVG, "evil.png", "not a readable image"),
@@ -295,10 +275,10 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_uploads_are_refused_with_a_message_and_nothing_is_stored(logged_in, settings, name):
+def test_hostile_uploads_are_refused_with_a_message_and_nothing_is_stored(auth_client, settings, name):
     data, filename, message = HOSTILE[name]
     upload = SimpleUploadedFile(filename, data, "image/png")
-    response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
+    response = auth_client.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
     assert response.status_code == 400
     html = response.content.decode()
     assert message in html.lower() or message in html, html[html.find('role="alert"') - 200 :][:600]
@@ -316,8 +296,8 @@ def test_hostile_uploads_through_the_api(api, settings, name):
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
 
-def test_a_mask_that_is_not_an_image_is_refused(logged_in, settings):
-    response = logged_in.post(
+def test_a_mask_that_is_not_an_image_is_refused(auth_client, settings):
+    response = auth_client.post(
         "/",
         {
             "prompt": "a red fox",
@@ -331,43 +311,43 @@ def test_a_mask_that_is_not_an_image_is_refused(logged_in, settings):
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
-def test_random_bytes_as_references_never_fail(logged_in, settings):
+def test_random_bytes_as_references_never_fail(auth_client, settings):
     """A quick sweep of byte soups that start like real formats."""
     prefixes = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBP", b"GIF8", b"BM", b"II*\x00", b""]
     for index, prefix in enumerate(prefixes):
         soup = prefix + uuid.uuid4().bytes * (index + 1)
-        response = logged_in.post(
+        response = auth_client.post(
             "/", {"prompt": "a fox", "models": MODELS, "references": [SimpleUploadedFile("x.png", soup, "image/png")]}
         )
         assert response.status_code == 400, prefix
     assert counts() == (0, 0, 0) and stored_files(settings) == []
 
 
-def test_a_jpeg_named_png_is_refused_and_a_true_jpeg_is_served_as_one(logged_in, settings):
+def test_a_jpeg_named_png_is_refused_and_a_true_jpeg_is_served_as_one(auth_client, settings):
     """The name and the declared type must match the bytes; what is stored is served
     as what it really is."""
-    mislabelled = SimpleUploadedFile("photo.png", jpeg(), "image/png")
-    response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [mislabelled]})
+    mislabelled = SimpleUploadedFile("photo.png", image_bytes("blue", (32, 32), fmt="JPEG"), "image/png")
+    response = auth_client.post("/", {"prompt": "a red fox", "models": MODELS, "references": [mislabelled]})
     assert (
         response.status_code == 400
         and "photo.png says it is PNG but is really a JPEG image" in response.content.decode()
     )
     assert counts() == (0, 0, 0) and stored_files(settings) == []
-    upload = SimpleUploadedFile("photo.jpg", jpeg(), "image/jpeg")
-    response = logged_in.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
+    upload = SimpleUploadedFile("photo.jpg", image_bytes("blue", (32, 32), fmt="JPEG"), "image/jpeg")
+    response = auth_client.post("/", {"prompt": "a red fox", "models": MODELS, "references": [upload]})
     assert response.status_code == 302
     ref = Reference.objects.get()
     assert ref.format == "jpeg" and ref.file.endswith(".jpeg") and ref.name == "photo.jpg"
-    served = logged_in.get(ref.url)
+    served = auth_client.get(ref.url)
     assert served["Content-Type"] == "image/jpeg" and served["X-Content-Type-Options"] == "nosniff"
     assert b"".join(served.streaming_content)[:3] == b"\xff\xd8\xff"
 
 
-def test_an_image_with_a_payload_after_its_end_is_stored_clean(logged_in):
+def test_an_image_with_a_payload_after_its_end_is_stored_clean(auth_client):
     """Bytes after IEND (polyglots) do not survive the re-encoding."""
     upload = SimpleUploadedFile("ref.png", png() + b"<script>alert(1)</script>", "image/png")
-    assert logged_in.post("/", {"prompt": "a fox", "models": MODELS, "references": [upload]}).status_code == 302
-    served = b"".join(logged_in.get(Reference.objects.get().url).streaming_content)
+    assert auth_client.post("/", {"prompt": "a fox", "models": MODELS, "references": [upload]}).status_code == 302
+    served = b"".join(auth_client.get(Reference.objects.get().url).streaming_content)
     assert b"<script>" not in served and served.startswith(b"\x89PNG")
 
 
@@ -400,8 +380,8 @@ def test_bad_option_values_are_a_400_not_a_500(user, method, url, bad):
         assert counts() == (0, 0, 0)
 
 
-def test_a_malformed_parent_is_explained(logged_in):
-    response = logged_in.post("/", {"prompt": "a fox", "models": MODELS, "parent": "not-a-uuid"})
+def test_a_malformed_parent_is_explained(auth_client):
+    response = auth_client.post("/", {"prompt": "a fox", "models": MODELS, "parent": "not-a-uuid"})
     assert response.status_code == 400 and counts() == (0, 0, 0)
     assert 'role="alert"' in response.content.decode()
 
@@ -410,3 +390,18 @@ def test_deeply_nested_json_is_a_400(api):
     response = api(b"[" * 100_000 + b"]" * 100_000)
     assert response.status_code == 400, response.status_code
     assert counts() == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "url", ["/runs/options?part=summary&reference_count=²", "/judge?skip=abc,%2F..", "/api/runs?page=²"]
+)
+def test_odd_numbers_and_ids_are_not_a_500(auth_client, url):
+    assert auth_client.get(url).status_code < 500
+
+
+def test_odd_star_values_and_token_ids_are_explained(auth_client, user):
+    run = make_run(user)
+    gen = run.generations.get(position=0)
+    response = auth_client.post(f"/runs/{run.id}/generations/{gen.id}/rate", {"stars-1": "²"}, HTTP_HX_REQUEST="true")
+    assert response.status_code in (200, 422)
+    assert auth_client.post("/settings/tokens", {"revoke": "abc"}, follow=True).status_code == 200

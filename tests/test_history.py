@@ -4,59 +4,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from django import forms
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from compare.history import HistoryFilters, annotated, filtered, row, with_rows
 from compare.judging import blind
-from compare.models import Generation, Image, Note, Reveal, Run, Tag, Vote
+from compare.models import Image, Note, Reveal, Run, Vote
+from tests.factories import GPT, MINI, NANO, make_run
 
 pytestmark = pytest.mark.django_db
-
-GPT = ("gpt-image-2", "GPT Image 2", "gpt-image-2-2026")
-NANO = ("gemini-3-pro-image", "Nano Banana Pro", "gemini-3-pro-image-preview")
-MINI = ("gpt-image-1-mini", "GPT Image 1 mini", "gpt-image-1-mini")
-
-
-@pytest.fixture(autouse=True)
-def _history_urls(settings):
-    # The user fixtures hash passwords; the default hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def make_run(
-    author,
-    prompt: str,
-    statuses=("succeeded", "succeeded"),
-    models=(GPT, NANO),
-    *,
-    blind: bool = False,
-    days_ago: float = 0,
-    tags=(),
-    cost: str | None = "0.04",
-) -> Run:
-    """A run straight in the database: no provider, no task."""
-    run = Run.objects.create(
-        author=author,
-        prompt=prompt,
-        blind=blind,
-        options={"n": 1},
-        created_at=timezone.now() - timedelta(days=days_ago),
-    )
-    for position, ((key, label, model_id), status) in enumerate(zip(models, statuses, strict=True)):
-        Generation.objects.create(
-            run=run,
-            position=position,
-            blind_position=len(models) - 1 - position if blind else position,
-            model_key=key,
-            model_label=label,
-            model_id=model_id,
-            status=status,
-            cost_usd=cost,
-        )
-    run.tags.set(Tag.objects.get_or_create(name=name)[0] for name in tags)
-    return run
 
 
 def prompts(client, query: str = "") -> list[str]:
@@ -125,8 +83,10 @@ def test_voted_and_not_voted_by_me(auth_client, user, other_user):
     mine = make_run(user, "I voted")
     theirs = make_run(user, "only lee voted")
     make_run(user, "nobody voted")
-    Vote.objects.create(run=mine, user=user, choice="gen:0")
-    Vote.objects.create(run=theirs, user=other_user, choice="gen:1")
+    Vote.objects.create(run=mine, user=user, verdict=Vote.Verdict.BETTER, winner=mine.generations.get(position=0))
+    Vote.objects.create(
+        run=theirs, user=other_user, verdict=Vote.Verdict.BETTER, winner=theirs.generations.get(position=1)
+    )
     assert prompts(auth_client, "?voted=yes") == ["I voted"]
     assert sorted(prompts(auth_client, "?voted=no")) == ["nobody voted", "only lee voted"]
 
@@ -136,17 +96,23 @@ def test_winner_is_the_model_at_the_voted_position(auth_client, user, other_user
     nano_won = make_run(user, "nano won", models=(GPT, NANO))
     swapped = make_run(user, "gpt won on the right", models=(NANO, GPT))
     tie = make_run(user, "tie", models=(GPT, NANO))
-    Vote.objects.create(run=gpt_won, user=other_user, choice="gen:0")
-    Vote.objects.create(run=nano_won, user=other_user, choice="gen:1")
-    Vote.objects.create(run=swapped, user=other_user, choice="gen:1")
-    Vote.objects.create(run=tie, user=other_user, choice="tie")
+    Vote.objects.create(
+        run=gpt_won, user=other_user, verdict=Vote.Verdict.BETTER, winner=gpt_won.generations.get(position=0)
+    )
+    Vote.objects.create(
+        run=nano_won, user=other_user, verdict=Vote.Verdict.BETTER, winner=nano_won.generations.get(position=1)
+    )
+    Vote.objects.create(
+        run=swapped, user=other_user, verdict=Vote.Verdict.BETTER, winner=swapped.generations.get(position=1)
+    )
+    Vote.objects.create(run=tie, user=other_user, verdict=Vote.Verdict.TIE)
     assert sorted(prompts(auth_client, "?winner=gpt-image-2")) == ["gpt won", "gpt won on the right"]
     assert prompts(auth_client, "?winner=gemini-3-pro-image") == ["nano won"]
 
 
 def test_model_and_winner_filters_skip_blind_runs_whose_names_are_hidden(auth_client, user, other_user):
     run = make_run(other_user, "blind gpt win", blind=True)
-    Vote.objects.create(run=run, user=other_user, choice="gen:0")
+    Vote.objects.create(run=run, user=other_user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     assert prompts(auth_client, "?winner=gpt-image-2") == []
     assert prompts(auth_client, "?model=gpt-image-2") == []
     assert prompts(auth_client) == ["blind gpt win"]  # still listed, just not findable by model
@@ -160,7 +126,7 @@ def test_sort_newest_oldest_and_most_discussed(auth_client, user, other_user):
     make_run(user, "middle", days_ago=2)
     make_run(user, "new", days_ago=1)
     Note.objects.create(run=old, author=user, body="hm")
-    Vote.objects.create(run=old, user=other_user, choice="tie")
+    Vote.objects.create(run=old, user=other_user, verdict=Vote.Verdict.TIE)
     assert prompts(auth_client) == ["new", "middle", "old"]
     assert prompts(auth_client, "?sort=newest") == ["new", "middle", "old"]
     assert prompts(auth_client, "?sort=oldest") == ["old", "middle", "new"]
@@ -173,7 +139,9 @@ def test_pagination_keeps_the_filters(auth_client, user, settings):
         make_run(user, f"cat {i}", days_ago=i, tags=["pets"])
         make_run(user, f"dog {i}", days_ago=i)
     first = auth_client.get("/runs/?q=cat&tag=pets&model=&sort=").content.decode()
-    link = re.search(r'<a href="(\?[^"]*page=2[^"]*)" hx-get="[^"]+">Older →</a>', first).group(1)
+    older = re.search(r'<a href="(\?[^"]*page=2[^"]*)" hx-get="[^"]+">Older →</a>', first)
+    assert older, "no link to the older runs"
+    link = older.group(1)
     assert "q=cat" in link and "tag=pets" in link and "model=" not in link  # empty fields are dropped
     assert prompts(auth_client, link.replace("&amp;", "&")) == ["cat 3", "cat 4"]
     assert "Page 2 of 2" in auth_client.get("/runs/" + link.replace("&amp;", "&")).content.decode()
@@ -195,7 +163,9 @@ def test_htmx_gets_only_the_results_and_a_clean_url_to_push(auth_client, user):
 
 def test_the_form_works_with_and_without_javascript(auth_client, user):
     html = auth_client.get("/runs/?q=fox&sort=oldest").content.decode()
-    form = re.search(r"<form class=\"history-filters\"[^>]*>", html).group(0)
+    found = re.search(r"<form class=\"history-filters\"[^>]*>", html)
+    assert found, "no filters form"
+    form = found.group(0)
     assert 'method="get"' in form and 'action="/runs/"' in form and 'hx-push-url="true"' in form
     assert 'hx-get="/runs/"' in form and 'hx-target="#results"' in form
     assert "input from:[name=q] delay:400ms" in form and "change" in form
@@ -224,7 +194,7 @@ def test_rows_show_thumbnails_status_tags_tally_and_notes(auth_client, user, oth
         format="png",
         bytes=1,
     )
-    Vote.objects.create(run=run, user=other_user, choice="gen:0")
+    Vote.objects.create(run=run, user=other_user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     Note.objects.create(run=run, author=user, body="nice")
     html = row_html(auth_client, run)
     assert f'src="{img.thumbnail_url}"' in html and f'src="{img.url}"' not in html  # never the full image
@@ -239,12 +209,12 @@ def test_blind_rows_name_no_model_until_the_viewer_votes(auth_client, user, othe
     Image.objects.create(
         generation=gen, sha256="cd" * 32, file="y.png", thumbnail="y.webp", width=512, height=512, format="png", bytes=1
     )
-    Vote.objects.create(run=run, user=other_user, choice="gen:0")
+    Vote.objects.create(run=run, user=other_user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     html = row_html(auth_client, run)
     assert "Side A" in html and "Side B" in html and "1 vote" in html
     for needle in [*GPT, *NANO, "gpt", "gemini", "nano"]:
         assert needle.lower() not in html.lower(), needle
-    Vote.objects.create(run=run, user=user, choice="gen:1")
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=1))
     html = row_html(auth_client, run)
     assert "GPT Image 2" in html and "Nano Banana Pro" in html and "2 votes" in html
 
@@ -253,7 +223,7 @@ def test_blind_rows_name_no_model_until_the_viewer_votes(auth_client, user, othe
 def test_row_hides_names_exactly_when_blind_says_so(user, other_user, case):
     run = make_run(other_user, case, blind=case.startswith("blind"))
     if case == "blind-voted":
-        Vote.objects.create(run=run, user=user, choice="tie")
+        Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.TIE)
     if case == "blind-revealed":
         Reveal.objects.create(run=run, user=user)
     loaded = with_rows(annotated(user)).get(pk=run.pk)
@@ -272,7 +242,9 @@ def test_a_page_costs_the_same_queries_for_any_number_of_runs(auth_client, user,
     def add_runs(n: int) -> None:
         for i in range(n):
             run = make_run(other_user, f"run {i}", blind=i % 2 == 0, tags=["t"])
-            Vote.objects.create(run=run, user=other_user, choice="gen:0")
+            Vote.objects.create(
+                run=run, user=other_user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0)
+            )
             Note.objects.create(run=run, author=user, body="n")
 
     add_runs(2)
@@ -284,6 +256,10 @@ def test_a_page_costs_the_same_queries_for_any_number_of_runs(auth_client, user,
 def test_filters_form_offers_models_from_history_and_authors_with_runs(user, other_user):
     make_run(user, "x", models=(MINI, NANO))
     form = HistoryFilters({})
-    assert ("gpt-image-1-mini", "GPT Image 1 mini") in form.fields["model"].choices
-    assert [c for c, _ in form.fields["author"].choices] == ["", "dana"]
+    model_field, author_field = form.fields["model"], form.fields["author"]
+    assert isinstance(model_field, forms.ChoiceField) and isinstance(author_field, forms.ChoiceField)
+    model_choices, author_choices = model_field.choices, author_field.choices
+    assert isinstance(model_choices, list) and isinstance(author_choices, list)  # Django normalises to a list
+    assert ("gpt-image-1-mini", "GPT Image 1 mini") in model_choices
+    assert [c for c, _ in author_choices] == ["", "dana"]
     assert list(filtered(form, user)) == list(Run.objects.all())

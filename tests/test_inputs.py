@@ -2,23 +2,18 @@
 and sent to each model the way its API takes them (through the simulator)."""
 
 import io
+import os
 
 import pytest
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
 from compare import images
 from compare.models import Reference, Run
-from tests.conftest import wait_for_generations
+from tests.factories import BOTH, form_data, image_bytes, upload, wait_for_generations
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BOTH = ["gpt-image-2", "gemini-3-pro-image"]
-
-
-def png(size=(256, 256), color=(200, 30, 30), mode="RGB", fmt="PNG", name="ref.png", **save) -> SimpleUploadedFile:
-    buf = io.BytesIO()
-    PILImage.new(mode, size, color).save(buf, fmt, **save)
-    return SimpleUploadedFile(name, buf.getvalue(), content_type=f"image/{fmt.lower()}")
 
 
 def mask_png(size=(256, 256), hole=(0, 0, 128, 256)) -> SimpleUploadedFile:
@@ -30,18 +25,15 @@ def mask_png(size=(256, 256), hole=(0, 0, 128, 256)) -> SimpleUploadedFile:
 
 
 def post(client, models=BOTH, **files_and_fields):
-    data = {"prompt": "make it a poster", "models": models, "aspect_ratio": "1:1", "resolution": "1K"}
-    data.update(files_and_fields)
-    return client.post("/", data)
+    return client.post("/", form_data("make it a poster", models, **files_and_fields))
 
 
 def test_references_are_stored_reencoded_and_reach_both_models(auth_client, simulator):
     exif = PILImage.Exif()
     exif[0x010F] = "SecretCam"  # camera make: metadata that must not be stored or sent on
-    buf = io.BytesIO()
-    PILImage.new("RGB", (300, 200), (10, 120, 200)).save(buf, "JPEG", exif=exif)
-    photo = SimpleUploadedFile("photo.jpg", buf.getvalue(), content_type="image/jpeg")
-    response = post(auth_client, references=[photo, png(color=(20, 200, 20), name="green.png")])
+    original = image_bytes((10, 120, 200), (300, 200), fmt="JPEG", exif=exif)
+    photo = SimpleUploadedFile("photo.jpg", original, content_type="image/jpeg")
+    response = post(auth_client, references=[photo, upload(color=(20, 200, 20), name="green.png")])
     assert response.status_code == 302, response.content.decode()[:500]
     run = Run.objects.get()
     refs = list(run.references.order_by("position"))
@@ -50,7 +42,7 @@ def test_references_are_stored_reencoded_and_reach_both_models(auth_client, simu
         ("green.png", 256, 256, "png"),
     ]
     stored = images.open_bytes(refs[0].file)
-    assert b"SecretCam" not in stored and b"SecretCam" in buf.getvalue()
+    assert b"SecretCam" not in stored and b"SecretCam" in original
     assert run.options["references"] == 2
 
     gpt, gemini = sorted(wait_for_generations(run), key=lambda g: g.position)
@@ -66,13 +58,13 @@ def test_references_are_stored_reencoded_and_reach_both_models(auth_client, simu
 
 
 def test_the_mask_edits_only_the_transparent_area_on_gpt_image_2(auth_client, simulator):
-    response = post(auth_client, references=[png(color=(200, 30, 30))], mask=mask_png(), size="1024x1024")
+    response = post(auth_client, references=[upload(color=(200, 30, 30))], mask=mask_png(), size="1024x1024")
     assert response.status_code == 302, response.content.decode()[:800]
     run = Run.objects.get()
     assert run.references.filter(kind="mask").count() == 1
     gpt, _gemini = sorted(wait_for_generations(run), key=lambda g: g.position)
-    with PILImage.open(io.BytesIO(images.open_bytes(gpt.images.get().file))) as out:
-        out = out.convert("RGB").resize((256, 256))
+    with PILImage.open(io.BytesIO(images.open_bytes(gpt.images.get().file))) as edited:
+        out = edited.convert("RGB").resize((256, 256))
         # Outside the hole (the right half) the reference's red is kept: the mask was applied.
         assert out.getpixel((220, 128)) == (200, 30, 30)
     page = auth_client.get(run.get_absolute_url()).content.decode()
@@ -83,7 +75,7 @@ def test_the_mask_edits_only_the_transparent_area_on_gpt_image_2(auth_client, si
     ("files", "models", "message"),
     [
         (
-            {"references": [png(name=f"r{i}.png") for i in range(15)]},
+            {"references": [upload(name=f"r{i}.png") for i in range(15)]},
             BOTH,
             "Nano Banana Pro takes at most 14 reference images; you gave 15.",
         ),
@@ -92,16 +84,16 @@ def test_the_mask_edits_only_the_transparent_area_on_gpt_image_2(auth_client, si
             BOTH,
             "notes.png: The file is not a readable image (or it is truncated).",
         ),
-        ({"references": [png(fmt="GIF", name="anim.gif")]}, BOTH, "anim.gif: GIF images are not supported"),
+        ({"references": [upload(fmt="GIF", name="anim.gif")]}, BOTH, "anim.gif: GIF images are not supported"),
         ({"mask": mask_png()}, BOTH, "A mask applies to the first reference image: add a reference image too."),
-        ({"references": [png()], "mask": png(name="flat.png")}, BOTH, "The mask must be a PNG with transparency"),
+        ({"references": [upload()], "mask": upload(name="flat.png")}, BOTH, "The mask must be a PNG with transparency"),
         (
-            {"references": [png()], "mask": png(fmt="JPEG", name="m.jpg")},
+            {"references": [upload()], "mask": upload(fmt="JPEG", name="m.jpg")},
             BOTH,
             "The mask must be a PNG with transparency",
         ),
         (
-            {"references": [png(size=(300, 300))], "mask": mask_png()},
+            {"references": [upload(size=(300, 300))], "mask": mask_png()},
             BOTH,
             "The mask is 256×256 but the first reference is 300×300; they must be the same size.",
         ),
@@ -115,7 +107,7 @@ def test_bad_references_and_masks_are_explained_and_nothing_is_stored(auth_clien
 
 
 def test_a_truncated_upload_is_refused(auth_client):
-    whole = png(size=(512, 512), color=(1, 2, 3)).read()
+    whole = upload(size=(512, 512), color=(1, 2, 3)).read()
     cut = SimpleUploadedFile("cut.png", whole[: len(whole) // 2], content_type="image/png")
     response = post(auth_client, references=[cut])
     assert response.status_code == 400 and "cut.png: The file is not a readable image" in response.content.decode()
@@ -141,7 +133,7 @@ def test_an_earlier_result_can_be_reused_as_a_reference(auth_client, simulator):
 def test_a_mask_needs_a_model_that_takes_one(auth_client, enable_models):
     enable_models("gemini-nano-banana-2.1")
     response = post(
-        auth_client, models=["gemini-3-pro-image", "gemini-nano-banana-2.1"], references=[png()], mask=mask_png()
+        auth_client, models=["gemini-3-pro-image", "gemini-nano-banana-2.1"], references=[upload()], mask=mask_png()
     )
     assert response.status_code == 400
     assert "None of the chosen models can take a mask." in response.content.decode()
@@ -156,7 +148,7 @@ def test_the_api_takes_references_as_base64_and_explains_bad_ones(client, user, 
 
     _, token = ApiToken.issue(user, "script")
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    encoded = base64.b64encode(png(color=(5, 5, 250)).read()).decode()
+    encoded = base64.b64encode(upload(color=(5, 5, 250)).read()).decode()
     body = {"prompt": "sign", "models": BOTH, "references": [encoded, "data:image/png;base64," + encoded]}
     response = client.post("/api/runs", json.dumps(body), content_type="application/json", **headers)
     assert response.status_code == 201, response.content
@@ -179,13 +171,13 @@ def test_the_api_takes_references_as_base64_and_explains_bad_ones(client, user, 
 @pytest.mark.parametrize(
     ("upload", "message"),
     [
-        (png(fmt="JPEG", name="photo.png"), "photo.png says it is PNG but is really a JPEG image"),
+        (upload(fmt="JPEG", name="photo.png"), "photo.png says it is PNG but is really a JPEG image"),
         (
-            SimpleUploadedFile("shot.webp", png(name="x.png").read(), content_type="image/webp"),
+            SimpleUploadedFile("shot.webp", upload(name="x.png").read(), content_type="image/webp"),
             "shot.webp says it is WebP but is really a PNG image",
         ),
         (
-            SimpleUploadedFile("noext", png(name="x.png").read(), content_type="image/jpeg"),
+            SimpleUploadedFile("noext", upload(name="x.png").read(), content_type="image/jpeg"),
             "noext says it is JPEG but is really a PNG image",
         ),
         (
@@ -221,3 +213,33 @@ def test_an_option_no_chosen_model_supports_is_an_error(client, user, enable_mod
     assert fields["quality"] == ["None of the chosen models supports quality."]
     assert fields["background"] == ["None of the chosen models supports background."]
     assert not Run.objects.exists()
+
+
+class RenamingStorage(FileSystemStorage):
+    """A storage that never keeps the name it is asked for, as storages that add a prefix,
+    a suffix or sanitise names do: only the name `save()` returns finds the file again."""
+
+    def get_available_name(self, name, max_length=None):
+        root, ext = os.path.splitext(name)
+        return super().get_available_name(f"{root}-stored{ext}", max_length)
+
+
+def test_files_are_found_on_a_storage_that_renames_them(auth_client, simulator, settings):
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.RenamingStorage"}}
+    response = post(auth_client, references=[upload("ref.png", (20, 200, 20))])
+    assert response.status_code == 302, response.content.decode()[:500]
+    run = Run.objects.get()
+    ref = run.references.get()
+    gens = wait_for_generations(run)
+    assert all(g.status == "succeeded" for g in gens)
+    rows = [ref] + [image for g in gens for image in g.images.all()]
+    assert len(rows) == 3
+    for row in rows:
+        for name in (row.file, row.thumbnail):
+            assert name.rsplit(".", 1)[0].endswith("-stored") and default_storage.exists(name), name
+    # What a designer sees: every picture and thumbnail is served, none is missing.
+    for url in [ref.url, ref.thumbnail_url] + [u for row in rows[1:] for u in (row.url, row.thumbnail_url)]:
+        served = auth_client.get(url)
+        assert served.status_code == 200, url
+        assert b"".join(served.streaming_content if served.streaming else [served.content]), url
+    assert images.open_bytes(ref.file)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -24,7 +24,8 @@ from compare.judging.leaderboard import (
     win_probability,
 )
 from compare.judging.scorecard import build_scorecard
-from compare.models import Criterion, Generation, Image, Rating, Run, Tag, TeamSettings, Vote
+from compare.models import Criterion, Rating, Run, TeamSettings, Vote
+from tests import factories
 
 LABELS = {"a": "Model A", "b": "Model B", "c": "Model C"}
 
@@ -147,42 +148,26 @@ def test_bootstrap_is_seeded_and_brackets_the_score():
 # --- Reading the database ----------------------------------------------------------
 
 
-def make_run(author, keys, *, tags=(), created=None, blind=False, latency_ms=2000, cost="0.0400", images=1) -> Run:
-    run = Run.objects.create(
-        author=author, prompt="a red fox", blind=blind, created_at=created or datetime(2026, 3, 1, 12, tzinfo=UTC)
+def make_run(author, keys, *, created=None, cost="0.0400", images=1, latency_ms=2000, **fields) -> Run:
+    """A finished run of the models named by `keys` (letters of LABELS), `images` per side."""
+    return factories.make_run(
+        author,
+        "a red fox",
+        models=[(key, LABELS[key], key) for key in keys],
+        created_at=created or datetime(2026, 3, 1, 12, tzinfo=UTC),
+        cost_usd=Decimal(cost),
+        images=images,
+        latency_ms=latency_ms,
+        **fields,
     )
-    for name in tags:
-        run.tags.add(Tag.objects.get_or_create(name=name)[0])
-    for pos, key in enumerate(keys):
-        gen = Generation.objects.create(
-            run=run,
-            position=pos,
-            blind_position=pos,
-            model_key=key,
-            model_label=LABELS[key],
-            model_id=key,
-            status=Generation.Status.SUCCEEDED,
-            latency_ms=latency_ms,
-            cost_usd=Decimal(cost),
-        )
-        for i in range(images):
-            sha = f"{key}{run.pk.hex}{i}".ljust(64, "0")[:64]
-            Image.objects.create(
-                generation=gen,
-                index=i,
-                sha256=sha,
-                file=f"{sha}.png",
-                thumbnail=f"{sha}.webp",
-                width=8,
-                height=8,
-                format="png",
-                bytes=10,
-            )
-    return run
 
 
-def vote(run, user, choice, blind=False) -> Vote:
-    return Vote.objects.create(run=run, user=user, choice=choice, blind=blind)
+def vote(run, user, winner: int | Vote.Verdict, blind=False) -> Vote:
+    """`winner`: the position of the better side, or a verdict without a winner."""
+    if isinstance(winner, int):
+        gen = run.generations.get(position=winner)
+        return Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.BETTER, winner=gen, blind=blind)
+    return Vote.objects.create(run=run, user=user, verdict=winner, blind=blind)
 
 
 def scores(filters: Filters | None = None, min_battles=1) -> dict[str, tuple[int, int, int]]:
@@ -193,9 +178,11 @@ def scores(filters: Filters | None = None, min_battles=1) -> dict[str, tuple[int
 @pytest.mark.django_db
 def test_votes_become_battles_with_each_run_costed_once(user, other_user):
     run = make_run(user, ["a", "b", "c"], cost="0.0600", images=2)
-    vote(run, user, "gen:1")
-    vote(run, other_user, Vote.ALL_BAD)
-    vote(make_run(user, ["a", "c"]), user, "gen:9")  # names a side the run does not have: skipped
+    vote(run, user, 1)
+    vote(run, other_user, Vote.Verdict.ALL_BAD)
+    # A winner that is not a side of the voted run (only a bad import could write one): skipped.
+    stray = make_run(user, ["a", "c"])
+    Vote.objects.create(run=stray, user=user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     board = leaderboard_for(Filters(), 10, resamples=10)
     rows = {r.key: r for r in board.rows}
     assert (board.votes, board.battles) == (2, 5)
@@ -208,9 +195,9 @@ def test_votes_become_battles_with_each_run_costed_once(user, other_user):
 def test_filters_by_tag_dates_voter_and_blind(user, other_user):
     logo = make_run(user, ["a", "b"], tags=["logo"], created=datetime(2026, 1, 10, 9, tzinfo=UTC))
     photo = make_run(user, ["a", "b"], tags=["photo"], created=datetime(2026, 2, 20, 23, tzinfo=UTC), blind=True)
-    vote(logo, user, "gen:0")
-    vote(photo, other_user, "gen:1", blind=True)
-    vote(photo, user, Vote.TIE)
+    vote(logo, user, 0)
+    vote(photo, other_user, 1, blind=True)
+    vote(photo, user, Vote.Verdict.TIE)
     assert scores() == {"a": (1, 1, 1), "b": (1, 1, 1)}
     assert scores(Filters(tag="logo")) == {"a": (1, 0, 0), "b": (0, 0, 1)}
     assert scores(Filters(date_from=date(2026, 2, 20))) == {"a": (0, 1, 1), "b": (1, 1, 0)}  # inclusive
@@ -228,31 +215,38 @@ def test_filters_read_from_the_query_string():
     assert filters.as_query() == {"tag": "logo", "from": "2026-01-02", "blind": "1"}
 
 
+def find(pattern: str, html: str) -> re.Match[str]:
+    """The first match of `pattern` (dot matches newlines); fails the test if the page lacks it."""
+    match = re.search(pattern, html, re.S)
+    assert match, f"{pattern!r} is not on the page"
+    return match
+
+
 def page_rows(html: str) -> dict[str, dict]:
     """The numbers the leaderboard page shows, per model."""
     out = {}
     for key, body in re.findall(r'<tr[^>]*data-model="(\w+)">(.*?)</tr>', html, re.S):
-        score = re.search(r'<strong>(\d+)</strong> <span class="interval">\[(\d+), (\d+)\]', body)
+        score = find(r'<strong>(\d+)</strong> <span class="interval">\[(\d+), (\d+)\]', body)
         out[key] = {
             "score": int(score[1]),
             "low": int(score[2]),
             "high": int(score[3]),
-            "wtl": re.search(r'class="num wtl">(\d+) / (\d+) / (\d+)<', body).groups(),
-            "win_rate": re.search(r'class="num win-rate">(\d+)%<', body)[1],
-            "cost_win": re.search(r'class="num cost-win">([^<]+)<', body)[1],
+            "wtl": find(r'class="num wtl">(\d+) / (\d+) / (\d+)<', body).groups(),
+            "win_rate": find(r'class="num win-rate">(\d+)%<', body)[1],
+            "cost_win": find(r'class="num cost-win">([^<]+)<', body)[1],
             "preliminary": "preliminary</span>" in body,
         }
     return out
 
 
 @pytest.fixture
-def voted(user, other_user, django_user_model):
+def voted(user, other_user):
     TeamSettings.objects.update_or_create(pk=1, defaults={"leaderboard_min_votes": 4})
-    third = django_user_model.objects.create_user("kim", password="pw-kim-123")
+    third = factories.make_user("kim")
     for voter in (user, other_user, third):
-        vote(make_run(user, ["a", "b"], tags=["logo"]), voter, "gen:0")
-    vote(make_run(user, ["a", "b"], tags=["logo"]), user, "gen:1")
-    vote(make_run(user, ["a", "c"]), user, Vote.TIE)
+        vote(make_run(user, ["a", "b"], tags=["logo"]), voter, 0)
+    vote(make_run(user, ["a", "b"], tags=["logo"]), user, 1)
+    vote(make_run(user, ["a", "c"]), user, Vote.Verdict.TIE)
 
 
 @pytest.mark.django_db
@@ -340,12 +334,73 @@ def test_scorecard_page_shows_means_counts_and_success(auth_client, user, other_
         Rating.objects.create(generation=gen, user=voter, criterion=crit, stars=stars)
     html = auth_client.get("/scorecard").content.decode()
     assert "Old criterion" not in html and html.index("Prompt adherence") < html.index("Usability as delivered")
-    row_a = re.search(r'data-model="a">(.*?)</tr>', html, re.S)[1]
+    row_a = find(r'data-model="a">(.*?)</tr>', html)[1]
     assert '<strong>3.5</strong> <span class="hint">n=2</span>' in row_a  # text accuracy (3 + 4) / 2
     assert '<strong>3.7</strong> <span class="hint">n=3</span>' in row_a  # usability (5 + 4 + 2) / 3
     assert '<strong>50%</strong> <span class="hint">of 2</span>' in row_a  # logo gen 4.5 ✓, other gen 2 ✗
-    row_b = re.search(r'data-model="b">(.*?)</tr>', html, re.S)[1]
+    row_b = find(r'data-model="b">(.*?)</tr>', html)[1]
     assert '<strong>0%</strong> <span class="hint">of 1</span>' in row_b  # mean 3.5 < 4
     tagged = auth_client.get("/scorecard?tag=logo").content.decode()
-    row_a = re.search(r'data-model="a">(.*?)</tr>', tagged, re.S)[1]
+    row_a = find(r'data-model="a">(.*?)</tr>', tagged)[1]
     assert '<strong>100%</strong> <span class="hint">of 1</span>' in row_a  # only the logo run's generation
+
+
+# --- Only battles between two images; blind runs the viewer has not judged stay out ---------
+
+
+def imageless(run: Run, *positions: int, status: str = "failed") -> Run:
+    """Sides of `run` that delivered no image (their files gone, their status `status`)."""
+    for gen in run.generations.filter(position__in=positions):
+        gen.images.all().delete()
+        gen.status = status
+        gen.save()
+    return run
+
+
+@pytest.mark.django_db
+def test_only_sides_that_delivered_an_image_meet_in_battles(auth_client, user, other_user):
+    vote(make_run(user, ["a", "b"]), user, 0)  # counted: a beats b
+    one_failed = imageless(make_run(user, ["a", "b"]), 1)
+    vote(one_failed, user, 0)  # an image against a failure: no battle
+    vote(one_failed, other_user, Vote.Verdict.TIE)
+    vote(imageless(make_run(user, ["a", "b"]), 0, 1, status="cancelled"), user, Vote.Verdict.ALL_BAD)
+    three = imageless(make_run(user, ["a", "b", "c"]), 2, status="refused")
+    vote(three, user, 1)  # counted: b beats a; c (refused) meets no one
+    vote(three, other_user, 2)  # the refused side voted better (an old vote): left out
+    board = leaderboard_for(Filters(), 1, resamples=10)
+    assert (board.votes, board.battles, board.left_out) == (2, 2, 4)
+    assert {r.key: (r.wins, r.ties, r.losses) for r in board.rows} == {"a": (1, 0, 1), "b": (1, 0, 1)}
+    html = auth_client.get("/leaderboard").content.decode()
+    assert "4 votes on runs where a side had no image are not counted" in html
+    assert 'data-model="c"' not in html
+    data = json.loads(auth_client.get("/leaderboard.json").content)
+    assert (data["votes"], data["battles"], data["left_out"]) == (2, 2, 4)
+
+
+@pytest.mark.django_db
+def test_a_blind_run_the_viewer_has_not_judged_stays_out_of_their_scorecard_and_leaderboard(
+    auth_client, client, user, other_user
+):
+    # Dana rated side A 1★ and side B 5★ and tagged the run, but has not voted: a scorecard or
+    # leaderboard narrowed to that tag must not name the models of her sides.
+    run = make_run(other_user, ["a", "b"], tags=["solo"], blind=True)
+    usable = Criterion.objects.get(is_usability=True)
+    ga, gb = run.generations.order_by("position")
+    Rating.objects.create(generation=ga, user=user, criterion=usable, stars=1)
+    Rating.objects.create(generation=gb, user=user, criterion=usable, stars=5)
+    vote(run, other_user, 0, blind=True)
+    card = auth_client.get("/scorecard?tag=solo").content.decode()
+    assert "data-model=" not in card and "2 ratings on blind runs you have not judged yet" in card
+    board = auth_client.get("/leaderboard?tag=solo").content.decode()
+    assert "data-model=" not in board and "1 vote on blind runs you have not judged yet" in board
+    assert json.loads(auth_client.get("/leaderboard.json?tag=solo").content)["not_judged"] == 1
+    assert "a,Model A" not in auth_client.get("/leaderboard.csv?tag=solo").content.decode()
+    # Lee has voted on it: lee's pages count it.
+    client.force_login(other_user)
+    assert 'data-model="a"' in client.get("/scorecard?tag=solo").content.decode()
+    assert 'data-model="a"' in client.get("/leaderboard?tag=solo").content.decode()
+    # Once Dana has voted, everything appears.
+    vote(run, user, 1, blind=True)
+    card = auth_client.get("/scorecard?tag=solo").content.decode()
+    assert 'data-model="a"' in card and 'data-model="b"' in card and "data-not-judged" not in card
+    assert json.loads(auth_client.get("/leaderboard.json?tag=solo").content)["not_judged"] == 0

@@ -3,24 +3,14 @@ per model, and the fairness ledger — through the simulator over real HTTP."""
 
 import pytest
 
-from compare.models import Generation, Image, Run
-from tests.conftest import wait_for_generations
+from compare.models import Generation, Image
+from tests.factories import BOTH, submit_and_wait
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BOTH = ["gpt-image-2", "gemini-3-pro-image"]
-
-
-def run_with(client, prompt="a poster", **options):
-    data = {"prompt": prompt, "models": BOTH, "aspect_ratio": "1:1", "resolution": "1K", **options}
-    response = client.post("/", data)
-    assert response.status_code == 302, response.content.decode()[:500]
-    run = Run.objects.latest("created_at")
-    gens = sorted(wait_for_generations(run), key=lambda g: g.position)
-    return run, gens
 
 
 def test_streamed_previews_are_stored_and_shown_before_the_final_image(auth_client, simulator):
-    run, (gpt, gemini) = run_with(auth_client, partial_images="2")
+    run, (gpt, gemini) = submit_and_wait(auth_client, partial_images="2")
     assert gpt.params_sent["stream"] is True and gpt.params_sent["partial_images"] == 2
     previews = list(gpt.images.filter(is_partial=True).order_by("index"))
     assert [p.index for p in previews] == [0, 1]
@@ -36,12 +26,13 @@ def test_streamed_previews_are_stored_and_shown_before_the_final_image(auth_clie
 
 
 def test_gemini_text_and_grounding_are_shown_and_thought_images_are_not(auth_client, simulator):
-    run, (_gpt, gemini) = run_with(auth_client, prompt="an infographic of the 2026 harvest", grounding="on")
+    run, (_gpt, gemini) = submit_and_wait(auth_client, prompt="an infographic of the 2026 harvest", grounding="on")
     assert gemini.params_sent["tools"] == [{"googleSearch": {}}]
     assert gemini.images.count() == 1  # the simulator also sends a thought draft image
-    assert gemini.grounding["chunks"] and gemini.grounding["web_search_queries"]
+    grounding = gemini.grounding
+    assert grounding and grounding["chunks"] and grounding["web_search_queries"]
     page = auth_client.get(f"/runs/{run.id}/").content.decode()
-    assert "Search grounding" in page and gemini.grounding["chunks"][0]["uri"] in page
+    assert "Search grounding" in page and grounding["chunks"][0]["uri"] in page
     assert "Here is your image" in page
     assert "Google Search grounding helped only some sides; GPT Image 2 had none." in page
 
@@ -57,7 +48,7 @@ def test_gemini_text_and_grounding_are_shown_and_thought_images_are_not(auth_cli
     ],
 )
 def test_every_refusal_form_ends_refused_with_the_reason_and_no_retry(auth_client, simulator, marker, side, reason):
-    run, gens = run_with(auth_client, prompt=f"something {marker}")
+    run, gens = submit_and_wait(auth_client, prompt=f"something {marker}")
     refused = gens[side]
     assert refused.status == "refused" and refused.attempts == 1
     assert reason.lower() in refused.error_message.lower()
@@ -67,16 +58,17 @@ def test_every_refusal_form_ends_refused_with_the_reason_and_no_retry(auth_clien
 
 
 def test_several_images_per_model_gemini_in_parallel_requests(auth_client, simulator):
-    _run, (gpt, gemini) = run_with(auth_client, n="2")
+    _run, (gpt, gemini) = submit_and_wait(auth_client, n="2")
     assert gpt.params_sent["n"] == 2 and gpt.images.filter(is_partial=False).count() == 2
     assert gemini.params_sent["requests"] == 2
     finals = list(gemini.images.filter(is_partial=False))
     assert len(finals) == 2 and finals[0].sha256 != finals[1].sha256
+    assert gemini.cost_usd is not None and gpt.cost_usd is not None
     assert gemini.cost_usd > gpt.cost_usd  # two Nano Banana Pro requests at $0.134 each
 
 
 def test_fairness_ledger_warns_when_the_sides_got_different_conditions(auth_client, simulator):
-    run, (gpt, gemini) = run_with(
+    run, (gpt, gemini) = submit_and_wait(
         auth_client, aspect_ratio="16:9", resolution="4K", quality="high", background="opaque"
     )
     assert gpt.params_sent["size"] == "3840x2160" and gemini.params_sent["generationConfig"]["imageConfig"] == {
@@ -94,16 +86,18 @@ def test_fairness_ledger_warns_when_the_sides_got_different_conditions(auth_clie
 
 
 def test_cost_is_estimated_before_and_measured_after(auth_client, simulator):
-    _run, (gpt, gemini) = run_with(auth_client, quality="medium")
+    _run, (gpt, gemini) = submit_and_wait(auth_client, quality="medium")
     assert str(gpt.estimated_cost_usd) == "0.0530" and str(gemini.estimated_cost_usd) == "0.1340"
     # Actual cost comes from the usage tokens the provider reported.
+    assert gpt.cost_usd is not None and gpt.estimated_cost_usd is not None
+    assert gemini.cost_usd is not None and gemini.estimated_cost_usd is not None
     assert gpt.usage["output_tokens"] == 1767 and gpt.cost_usd >= gpt.estimated_cost_usd
     assert gemini.usage["candidatesTokenCount"] == 1120 and gemini.cost_usd >= gemini.estimated_cost_usd
     assert Image.objects.count() == 2
 
 
 def test_compression_and_moderation_reach_openai_and_gemini_is_told_to_ignore_them(auth_client, simulator):
-    _run, (gpt, gemini) = run_with(auth_client, output_format="webp", output_compression="60", moderation="low")
+    _run, (gpt, gemini) = submit_and_wait(auth_client, output_format="webp", output_compression="60", moderation="low")
     assert (gpt.params_sent["output_format"], gpt.params_sent["output_compression"], gpt.params_sent["moderation"]) == (
         "webp",
         60,

@@ -2,18 +2,17 @@
 
 import base64
 import dataclasses
-import io
 import json
 import threading
 from collections.abc import Callable
 
 import httpx
 import pytest
-from PIL import Image
 
 from compare.providers import gemini
 from compare.providers.base import ErrorKind, GenerationRequest, InputImage, ProviderError
 from compare.registry import get_model
+from tests.factories import Recorder, image_bytes, png
 
 KEY = "AIzaSyTest" + "k9X" * 10
 URL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-3-pro-image:generateContent"
@@ -27,30 +26,8 @@ USAGE = {
 }
 
 
-def png(color: str = "red", size: tuple[int, int] = (8, 8), fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, fmt)
-    return buf.getvalue()
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-class Recorder:
-    def __init__(self, reply: Callable[[httpx.Request], httpx.Response]):
-        self.reply = reply
-        self.requests: list[httpx.Request] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        with self.lock:
-            self.requests.append(request)
-        return self.reply(request)
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(self))
 
 
 def ok(body: dict) -> Callable[[httpx.Request], httpx.Response]:
@@ -144,7 +121,10 @@ def test_wire_params_explicit_size_auto_aspect_and_no_grounding_capability(model
 
 
 def test_request_shape_and_reply(model):
-    refs = [InputImage(png("green"), "image/png", "a.png"), InputImage(png("blue", fmt="JPEG"), "image/jpeg", "b.jpg")]
+    refs = [
+        InputImage(png("green"), "image/png", "a.png"),
+        InputImage(image_bytes("blue", fmt="JPEG"), "image/jpeg", "b.jpg"),
+    ]
     final = png("red", (16, 9))
     rec = Recorder(ok(image_reply(final)))
     req = make_request(model, aspect_ratio="16:9", resolution="2K", references=refs)
@@ -191,7 +171,7 @@ def test_bearer_auth_for_gateways(model):
 
 
 def test_thought_images_are_skipped_and_the_last_real_image_wins(model):
-    draft, thought_final, early, final = png("gray"), png("black"), png("white"), png("orange", fmt="JPEG")
+    draft, thought_final, early, final = png("gray"), png("black"), png("white"), image_bytes("orange", fmt="JPEG")
     rec = Recorder(
         ok(
             reply_with(

@@ -18,36 +18,15 @@ from compare.providers import openai_images
 from compare.providers._common import scrub
 from compare.providers.base import ErrorKind, GenerationRequest, InputImage, ProviderError
 from compare.registry import get_model
+from tests.factories import Recorder, image_bytes, png
 
 KEY = "sk-test-" + "Zq7" * 16
 URL_GEN = "https://api.openai.com/v1/images/generations"
 URL_EDIT = "https://api.openai.com/v1/images/edits"
 
 
-def png(color: str = "red", size: tuple[int, int] = (8, 6), mode: str = "RGB", fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, size, color).save(buf, fmt)
-    return buf.getvalue()
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-class Recorder:
-    """A MockTransport handler that records requests and answers with `reply`."""
-
-    def __init__(self, reply: Callable[[httpx.Request], httpx.Response]):
-        self.reply = reply
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        return self.reply(request)
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(self))
 
 
 def ok(body: dict) -> Callable[[httpx.Request], httpx.Response]:
@@ -63,7 +42,9 @@ def multipart(request: httpx.Request) -> list[tuple[str, str | None, str | None,
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         ctype = part["content-type"]
-        parts.append((name, part.get_filename(), str(ctype) if ctype else None, part.get_payload(decode=True)))
+        payload = part.get_payload(decode=True)
+        assert isinstance(name, str) and isinstance(payload, bytes), part
+        parts.append((name, part.get_filename(), str(ctype) if ctype else None, payload))
     return parts
 
 
@@ -233,8 +214,8 @@ def test_edit_with_one_reference_sends_part_named_image(model):
 def test_edit_with_several_references_and_mask_keeps_order(model):
     refs = [
         InputImage(png("red", (10, 10)), "image/png", "a.png"),
-        InputImage(png("green", (12, 10), fmt="JPEG"), "image/jpeg", "b.jpg"),
-        InputImage(png("blue", (14, 10), fmt="WEBP"), "image/webp", "c.webp"),
+        InputImage(image_bytes("green", (12, 10), fmt="JPEG"), "image/jpeg", "b.jpg"),
+        InputImage(image_bytes("blue", (14, 10), fmt="WEBP"), "image/webp", "c.webp"),
     ]
     mask = InputImage(png((0, 0, 0, 0), (10, 10), mode="RGBA"), "image/png", "mask.png")
     rec = Recorder(ok(images_response(png())))
@@ -364,7 +345,7 @@ def test_rate_limit_retry_after(model, headers, expected):
 def test_rate_limit_retry_after_as_http_date(model):
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     err = run_error(model, error(429, "Slow down.", headers={"retry-after": when}))
-    assert 25 <= err.retry_after <= 30
+    assert err.retry_after is not None and 25 <= err.retry_after <= 30
 
 
 def test_key_never_appears_in_error_messages(model):

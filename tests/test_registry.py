@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from compare.registry import get_model, load_registry, registry
+from compare.registry import load_registry, registry
 
 GOOD = """
 [models.m1]
@@ -24,7 +24,7 @@ def write(tmp_path, text):
 
 
 def test_default_registry_has_both_flagships_with_prices():
-    gpt, gemini = get_model("gpt-image-2"), get_model("gemini-3-pro-image")
+    gpt, gemini = registry()["gpt-image-2"], registry()["gemini-3-pro-image"]
     assert (gpt.protocol, gpt.model_id, gpt.auth) == ("openai-images", "gpt-image-2", "bearer")
     assert (gemini.protocol, gemini.model_id, gemini.auth) == ("gemini", "gemini-3-pro-image", "x-goog-api-key")
     assert gpt.pricing.per_image_by_size["1024x1024"] == [0.006, 0.053, 0.211]
@@ -34,7 +34,7 @@ def test_default_registry_has_both_flagships_with_prices():
 
 def test_a_model_without_key_uses_the_simulator(settings, monkeypatch):
     settings.COMPARE_SIMULATOR_URL = "http://127.0.0.1:8123/sim"
-    model = get_model("gpt-image-2")
+    model = registry()["gpt-image-2"]
     assert model.simulated and model.endpoint_base() == "http://127.0.0.1:8123/sim/openai/v1"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
     assert not model.simulated and model.endpoint_base() == "https://api.openai.com/v1"
@@ -43,7 +43,7 @@ def test_a_model_without_key_uses_the_simulator(settings, monkeypatch):
 
 def test_without_key_and_without_simulator_a_model_is_unavailable(settings):
     settings.COMPARE_SIMULATOR_ENABLED = False
-    assert not get_model("gemini-3-pro-image").available
+    assert not registry()["gemini-3-pro-image"].available
 
 
 def test_gateway_base_url_and_auth_come_from_configuration(tmp_path):

@@ -5,18 +5,18 @@ atomic image writes, and what a restart does with unfinished generations."""
 import html
 import importlib
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from compare import images
+from compare import images, reuse, tasks
 from compare.models import Generation, Image, Run, TeamSettings
-from tests.conftest import wait_for_generations
+from tests.factories import BOTH, GPT, make_run, submit_and_wait, wait_for_generations
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BOTH = ["gpt-image-2", "gemini-3-pro-image"]
 SIDE = {"openai": 0, "gemini": 1}
 
 
@@ -26,11 +26,8 @@ def _fast_retries(settings):
 
 
 def run_with(client, prompt, **options):
-    data = {"prompt": prompt, "models": BOTH, "aspect_ratio": "1:1", "resolution": "1K", "regenerate": "on", **options}
-    response = client.post("/", data)
-    assert response.status_code == 302, response.content.decode()[:600]
-    run = Run.objects.latest("created_at")
-    return run, sorted(wait_for_generations(run, timeout=60), key=lambda g: g.position)
+    # "regenerate": never served from earlier results, so every fault reaches a provider.
+    return submit_and_wait(client, prompt, regenerate="on", timeout=60, **options)
 
 
 # (fault, protocol) → (status, error kind, attempts) with COMPARE_MAX_ATTEMPTS = 2
@@ -95,16 +92,8 @@ def test_rate_limits_are_retried_honouring_retry_after(auth_client, simulator, s
 
 def test_a_generation_past_its_deadline_is_failed_not_left_spinning(auth_client, user, settings):
     settings.COMPARE_GENERATION_DEADLINE = 5
-    run = Run.objects.create(author=user, prompt="stuck", options={"n": 1})
-    gen = Generation.objects.create(
-        run=run,
-        position=0,
-        model_key="gpt-image-2",
-        model_label="GPT Image 2",
-        model_id="gpt-image-2",
-        status="running",
-        started_at=timezone.now() - timezone.timedelta(minutes=5),
-    )
+    run = make_run(user, "stuck", "running", [GPT], started_at=timezone.now() - timedelta(minutes=5))
+    gen = run.generations.get()
     pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()
     gen.refresh_from_db()
     assert (gen.status, gen.error_kind) == ("failed", "timeout")
@@ -144,7 +133,8 @@ def test_fallback_model_runs_as_a_labelled_extra_side(auth_client, simulator):
     run, _gens = run_with(auth_client, "poster [[fault:server_error@gemini]]", fallback_model="gpt-image-2")
     run_gens = wait_for_generations(run, timeout=60)
     fallback = next(g for g in run_gens if g.fallback_of_id)
-    assert fallback.fallback_of.model_key == "gemini-3-pro-image" and fallback.model_key == "gpt-image-2"
+    assert fallback.fallback_of and fallback.fallback_of.model_key == "gemini-3-pro-image"
+    assert fallback.model_key == "gpt-image-2"
     assert fallback.status == "succeeded" and fallback.position == 2
     page = auth_client.get(run.get_absolute_url()).content.decode()
     assert "GPT Image 2 (fallback for Nano Banana Pro)" in page
@@ -172,7 +162,7 @@ def test_an_identical_request_is_served_from_the_cache_at_no_cost(auth_client, s
     assert "cached</span>" in auth_client.get(second.get_absolute_url()).content.decode()
     auth_client.post("/", {**data, "regenerate": "on"})
     third = Run.objects.exclude(pk__in=[first.pk, second.pk]).get()
-    assert all(g.cached_from is None and g.cost_usd > 0 for g in wait_for_generations(third))
+    assert all(g.cached_from is None and (g.cost_usd or 0) > 0 for g in wait_for_generations(third))
     form = auth_client.get(f"/runs/{first.id}/fork?regenerate=1", follow=True).content.decode()
     assert re.search(r'name="regenerate"[^>]*checked', form)
 
@@ -242,3 +232,55 @@ def test_a_restart_resumes_queued_and_marks_running_interrupted(user, settings):
     queued.refresh_from_db()
     assert (running.status, running.error_kind) == ("failed", "interrupted") and "Retry" in running.error_message
     assert queued.status == "queued"  # handed to the task backend again
+
+
+# --- stale tasks, one fallback per side, the cache key, new sides, retry and budget ----------
+
+
+@pytest.mark.django_db  # no live server: no need for the module's transactions
+def test_a_task_left_over_from_before_a_retry_cannot_write(user):
+    run = make_run(user, status="running")
+    gen = run.generations.get(position=0)
+    Generation.objects.filter(pk=gen.pk).update(claim="00000000-0000-0000-0000-000000000001")
+    stale = Generation.objects.get(pk=gen.pk)
+    stale.claim = "00000000-0000-0000-0000-000000000002"  # the claim of the task before the retry
+    assert tasks._finish(stale, Generation.Status.FAILED, error_kind="server") is False
+    assert Generation.objects.get(pk=gen.pk).status == "running"
+
+
+@pytest.mark.django_db  # no live server: no need for the module's transactions
+def test_one_fallback_per_side_even_after_a_retry_fails_again(user, settings):
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    run = make_run(user, options={"fallback_model": "gpt-image-2"})
+    failed = run.generations.get(position=1)
+    assert tasks.start_fallback(failed) is not None
+    assert tasks.start_fallback(failed) is None
+    assert run.generations.count() == 3
+
+
+@pytest.mark.django_db  # no live server: no need for the module's transactions
+def test_the_cache_key_follows_a_fallbacks_lower_quality(user):
+    run = make_run(user, options={"quality": "high"})
+    gen = run.generations.get(position=0)
+    normal = reuse.key_for(gen)
+    gen.option_overrides = {"quality": "low"}
+    assert reuse.key_for(gen) != normal
+
+
+@pytest.mark.django_db  # no live server: no need for the module's transactions
+def test_a_new_side_refreshes_the_page(auth_client, user):
+    run = make_run(user, status="running")
+    same = auth_client.get(f"/runs/{run.id}/parts/votes?sides=2")
+    assert same.status_code == 200
+    more = auth_client.get(f"/runs/{run.id}/parts/votes?sides=1")
+    assert more.status_code == 204 and more["HX-Refresh"] == "true"
+
+
+@pytest.mark.django_db  # no live server: no need for the module's transactions
+def test_retry_respects_the_budget(auth_client, user):
+    run = make_run(user, status="failed")
+    TeamSettings.objects.update_or_create(pk=1, defaults={"daily_budget_usd": Decimal("0.05"), "max_in_flight": 0})
+    gen = run.generations.get(position=0)
+    page = auth_client.post(f"/runs/{run.id}/generations/{gen.id}/retry", follow=True).content.decode()
+    assert "would take you past today" in page
+    assert Generation.objects.get(pk=gen.pk).status == "failed"

@@ -3,11 +3,9 @@ escaped user text, API keys nowhere but the outgoing request, ownership of notes
 and votes, admin for admins only, hashed and revocable tokens, login throttling."""
 
 import hashlib
-import io
 import json
 import logging
 import re
-import time
 import uuid
 from html.parser import HTMLParser
 
@@ -16,24 +14,17 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
-from django.utils.datastructures import MultiValueDict
-from PIL import Image as PILImage
 
 import compare.http
-from compare import images
-from compare.forms import RunForm
 from compare.http import build_client
-from compare.models import ApiToken, Criterion, Generation, Image, Note, Run, Vote
-from compare.runs import create_run
+from compare.models import ApiToken, Criterion, Generation, Note, Run, Vote
+from tests.factories import BOTH, DUMMY_TASKS, IMMEDIATE_TASKS, Recorder, make_user, new_run, png, succeed
 
 pytestmark = pytest.mark.django_db
-MODELS = ["gpt-image-2", "gemini-3-pro-image"]
-DUMMY_TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
-IMMEDIATE_TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+MODELS = BOTH
 XSS = '<script>alert(1)</script> and "><img src=x onerror=alert(1)>'
 XSS_RAW = ["<script>alert(1)", "<img src=x onerror", "onerror=alert(1)>"]
 
@@ -42,28 +33,16 @@ XSS_RAW = ["<script>alert(1)", "<img src=x onerror", "onerror=alert(1)>"]
 def _fresh_cache(settings):
     cache.clear()  # login counters and the status page's last check
     settings.TASKS = DUMMY_TASKS
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, not security
     yield
     cache.clear()
 
 
-def png(color="red", size=(16, 16)) -> bytes:
-    buf = io.BytesIO()
-    PILImage.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def make_run(user, prompt="a lighthouse at dusk", finished=True) -> Run:
     """A run with a reference, one image per side, a note and a criterion to rate."""
-    files = MultiValueDict({"references": [SimpleUploadedFile("ref.png", png("blue"), "image/png")]})
-    form = RunForm({"prompt": prompt, "models": MODELS}, files)
-    assert form.is_valid(), form.errors
-    run = create_run(user, **form.run_fields())
+    run = new_run(user, prompt, references=[png("blue")])
     if finished:
         for gen, color in zip(run.generations.all(), ["red", "green"], strict=True):
-            Image.objects.create(generation=gen, index=0, **images.store(png(color)))
-            gen.status, gen.finished_at = Generation.Status.SUCCEEDED, timezone.now()
-            gen.save()
+            succeed(gen, png(color))
     Note.objects.create(run=run, author=user, body="first impressions")
     Criterion.objects.get_or_create(name="Overall")
     return run
@@ -98,13 +77,16 @@ def fill(route: str, values: dict[str, str] | None = None) -> str:
 
 
 def real_values(run: Run) -> dict[str, str]:
-    gen = run.generations.order_by("position").first()
+    gen, note, reference = run.generations.order_by("position").first(), run.notes.first(), run.references.first()
+    assert gen and note and reference, "the run needs a generation, a note and a reference"
+    image = gen.images.first()
+    assert image, "the generation needs an image"
     return {
         "run_id": str(run.id),
         "generation_id": str(gen.id),
-        "note_id": str(run.notes.first().id),
-        "sha256": gen.images.first().sha256,
-        "reference_id": str(run.references.first().id),
+        "note_id": str(note.id),
+        "sha256": image.sha256,
+        "reference_id": str(reference.id),
         "name": "votes",
     }
 
@@ -227,7 +209,7 @@ def test_every_state_changing_post_works_with_the_token_from_the_page(user, run)
         assert without.status_code == 403, path
         with_token = client.post(path, data, headers={"X-CSRFToken": token})
         assert with_token.status_code in (200, 302), f"POST {path} → {with_token.status_code}"
-    assert Vote.objects.get(run=run, user=user).choice == "gen:0"
+    assert Vote.objects.values_list("verdict", "winner__position").get(run=run, user=user) == ("better", 0)
     assert list(run.notes.values_list("body", flat=True)) == ["second thoughts"]
     assert run.tags.filter(name="poster").exists()
     assert gen.ratings.get(user=user).stars == 4
@@ -277,7 +259,9 @@ class Markup(HTMLParser):
 
 def page_urls(run: Run) -> list[str]:
     gen = run.generations.order_by("position").first()
+    assert gen, "the run needs a generation"
     image = gen.images.first()
+    assert image, "the generation needs an image"
     return [
         "/",
         f"/?from={run.id}",
@@ -374,74 +358,67 @@ OPENAI_KEY = "sk-test-SECRET123-openai-Zq9vWx"
 GEMINI_KEY = "AIzaTEST-SECRET456-gemini-Xy7Kp"
 
 
-class Provider:
+def key_quoting_providers(request: httpx.Request) -> httpx.Response:
     """Both providers at the HTTP boundary. Every reply quotes the key back, the way
     real 401s do ("Incorrect API key provided: sk-…")."""
-
-    def __init__(self):
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        path = request.url.path
-        if request.url.host == "api.openai.com":
-            return httpx.Response(
-                401,
-                json={
-                    "error": {
-                        "message": f"Incorrect API key provided: {OPENAI_KEY}. You can find your API key at "
-                        "https://platform.openai.com/account/api-keys.",
-                        "type": "invalid_request_error",
-                        "code": "invalid_api_key",
+    path = request.url.path
+    if request.url.host == "api.openai.com":
+        return httpx.Response(
+            401,
+            json={
+                "error": {
+                    "message": f"Incorrect API key provided: {OPENAI_KEY}. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            },
+        )
+    if request.url.host == "generativelanguage.googleapis.com" and path.endswith(":generateContent"):
+        # A success whose text quotes the key.
+        return httpx.Response(
+            200,
+            json={
+                "candidates": [
+                    {
+                        "content": {
+                            "role": "model",
+                            "parts": [
+                                {"text": f"Here you go (key {GEMINI_KEY})."},
+                                {
+                                    "inlineData": {
+                                        "mimeType": "image/png",
+                                        "data": __import__("base64").b64encode(png("purple")).decode(),
+                                    }
+                                },
+                            ],
+                        },
+                        "finishReason": "STOP",
+                        "index": 0,
                     }
-                },
-            )
-        if request.url.host == "generativelanguage.googleapis.com" and path.endswith(":generateContent"):
-            # A success whose text quotes the key.
-            return httpx.Response(
-                200,
-                json={
-                    "candidates": [
-                        {
-                            "content": {
-                                "role": "model",
-                                "parts": [
-                                    {"text": f"Here you go (key {GEMINI_KEY})."},
-                                    {
-                                        "inlineData": {
-                                            "mimeType": "image/png",
-                                            "data": __import__("base64").b64encode(png("purple")).decode(),
-                                        }
-                                    },
-                                ],
-                            },
-                            "finishReason": "STOP",
-                            "index": 0,
-                        }
-                    ],
-                    "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1120, "totalTokenCount": 1130},
-                    "modelVersion": "gemini-3-pro-image",
-                },
-            )
-        if request.url.host == "generativelanguage.googleapis.com":
-            return httpx.Response(
-                400,
-                json={
-                    "error": {
-                        "code": 400,
-                        "status": "INVALID_ARGUMENT",
-                        "message": f"API key not valid. Please pass a valid API key. (key={GEMINI_KEY})",
-                    }
-                },
-            )
-        return httpx.Response(404)
+                ],
+                "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 1120, "totalTokenCount": 1130},
+                "modelVersion": "gemini-3-pro-image",
+            },
+        )
+    if request.url.host == "generativelanguage.googleapis.com":
+        return httpx.Response(
+            400,
+            json={
+                "error": {
+                    "code": 400,
+                    "status": "INVALID_ARGUMENT",
+                    "message": f"API key not valid. Please pass a valid API key. (key={GEMINI_KEY})",
+                }
+            },
+        )
+    return httpx.Response(404)
 
 
 def every_db_value() -> str:
     chunks = []
     for model in apps.get_models():
-        for row in model.objects.all().values():
+        for row in model._default_manager.all().values():
             chunks.append(repr(row))
     return "\n".join(chunks)
 
@@ -453,7 +430,7 @@ def test_api_keys_reach_the_provider_and_nothing_else(
     monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
     settings.TASKS = IMMEDIATE_TASKS
     settings.COMPARE_MAX_ATTEMPTS = 1
-    provider = Provider()
+    provider = Recorder(key_quoting_providers)
     monkeypatch.setattr(compare.http, "_client", build_client(httpx.MockTransport(provider)))
     caplog.set_level(logging.DEBUG)
     for name in ("compare", "httpx", "httpcore", "django", "django.request", "django.tasks"):
@@ -518,14 +495,15 @@ def test_nobody_edits_or_deletes_someone_elses_note(client, run, other_user):
 
 
 def test_a_vote_only_ever_changes_the_voters_own_row(client, run, user, other_user):
-    Vote.objects.create(run=run, user=user, choice="gen:0")
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.BETTER, winner=run.generations.get(position=0))
     client.force_login(other_user)
     response = client.post(f"/runs/{run.id}/vote", {"choice": "gen:1", "user": user.id, "user_id": user.id})
     assert response.status_code == 302
-    assert Vote.objects.get(run=run, user=user).choice == "gen:0"
-    assert Vote.objects.get(run=run, user=other_user).choice == "gen:1"
+    assert Vote.objects.values_list("verdict", "winner__position").get(run=run, user=user) == ("better", 0)
+    assert Vote.objects.values_list("verdict", "winner__position").get(run=run, user=other_user) == ("better", 1)
     client.post(f"/runs/{run.id}/vote", {"choice": "tie"})
-    assert dict(Vote.objects.values_list("user__username", "choice")) == {"dana": "gen:0", "lee": "tie"}
+    votes = Vote.objects.values_list("user__username", "verdict", "winner__position")
+    assert {name: (verdict, side) for name, verdict, side in votes} == {"dana": ("better", 0), "lee": ("tie", None)}
 
 
 def test_the_admin_is_for_admins_only(client, user, django_user_model):
@@ -533,7 +511,7 @@ def test_the_admin_is_for_admins_only(client, user, django_user_model):
     response = client.get("/admin/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     assert client.get("/admin/compare/teamsettings/").status_code == 302
-    staff = django_user_model.objects.create_user("sam", password="pw-sam-123", is_staff=True)
+    staff = make_user("sam", is_staff=True)
     client.force_login(staff)
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/auth/user/").status_code == 403
@@ -545,18 +523,20 @@ def test_the_admin_is_for_admins_only(client, user, django_user_model):
     assert not django_user_model.objects.filter(username="mallory").exists()
 
 
-def test_team_settings_are_admin_only(client, user, django_user_model):
-    staff = django_user_model.objects.create_user("sam", password="pw-sam-123", is_staff=True)
+def test_team_settings_are_admin_only(client, user):
+    staff = make_user("sam", is_staff=True)
     client.force_login(staff)
     assert client.get("/admin/compare/teamsettings/").status_code == 403
-    root = django_user_model.objects.create_user("root", password="pw-root-123", is_staff=True, is_superuser=True)
+    root = make_user("root", is_staff=True, is_superuser=True)
     client.force_login(root)
     assert client.get("/admin/compare/teamsettings/").status_code in (200, 302)
 
 
 def test_api_tokens_are_stored_hashed_and_revoked_ones_are_refused(auth_client, user, other_user):
     page = auth_client.post("/settings/tokens", {"name": "script"}).content.decode()
-    token = re.search(r"cmp_[A-Za-z0-9_\-]{40,}", page)[0]
+    shown = re.search(r"cmp_[A-Za-z0-9_\-]{40,}", page)
+    assert shown, "the new token is not shown"
+    token = shown[0]
     row = ApiToken.objects.get(user=user, name="script")
     assert row.digest == hashlib.sha256(token.encode()).hexdigest()
     assert token not in every_db_value() and row.hint == token[:8]
@@ -574,31 +554,83 @@ def test_api_tokens_are_stored_hashed_and_revoked_ones_are_refused(auth_client, 
     assert api.get("/api/runs", headers={"Authorization": f"Bearer {token}x"}).status_code == 401
 
 
-# --- login throttling -------------------------------------------------------------------------
+# --- login throttling (django-axes, compare/lockout.py) -----------------------------------------
 
 
 def attempt(client: Client, username: str, password: str, ip: str = "10.0.0.1", path: str = "/login/"):
     return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=ip)
 
 
-def test_login_locks_out_after_five_failures_without_checking_the_password(client, user, monkeypatch):
+@pytest.fixture
+def password_checks(monkeypatch) -> list[str]:
+    """The usernames whose password Django's ModelBackend looked at."""
+    from django.contrib.auth.backends import ModelBackend
+
+    checked: list[str] = []
+    real = ModelBackend.authenticate
+
+    def spy(self, request, username=None, password=None, **kwargs):
+        checked.append(username)
+        return real(self, request, username, password, **kwargs)
+
+    monkeypatch.setattr(ModelBackend, "authenticate", spy)
+    return checked
+
+
+def failures(username: str, ip: str = "10.0.0.1") -> int:
+    """The failed logins django-axes counts in the database for this username and address."""
+    from axes.models import AccessAttempt
+
+    rows = AccessAttempt.objects.filter(username=username, ip_address=ip)
+    return sum(rows.values_list("failures_since_start", flat=True))
+
+
+def age_attempts(**delta: float) -> None:
+    """Let time pass for the lock: the counted failures become this much older."""
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+    from django.db.models import F
+
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(**delta))
+
+
+def test_login_locks_out_after_five_failures_without_checking_the_password(client, user, monkeypatch, password_checks):
     for _ in range(5):
         response = attempt(client, "dana", "wrong")
         assert response.status_code == 200 and "correct username and password" in response.content.decode()
-    checked = []
-    import django.contrib.auth.forms as auth_forms
+    assert failures("dana") == 5  # counted in the database, shared by every process
+    password_checks.clear()
+    checked: list[dict] = []
+    from django.contrib.auth import authenticate as real
 
-    real = auth_forms.authenticate
-    monkeypatch.setattr(auth_forms, "authenticate", lambda *a, **k: checked.append(k) or real(*a, **k))
+    def spy(*args, **kwargs):
+        checked.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("django.contrib.auth.forms.authenticate", spy)  # what the login form calls
     for password in ("wrong", "pw-dana-123"):  # even the right password is not looked at
         response = attempt(client, "dana", password)
         assert response.status_code == 429
         assert "Too many failed attempts; try again in 15 minutes." in response.content.decode()
         assert 840 < int(response["Retry-After"]) <= 900
         assert "_auth_user_id" not in client.session
-    assert checked == []
+    assert checked == [] and password_checks == []
     # The username is matched case-insensitively, so "DANA" is no way around it.
     assert attempt(client, "DANA ", "pw-dana-123").status_code == 429
+    # Refused attempts are not counted: they do not push the end of the lock further away.
+    assert failures("dana") == 5
+
+
+def test_the_lockout_page_is_the_login_page_with_its_message(client, user):
+    for _ in range(5):
+        attempt(client, "dana", "wrong")
+    response = client.post("/login/", {"username": "dana", "password": "x", "next": "/runs/"}, REMOTE_ADDR="10.0.0.1")
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert 'role="alert">Too many failed attempts; try again in 15 minutes.</p>' in page
+    assert 'name="username" value="dana"' in page and 'name="next" value="/runs/"' in page
+    assert "correct username and password" not in page
 
 
 def test_other_users_and_other_addresses_are_unaffected(client, user, other_user):
@@ -613,32 +645,70 @@ def test_a_successful_login_resets_the_count(client, user):
     for _ in range(4):
         attempt(client, "dana", "wrong")
     assert attempt(client, "dana", "pw-dana-123").status_code == 302
+    assert failures("dana") == 0
     client.logout()
     for _ in range(4):
         assert attempt(client, "dana", "wrong").status_code == 200
     assert attempt(client, "dana", "pw-dana-123").status_code == 302
 
 
-def test_the_lock_lifts_after_the_window(client, user, monkeypatch):
+def test_the_lock_lifts_after_the_window(client, user):
     for _ in range(5):
         attempt(client, "dana", "wrong")
     assert attempt(client, "dana", "pw-dana-123").status_code == 429
-    later = time.time() + 14 * 60
-    monkeypatch.setattr(time, "time", lambda: later)
+    age_attempts(minutes=14)
     response = attempt(client, "dana", "pw-dana-123")
     assert response.status_code == 429 and "try again in 1 minute." in response.content.decode()
-    monkeypatch.setattr(time, "time", lambda: later + 61)
+    assert 0 < int(response["Retry-After"]) <= 60
+    age_attempts(seconds=61)
     assert attempt(client, "dana", "pw-dana-123").status_code == 302
 
 
-def test_the_admin_login_shares_the_limit(client, django_user_model):
+def test_the_admin_login_shares_the_limit(client, django_user_model, password_checks):
     django_user_model.objects.create_user("root", password="pw-root-123", is_staff=True, is_superuser=True)
     for _ in range(5):
-        attempt(client, "root", "wrong", path="/admin/login/")
+        response = attempt(client, "root", "wrong", path="/admin/login/")
+        assert response.status_code == 200 and "correct username and password" in response.content.decode()
+    password_checks.clear()
     response = attempt(client, "root", "pw-root-123", path="/admin/login/")
     assert "Too many failed attempts" in response.content.decode()
+    assert response.status_code == 429 and 840 < int(response["Retry-After"]) <= 900
     assert "_auth_user_id" not in client.session
+    assert password_checks == []  # the admin's form asked, the throttle answered first
     assert attempt(client, "root", "pw-root-123").status_code == 429
+
+
+def test_a_lock_earned_on_the_login_page_holds_on_the_admin_login(client, django_user_model, password_checks):
+    django_user_model.objects.create_user("root", password="pw-root-123", is_staff=True, is_superuser=True)
+    for _ in range(5):
+        attempt(client, "root", "wrong")
+    password_checks.clear()
+    response = attempt(client, "root", "pw-root-123", path="/admin/login/")
+    assert response.status_code == 429 and "Too many failed attempts" in response.content.decode()
+    assert password_checks == [] and "_auth_user_id" not in client.session
+
+
+def test_an_admin_sees_the_attempts_and_can_lift_a_lock(client, user, django_user_model):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    for _ in range(5):
+        attempt(client, "dana", "wrong")
+    assert attempt(client, "dana", "pw-dana-123").status_code == 429
+    # The audit trail: the admin lists the attempts (and, below, the successful logins).
+    root = django_user_model.objects.create_user("root", password="pw-root-123", is_staff=True, is_superuser=True)
+    admin = Client()
+    admin.force_login(root)
+    listing = admin.get("/admin/axes/accessattempt/").content.decode()
+    assert "dana" in listing and "10.0.0.1" in listing
+    # `manage.py axes_reset_username` lifts the lock of one name.
+    out = StringIO()
+    call_command("axes_reset_username", "dana", stdout=out)
+    assert failures("dana") == 0
+    assert attempt(client, "dana", "pw-dana-123").status_code == 302
+    logins = admin.get("/admin/axes/accesslog/").content.decode()
+    assert "dana" in logins
 
 
 def test_behind_a_trusted_proxy_the_forwarded_client_address_counts(client, user, settings):
@@ -655,6 +725,7 @@ def test_behind_a_trusted_proxy_the_forwarded_client_address_counts(client, user
     for _ in range(5):
         via_proxy("203.0.113.7")
     assert via_proxy("203.0.113.7").status_code == 429
+    assert failures("dana", ip="203.0.113.7") == 5
     # A client cannot escape by prepending addresses of its own: the proxy's hop counts.
     assert via_proxy("198.51.100.1, 203.0.113.7").status_code == 429
     assert via_proxy("203.0.113.8", "pw-dana-123").status_code == 302
@@ -669,10 +740,15 @@ def test_behind_a_trusted_proxy_the_forwarded_client_address_counts(client, user
 
 
 def test_client_ip_without_trusted_proxies_is_the_peer(rf, settings):
-    from compare.ratelimit import client_ip
+    from compare.proxies import client_ip
 
     settings.COMPARE_TRUSTED_PROXIES = []
     assert client_ip(rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="203.0.113.7")) == "192.0.2.1"
     settings.COMPARE_TRUSTED_PROXIES = ["192.0.2.1", "192.0.2.2"]
     request = rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7, 192.0.2.2")
     assert client_ip(request) == "203.0.113.7"
+    # A hop that is no address (the database stores addresses) ends the walk at the proxy.
+    request = rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="203.0.113.7, not-an-address")
+    assert client_ip(request) == "192.0.2.1"
+    request = rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR="[2001:db8::7]:443")
+    assert client_ip(request) == "2001:db8::7"

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageFilter, ImageStat
 
 from compare.simulator import faults, render
+from tests.factories import png
 
 OPENAI = "/sim/openai/v1"
 GEMINI = "/sim/gemini/v1beta"
@@ -31,16 +32,16 @@ def _fresh_counters():
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def png(colour, size=(64, 64), mode="RGB") -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size, colour).save(out, "PNG")
-    return out.getvalue()
-
-
 def decode(b64: str) -> Image.Image:
     image = Image.open(io.BytesIO(base64.b64decode(b64)))
     image.load()
     return image
+
+
+def colour_count(image: Image.Image, limit: int) -> int:
+    colours = image.convert("RGB").getcolors(limit)
+    assert colours is not None, f"more than {limit} colours"
+    return len(colours)
 
 
 def oa_generate(client, headers=None, **body):
@@ -54,7 +55,7 @@ def gm_body(prompt='A fox holding a sign "Snow"', images=(), aspect=None, size=N
     parts = [{"text": prompt}] + [
         {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(i).decode()}} for i in images
     ]
-    config = {"responseModalities": ["TEXT", "IMAGE"]}
+    config: dict[str, object] = {"responseModalities": ["TEXT", "IMAGE"]}
     image_config = {k: v for k, v in {"aspectRatio": aspect, "imageSize": size}.items() if v}
     if image_config:
         config["imageConfig"] = image_config
@@ -149,8 +150,8 @@ def test_openai_formats_and_big_sizes(client, fmt, pil):
 def test_openai_transparent_background(client, fmt):
     body = oa_generate(client, background="transparent", output_format=fmt, size="1024x1024").json()
     assert body["background"] == "transparent"
-    image = decode(body["data"][0]["b64_json"]).convert("RGBA")
-    assert image.getpixel((2, 2))[3] == 0 and image.getpixel((512, 512))[3] == 255
+    alpha = decode(body["data"][0]["b64_json"]).convert("RGBA").getchannel("A")
+    assert alpha.getpixel((2, 2)) == 0 and alpha.getpixel((512, 512)) == 255
 
 
 def test_openai_n_images_differ_and_are_deterministic(client):
@@ -265,7 +266,7 @@ def test_openai_edit_mask_keeps_unmasked_area(client):
 
 
 def test_openai_edit_validation(client):
-    wrong = oa_edit(client, [png((0, 0, 0), (1024, 1024))], mask=io.BytesIO(png((0, 0, 0, 0), (512, 512), "RGBA")))
+    wrong = oa_edit(client, [png((0, 0, 0), (1024, 1024))], mask=io.BytesIO(png((0, 0, 0, 0), (512, 512), mode="RGBA")))
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "mask"
     jpeg = io.BytesIO()
     Image.new("RGB", (1024, 1024)).save(jpeg, "JPEG")
@@ -336,7 +337,7 @@ def test_gemini_pro_reply_shape(client):
     final, draft = decode(parts[2]["inlineData"]["data"]), decode(parts[1]["inlineData"]["data"])
     assert (final.format, final.size) == ("PNG", (2752, 1536))
     # The draft is a visibly different, low-detail sketch.
-    assert len(draft.convert("RGB").getcolors(1 << 20)) < 200 < len(final.convert("RGB").getcolors(1 << 24))
+    assert colour_count(draft, 1 << 20) < 200 < colour_count(final, 1 << 24)
     usage = body["usageMetadata"]
     assert usage["candidatesTokenCount"] == 1120 and usage["thoughtsTokenCount"] > 0
     assert usage["totalTokenCount"] == usage["promptTokenCount"] + 1120 + usage["thoughtsTokenCount"]

@@ -5,7 +5,13 @@ from decimal import Decimal
 import pytest
 
 from compare import pricing, sizes
-from compare.registry import get_model
+from compare.registry import registry
+
+
+def wxh(size: str) -> tuple[int, int]:
+    parsed = sizes.parse_wxh(size)
+    assert parsed is not None, f"{size} is not WIDTHxHEIGHT"
+    return parsed
 
 
 @pytest.mark.parametrize(
@@ -28,7 +34,7 @@ def test_openai_size_from_aspect_and_resolution(aspect, resolution, expected):
 @pytest.mark.parametrize("resolution", ["1K", "2K", "4K"])
 def test_every_canonical_choice_is_a_valid_gpt_image_2_size(aspect, resolution):
     size = sizes.openai_size(aspect, resolution)
-    assert sizes.openai_size_problem(*sizes.parse_wxh(size)) is None, size
+    assert sizes.openai_size_problem(*wxh(size)) is None, size
 
 
 @pytest.mark.parametrize(
@@ -41,7 +47,8 @@ def test_every_canonical_choice_is_a_valid_gpt_image_2_size(aspect, resolution):
     ],
 )
 def test_invalid_openai_sizes_are_explained(size, problem):
-    assert problem in sizes.openai_size_problem(*sizes.parse_wxh(size))
+    explained = sizes.openai_size_problem(*wxh(size))
+    assert explained is not None and problem in explained
 
 
 def test_gemini_config_maps_aspect_and_size_class():
@@ -51,7 +58,7 @@ def test_gemini_config_maps_aspect_and_size_class():
 
 
 def test_estimates_use_the_published_per_image_prices():
-    gpt, gemini = get_model("gpt-image-2"), get_model("gemini-3-pro-image")
+    gpt, gemini = registry()["gpt-image-2"], registry()["gemini-3-pro-image"]
     one = {"aspect_ratio": "1:1", "resolution": "1K", "n": 1}
     assert pricing.estimate(gpt, {**one, "quality": "high"}) == Decimal("0.2110")
     assert pricing.estimate(gpt, {**one, "quality": "low", "n": 2}) == Decimal("0.0120")
@@ -60,7 +67,7 @@ def test_estimates_use_the_published_per_image_prices():
 
 
 def test_actual_cost_from_usage_tokens():
-    gpt, gemini = get_model("gpt-image-2"), get_model("gemini-3-pro-image")
+    gpt, gemini = registry()["gpt-image-2"], registry()["gemini-3-pro-image"]
     usage = {"input_tokens": 50, "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}, "output_tokens": 1767}
     # 50 × $5/M + 1767 × $30/M
     assert pricing.actual(gpt, usage) == Decimal("0.0533")
@@ -71,7 +78,7 @@ def test_actual_cost_from_usage_tokens():
 
 
 def test_gemini_sizes_snap_to_what_the_model_offers():
-    lite = get_model("gemini-3.1-flash-lite-image")
+    lite = registry()["gemini-3.1-flash-lite-image"]
     assert sizes.gemini_config("16:9", "4K", None, lite.capabilities) == {"aspectRatio": "16:9", "imageSize": "1K"}
-    pro = get_model("gemini-3-pro-image")
+    pro = registry()["gemini-3-pro-image"]
     assert sizes.gemini_config("16:9", "4K", None, pro.capabilities) == {"aspectRatio": "16:9", "imageSize": "4K"}

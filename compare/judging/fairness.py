@@ -49,17 +49,22 @@ def _echoed(gen: Generation) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(echoed.items())) or NOT_TAKEN
 
 
-def _grounding(gen: Generation, run: Run) -> str:
+def _takes(gen: Generation, option: str, value: object = None) -> bool:
+    """Whether this side's model honours the option (False if it left the registry)."""
     model = gen.model
+    return model is not None and model.capabilities.supports(option, value)
+
+
+def _grounding(gen: Generation, run: Run) -> str:
     if not run.options.get("grounding"):
         return "off"
-    return "on" if model and model.capabilities.grounding else "not available"
+    return "on" if _takes(gen, "grounding", True) else "not available"
 
 
 def _references(gen: Generation, refs: list[Reference]) -> str:
     count = sum(1 for r in refs if r.kind == Reference.Kind.REFERENCE)
     model = gen.model
-    if count and model and model.capabilities.max_references < count:
+    if count and model and not model.capabilities.supports("references", count):
         return f"{model.capabilities.max_references} of {count}"
     return str(count)
 
@@ -67,8 +72,7 @@ def _references(gen: Generation, refs: list[Reference]) -> str:
 def _mask(gen: Generation, refs: list[Reference]) -> str:
     if not any(r.kind == Reference.Kind.MASK for r in refs):
         return "none"
-    model = gen.model
-    return "applied" if model and model.capabilities.mask else "cannot take one"
+    return "applied" if _takes(gen, "mask", True) else "cannot take one"
 
 
 def ledger(run: Run, generations: list[Generation]) -> list[LedgerRow]:
@@ -105,27 +109,26 @@ def warnings(run: Run, generations: list[Generation]) -> list[str]:
                 f"{large[0].model_label} delivered {large[1]:.1f} MP but {small[0].model_label} {small[1]:.1f} MP: "
                 "compare detail at the same zoom, not fill-the-pane."
             )
-    models = [(g, g.model) for g in generations if g.model]
+    known = [g for g in generations if g.model]
     refs = list(run.references.all())
     if any(r.kind == Reference.Kind.MASK for r in refs):
-        without = [g.model_label for g, m in models if not m.capabilities.mask]
+        without = [g.model_label for g in known if not _takes(g, "mask", True)]
         if without:
             found.append(f"Only some sides used the mask: {', '.join(without)} cannot take one and edited freely.")
     if run.options.get("grounding"):
-        without = [g.model_label for g, m in models if not m.capabilities.grounding]
+        without = [g.model_label for g in known if not _takes(g, "grounding", True)]
         if without:
             found.append(f"Google Search grounding helped only some sides; {', '.join(without)} had none.")
     checks = [
-        ("quality", "auto", "qualities", "Quality “{v}” applied only to"),
-        ("background", "auto", "backgrounds", "The {v} background applied only to"),
-        ("output_format", "png", "output_formats", "The {v} format applied only to"),
+        ("quality", "Quality “{v}” applied only to"),
+        ("background", "The {v} background applied only to"),
+        ("output_format", "The {v} format applied only to"),
     ]
-    for option, default, capability, sentence in checks:
-        value = run.options.get(option, default)
-        if value != default:
-            took = [g.model_label for g, m in models if getattr(m.capabilities, capability)]
-            if took and len(took) < len(models):
-                found.append(sentence.format(v=value) + f" {', '.join(took)}; the others chose their own.")
+    for option, sentence in checks:
+        value = run.options.get(option)
+        took = [g.model_label for g in known if value is not None and _takes(g, option, value)]
+        if took and len(took) < len(known):
+            found.append(sentence.format(v=value) + f" {', '.join(took)}; the others chose their own.")
     counts = {len(g.final_images()) for g in generations if g.status == Generation.Status.SUCCEEDED}
     if len(counts) > 1:
         found.append("The sides delivered different numbers of images.")

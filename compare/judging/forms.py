@@ -4,24 +4,34 @@ import re
 
 from django import forms
 
+from compare import text
 from compare.judging import blind
-from compare.models import Criterion, Generation, Note, Run, Tag
+from compare.models import Criterion, Generation, Note, Run, Tag, Vote
+from compare.parsing import parse_whole_number
+from compare.text import TextField
 
 TAG = re.compile(r"^[\w-]{1,40}$", re.UNICODE)
 
 
 class VoteForm(forms.Form):
+    """A vote as posted: `choice` is one of blind.vote_choices' values; clean, it is
+    the (verdict, winner) pair that runs.cast_vote stores. A verdict the run does not
+    offer (a side without an image voted better, a tie with one image) is refused."""
+
     choice = forms.CharField(max_length=20)
 
     def __init__(self, *args, run: Run, arena: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.run, self.arena = run, arena
 
-    def clean_choice(self) -> str:
-        stored = blind.choice_to_stored(self.run, self.cleaned_data["choice"], self.arena)
-        if stored is None:
+    def clean_choice(self) -> tuple[Vote.Verdict, Generation | None]:
+        read = blind.read_choice(self.run, self.cleaned_data["choice"], self.arena)
+        if read is None:
             raise forms.ValidationError("That is not one of this run's choices.")
-        return stored
+        problem = blind.vote_problem(self.run, *read)
+        if problem:
+            raise forms.ValidationError(problem)
+        return read
 
 
 def parse_ratings(data, criteria: list[Criterion]) -> tuple[dict[Criterion, int], list[str]]:
@@ -34,16 +44,22 @@ def parse_ratings(data, criteria: list[Criterion]) -> tuple[dict[Criterion, int]
         raw = data.get(f"stars-{criterion.id}")
         if raw in (None, ""):
             continue
-        if not (str(raw).isascii() and str(raw).isdigit()) or not 1 <= int(raw) <= 5:
+        stars = parse_whole_number(raw, minimum=1, maximum=5)
+        if stars is None:
             problems.append(f"{criterion.name}: give 1 to 5 stars.")
             continue
-        ratings[criterion] = int(raw)
+        ratings[criterion] = stars
     return ratings, problems
 
 
 class NoteForm(forms.ModelForm):
     """A note on a run, optionally pinned to one of its generations."""
 
+    body = TextField(
+        label="Note",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Add a note for the team…"}),
+        error_messages={"required": "A note cannot be empty."},
+    )
     generation = forms.ModelChoiceField(queryset=Generation.objects.none(), required=False, label="About")
 
     class Meta:
@@ -55,8 +71,9 @@ class NoteForm(forms.ModelForm):
 
     def __init__(self, *args, run: Run | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if run is not None:
-            self.fields["generation"].queryset = run.generations.all()
+        generation = self.fields["generation"]
+        if run is not None and isinstance(generation, forms.ModelChoiceField):
+            generation.queryset = run.generations.all()
 
     def clean_body(self) -> str:
         body = self.cleaned_data["body"].strip()
@@ -69,6 +86,7 @@ class NoteForm(forms.ModelForm):
 
 def parse_tags(raw: str) -> list[str]:
     """'poster, UI-mockup zh' → ['poster', 'ui-mockup', 'zh']; raises on a bad tag."""
+    raw = text.clean(raw or "", label="Tags")
     names = [t.strip().lstrip("#").lower() for t in re.split(r"[,\s]+", raw or "") if t.strip()]
     bad = [n for n in names if not TAG.match(n)]
     if bad:

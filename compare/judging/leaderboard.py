@@ -16,7 +16,7 @@ from datetime import date
 
 from django.db.models import Count, Q, QuerySet
 
-from compare.models import Generation, Vote
+from compare.models import Generation, Run, Vote
 
 BASE, SCALE = 1000.0, 400.0  # Elo's scale: 400 points = 10:1 odds
 PRIOR = 1.0  # virtual ties against every other model: keeps undefeated/winless models finite
@@ -39,7 +39,8 @@ Verdict = tuple[Battle, ...]  # the battles one vote stands for
 def battles_from_vote(sides: Sequence[str], winner: str | None) -> Verdict:
     """A winner beats every other side; no winner ("tie" or "all_bad") ties every pair.
     "All bad" counts as a tie, as LMArena does: it says nothing about which side is better.
-    Every side counts, failed ones too: a vote judges what the voter saw."""
+    `sides` are the sides that delivered an image (`leaderboard_for` passes only those):
+    a side without one was not judged on its merits, so it meets no one."""
     sides = list(dict.fromkeys(sides))  # a model shown twice in one run never meets itself
     if winner is not None:
         return tuple(Battle(winner, other, 1.0) for other in sides if other != winner)
@@ -106,8 +107,11 @@ def win_probability(score_a: float, score_b: float) -> float:
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (NumPy's default, PERCENTILE.INC)."""
-    if not values:
-        return None
+    return _quantile(values, q) if values else None
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """`percentile` of values that are not empty."""
     xs = sorted(values)
     k = (len(xs) - 1) * q / 100
     lo = math.floor(k)
@@ -143,7 +147,7 @@ def bootstrap_intervals(
         pairs = ((b, float(w)) for (kind, _), w in zip(kinds, weights, strict=True) if w for b in kind)
         for m, s in zip(models, to_scores(_mm(*_matrices(pairs, models), prior, start, tol=1e-8)), strict=True):
             samples[m].append(s)
-    return {m: (percentile(v, 2.5), percentile(v, 97.5)) for m, v in samples.items() if v}
+    return {m: (_quantile(v, 2.5), _quantile(v, 97.5)) for m, v in samples.items() if v}
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,11 @@ class Leaderboard:
     matrix: list[tuple[ModelRow, list[Cell]]]
     votes: int
     battles: int
+    # Votes left out: on runs where fewer than two sides delivered an image, or for a
+    # side without one (no battle between two images came of them).
+    left_out: int = 0
+    # Votes on blind runs whose names this viewer has not seen yet (not shown to them).
+    not_judged: int = 0
 
 
 def build_leaderboard(
@@ -227,7 +236,7 @@ def build_leaderboard(
         won, tied, lost = outcome[key][1.0], outcome[key][0.5], outcome[key][0.0]
         mine = gens.get(key, [])
         latencies = [g.latency_ms / 1000 for g in mine if g.succeeded and g.latency_ms is not None]
-        priced = [g for g in mine if g.succeeded and g.images and g.cost is not None]
+        priced = [(g.cost, g.images) for g in mine if g.succeeded and g.images and g.cost is not None]
         costs = [g.cost for g in mine if g.cost is not None]
         credit = won + tied / 2
         low, high = intervals.get(key, (score, score))
@@ -245,7 +254,7 @@ def build_leaderboard(
                 median_latency_s=percentile(latencies, 50),
                 p90_latency_s=percentile(latencies, 90),
                 # per image, not per generation: a 4-image generation weighs four times
-                cost_per_image=sum(g.cost for g in priced) / sum(g.images for g in priced) if priced else None,
+                cost_per_image=sum(cost for cost, _ in priced) / sum(n for _, n in priced) if priced else None,
                 cost_per_win=sum(costs) / credit if costs and credit else None,
                 preliminary=won + tied + lost < min_battles,
             )
@@ -317,17 +326,17 @@ def filter_votes(votes: QuerySet[Vote], filters: Filters) -> QuerySet[Vote]:
     return votes
 
 
-def _winner(choice: str, sides: Mapping[int, str]) -> tuple[bool, str | None]:
-    """(usable, winning model key or None for a tie)."""
-    if choice in (Vote.TIE, Vote.ALL_BAD):
-        return True, None
-    kind, _, position = choice.partition(":")
-    key = sides.get(int(position)) if kind == "gen" and position.isascii() and position.isdigit() else None
-    return key is not None, key
-
-
-def leaderboard_for(filters: Filters, min_battles: int, resamples: int = RESAMPLES) -> Leaderboard:
+def leaderboard_for(filters: Filters, min_battles: int, resamples: int = RESAMPLES, viewer=None) -> Leaderboard:
+    """The board of the votes `filters` select. With a `viewer`, votes on blind runs whose
+    names are hidden from that viewer are left out (`RunQuerySet.with_viewer`): their
+    board must not tell them, through a filter that isolates one run, which side was
+    which model before they have voted on it themselves."""
     votes = filter_votes(Vote.objects.all(), filters)
+    not_judged = 0
+    if viewer is not None:
+        visible = Run.objects.with_viewer(viewer).filter(names_hidden=False).values("pk")
+        not_judged = votes.exclude(run__in=visible).count()
+        votes = votes.filter(run__in=visible)
     # Each run's generations once, however many people voted on it: costs count once.
     generations = (
         Generation.objects.filter(run__in=votes.values("run"))
@@ -335,18 +344,30 @@ def leaderboard_for(filters: Filters, min_battles: int, resamples: int = RESAMPL
         .annotate(finals=Count("images", filter=Q(images__is_partial=False)))
         .order_by("run__created_at", "position")
     )
-    sides: dict[object, dict[int, str]] = defaultdict(dict)
+    # run id → {generation id: model key} of the sides that delivered an image, by position;
+    # and every generation id of the run, to tell an imageless winner from a stray one.
+    sides: dict[object, dict[object, str]] = defaultdict(dict)
+    members: dict[object, set] = defaultdict(set)
     labels: dict[str, str] = {}
     facts = []
     for g in generations:
-        sides[g.run_id][g.position] = g.model_key
-        labels[g.model_key] = g.model_label  # the newest label wins
+        members[g.run_id].add(g.pk)
         ok = g.status == Generation.Status.SUCCEEDED
+        if ok and g.finals:
+            sides[g.run_id][g.pk] = g.model_key
+        labels[g.model_key] = g.model_label  # the newest label wins
         cost = g.cost_usd if g.cost_usd is not None else (g.estimated_cost_usd if ok else None)
         facts.append(GenFacts(g.model_key, ok, g.latency_ms, float(cost) if cost is not None else None, g.finals))
-    vote_battles = []
-    for run_id, choice in votes.order_by("pk").values_list("run_id", "choice"):
-        usable, winner = _winner(choice, sides[run_id])
-        if usable:  # a choice naming a side the run no longer has is skipped
-            vote_battles.append(battles_from_vote([sides[run_id][p] for p in sorted(sides[run_id])], winner))
-    return build_leaderboard(vote_battles, facts, min_battles, labels, resamples)
+    vote_battles, left_out = [], 0
+    for run_id, verdict, winner_id in votes.order_by("pk").values_list("run_id", "verdict", "winner_id"):
+        run_sides = sides[run_id]
+        winner = run_sides.get(winner_id) if verdict == Vote.Verdict.BETTER else None
+        if verdict == Vote.Verdict.BETTER and winner is None and winner_id not in members[run_id]:
+            continue  # a winner that is not a side of the voted run counts for no one
+        if len(run_sides) < 2 or (verdict == Vote.Verdict.BETTER and winner is None):
+            left_out += 1  # fewer than two images to compare, or an imageless side voted better
+            continue
+        vote_battles.append(battles_from_vote(list(run_sides.values()), winner))
+    board = build_leaderboard(vote_battles, facts, min_battles, labels, resamples)
+    board.left_out, board.not_judged = left_out, not_judged
+    return board

@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from compare.models import Criterion, Rating
+from compare.models import Criterion, Rating, Run
 
 
 @dataclass
@@ -49,12 +49,21 @@ def build_scorecard(
     return sorted(rows, key=lambda r: (-(r.success_rate or 0), r.label))
 
 
-def scorecard_for(tag: str = "") -> tuple[list[Criterion], list[ScoreRow]]:
+def scorecard_for(tag: str = "", viewer=None) -> tuple[list[Criterion], list[ScoreRow], int]:
+    """The scorecard, and how many ratings it left out for `viewer`: those on blind runs
+    whose names are hidden from them (`RunQuerySet.with_viewer`). A rating belongs to a
+    side; summed per model on a page a tag can narrow to one run, the viewer's own
+    1★ for side A and 5★ for side B would name the models before they have voted."""
     criteria = list(Criterion.objects.filter(active=True))
     usability = next((c.pk for c in criteria if c.is_usability), None)
     ratings = Rating.objects.filter(criterion__active=True)
     if tag:
         ratings = ratings.filter(generation__run__tags__name=tag)
+    not_judged = 0
+    if viewer is not None:
+        visible = Run.objects.with_viewer(viewer).filter(names_hidden=False).values("pk")
+        not_judged = ratings.exclude(generation__run__in=visible).count()
+        ratings = ratings.filter(generation__run__in=visible)
     rows = list(
         ratings.order_by("generation__run__created_at").values_list(
             "generation__model_key", "generation__model_label", "generation_id", "criterion_id", "stars"
@@ -62,4 +71,4 @@ def scorecard_for(tag: str = "") -> tuple[list[Criterion], list[ScoreRow]]:
     )
     labels = {key: label for key, label, *_ in rows}
     facts = [(key, gen, crit, stars) for key, _, gen, crit, stars in rows]
-    return criteria, build_scorecard(facts, [c.pk for c in criteria], usability, labels)
+    return criteria, build_scorecard(facts, [c.pk for c in criteria], usability, labels), not_judged

@@ -1,7 +1,7 @@
-"""Helpers both adapters share: auth headers, Retry-After, key scrubbing,
+"""Helpers both adapters share: auth headers, Retry-After, key scrubbing (through
+compare/redact.py),
 transport-error mapping and a small SSE reader."""
 
-import re
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -9,38 +9,15 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from compare.providers.base import ErrorKind, ProviderError
+from compare.redact import redact, shorten_redacted
 from compare.registry import Model
 
 MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 
-# Anything that looks like a credential. Provider messages sometimes quote the
-# key back ("Incorrect API key provided: sk-abc…"), and they end up in the UI.
-_SECRET_PATTERNS = [
-    re.compile(r"\bsk-[A-Za-z0-9_\-*.]{6,}"),
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{10,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-.=~+/]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?)?key=)[^&\s\"']+"),
-]
-# Long opaque tokens (OAuth, JWT, gateway keys). The digit requirement spares
-# long CamelCase identifiers such as quota ids ("GenerateRequestsPerDay…").
-_LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_\-]{40,}(?:\.[A-Za-z0-9_\-]+)*")
-
 
 def scrub(text: str, secret: str | None = None) -> str:
     """Remove anything that looks like an API key from text meant for people."""
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "[redacted]")
-    for pattern in _SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
-        else:
-            text = pattern.sub("[redacted]", text)
-    return _LONG_TOKEN.sub(lambda m: "[redacted]" if re.search(r"\d", m.group(0)) else m.group(0), text)
-
-
-def shorten(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return redact(text, [secret])
 
 
 def auth_headers(model: Model) -> dict[str, str]:
@@ -83,21 +60,22 @@ def error_body_text(response: httpx.Response) -> str:
     text = response.text.strip()
     if not text or text.startswith("<"):  # HTML error pages from proxies say nothing useful
         return ""
-    return shorten(text, 200)
+    return shorten_redacted(text, 200)
 
 
 def transport_error(exc: httpx.TransportError, vendor: str, model: Model) -> ProviderError:
-    detail = scrub(str(exc), model.api_key) or type(exc).__name__
+    detail = shorten_redacted(str(exc), 200, [model.api_key]) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         return ProviderError(
             ErrorKind.TIMEOUT, f"{vendor} did not answer in time for {model.model_id} ({type(exc).__name__})."
         )
-    return ProviderError(ErrorKind.NETWORK, f"Could not reach {vendor} for {model.model_id}: {shorten(detail, 200)}")
+    return ProviderError(ErrorKind.NETWORK, f"Could not reach {vendor} for {model.model_id}: {detail}")
 
 
 def iter_sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
     """Yield (event, data) per server-sent event; tolerant of missing `event:` lines."""
-    event, data = "", []
+    event = ""
+    data: list[str] = []
     for line in lines:
         if line == "":
             if data:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from compare.redact import redact
 from compare.registry import Model
 
 
@@ -43,6 +44,9 @@ class ProviderError(Exception):
         status: int | None = None,
         usage: dict | None = None,
     ):
+        # Every provider text passes through here on its way to the row, the page and the
+        # log: redacted once, before anyone can shorten it.
+        message = redact(message)
         super().__init__(message)
         self.kind = ErrorKind(kind)
         self.message = message

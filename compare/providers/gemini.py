@@ -21,7 +21,6 @@ from compare.providers._common import (
     merge_usage,
     parse_retry_after,
     scrub,
-    shorten,
     transport_error,
 )
 from compare.providers.base import (
@@ -31,6 +30,7 @@ from compare.providers.base import (
     OutputImage,
     ProviderError,
 )
+from compare.redact import shorten
 from compare.registry import Model
 
 VENDOR = "Gemini"

@@ -86,7 +86,7 @@ def truncated_response(body: bytes, status: int = 200, content_type="application
     return StreamingHttpResponse(iter([body[: max(1, len(body) // 2)]]), status=status, content_type=content_type)
 
 
-# Ids the real providers have shut down (providers.md §0). The simulator answers
+# Ids the real providers have shut down (their deprecation notices). The simulator answers
 # for them as the providers do (404), even when a registry still names them.
 RETIRED_IDS = frozenset(
     {

@@ -1,16 +1,19 @@
 """Image and reference files, and the full-size image page. Files are served only
-to logged-in viewers or API token holders; content-addressed, so cached for good."""
+to logged-in viewers or API token holders; content-addressed, so cached for good.
+A blind viewer gets display copies instead, addressed by run and side letter
+(`blind_image`; compare/judging/blind_images.py says why and how)."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from compare.api.views import bearer_token
-from compare.judging import blind
-from compare.models import ApiToken, Image, Reference
+from compare.api.auth import bearer_token
+from compare.judging import blind, blind_images
+from compare.models import ApiToken, Image, Reference, Run
 
 
 @require_GET
@@ -18,11 +21,58 @@ def image_view(request: HttpRequest, run_id, sha256: str) -> HttpResponse:
     image = Image.objects.filter(generation__run_id=run_id, sha256=sha256).select_related("generation__run").first()
     if image is None:
         raise Http404("No such image in this run.")
-    run = image.generation.run
     arena = request.GET.get("arena") == "1"
-    generations, _ = blind.prepare(run, request.user, arena=arena)
+    run = _run(run_id, request, arena)
+    generations, hidden = blind.prepare(run, request.user, arena=arena)
     gen = next(g for g in generations if g.pk == image.generation_id)
-    return render(request, "image.html", {"image": image, "gen": gen, "run": run, "arena": arena})
+    shown = image
+    if hidden:
+        # While the names are hidden the page shows the side's display copy, never the original.
+        finals = [img.pk for img in gen.final_images()]
+        if image.pk not in finals or not gen.shown_images:
+            raise Http404("This image is shown once every side has finished.")
+        shown = gen.shown_images[finals.index(image.pk)]
+    context = {"image": shown, "gen": gen, "run": run, "arena": arena, "hidden": hidden}
+    return render(request, "image.html", context)
+
+
+def _run(run_id, request: HttpRequest, arena: bool) -> Run:
+    runs = Run.objects.with_viewer(request.user, arena=arena).prefetch_related("generations__images")
+    return get_object_or_404(runs, pk=run_id)
+
+
+def _blind_file(request: HttpRequest, run_id, letter: str, number: int, thumbnail: bool) -> HttpResponseBase:
+    if not _allowed_to_see_images(request):
+        return redirect_to_login(request.get_full_path())
+    run = get_object_or_404(Run.objects.prefetch_related("generations__images"), pk=run_id)
+    found = blind.locate(run, letter, number, arena=request.GET.get("arena") == "1")
+    if found is None:
+        raise Http404("No such side or image (or a side is still working).")
+    image, size = found
+    if thumbnail:
+        response = HttpResponse(blind_images.display_thumbnail(image, size), content_type="image/webp")
+    else:
+        response = HttpResponse(blind_images.display_bytes(image, size), content_type="image/png")
+    # The address names a side, not a file: a retried side may get another image. The `v`
+    # query parameter of the pages' links changes with the file, so caching is still safe.
+    response["Cache-Control"] = "private, max-age=31536000, immutable" if request.GET.get("v") else "private, no-cache"
+    if request.GET.get("download"):
+        response["Content-Disposition"] = f'attachment; filename="side-{letter}-{number}.png"'
+    return response
+
+
+@login_not_required
+@require_GET
+def blind_image(request: HttpRequest, run_id, letter: str, number: int) -> HttpResponseBase:
+    """A side's image as a blind viewer sees it: a PNG at the run's common display size,
+    addressed by run, side letter and number (compare/judging/blind_images.py)."""
+    return _blind_file(request, run_id, letter, number, thumbnail=False)
+
+
+@login_not_required
+@require_GET
+def blind_thumbnail(request: HttpRequest, run_id, letter: str, number: int) -> HttpResponseBase:
+    return _blind_file(request, run_id, letter, number, thumbnail=True)
 
 
 def _serve(name: str, content_type: str) -> FileResponse:
@@ -46,7 +96,7 @@ def _allowed_to_see_images(request: HttpRequest) -> bool:
 
 @login_not_required
 @require_GET
-def image_file(request: HttpRequest, sha256: str) -> HttpResponse:
+def image_file(request: HttpRequest, sha256: str) -> HttpResponseBase:
     if not _allowed_to_see_images(request):
         return redirect_to_login(request.get_full_path())
     image = Image.objects.filter(sha256=sha256).first()
@@ -72,7 +122,7 @@ def reference_thumbnail(request: HttpRequest, reference_id: int) -> FileResponse
 
 @login_not_required
 @require_GET
-def image_thumbnail(request: HttpRequest, sha256: str) -> HttpResponse:
+def image_thumbnail(request: HttpRequest, sha256: str) -> HttpResponseBase:
     if not _allowed_to_see_images(request):
         return redirect_to_login(request.get_full_path())
     image = Image.objects.filter(sha256=sha256).first()

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from compare import export
 from compare.history import HistoryFilters, HistoryRow, filtered, row, with_rows
+from compare.views.base import AuthenticatedRequest
 
 # Rows fetched per database round trip while an export streams.
 EXPORT_CHUNK = 200
@@ -28,7 +29,7 @@ def _shared_query(request: HttpRequest) -> QueryDict:
 
 
 @require_GET
-def history(request: HttpRequest) -> HttpResponse:
+def history(request: AuthenticatedRequest) -> HttpResponse:
     form = HistoryFilters(request.GET)
     runs = with_rows(filtered(form, request.user))
     page = Paginator(runs, settings.COMPARE_RUNS_PER_PAGE).get_page(request.GET.get("page"))
@@ -82,7 +83,7 @@ def history_json(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def run_zip(request: HttpRequest, run_id) -> HttpResponse:
-    run = export.run_for_export(run_id)
+    run = export.run_for_export(run_id, request.user)
     data = export.run_zip(run, request.user, request.build_absolute_uri(run.get_absolute_url()))
     response = HttpResponse(data, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="compare-{run.short_id}.zip"'

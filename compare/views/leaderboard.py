@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from compare.judging.leaderboard import BASE, PRIOR, RESAMPLES, SCALE, Filters, Leaderboard, leaderboard_for
 from compare.judging.scorecard import scorecard_for
 from compare.models import Tag, TeamSettings
+from compare.views.base import HtmxHttpRequest
 
 METHOD = (
     f"Bradley–Terry strengths fitted by Hunter's MM algorithm, ties counted as half a win, "
@@ -44,9 +45,10 @@ COLUMNS = [
 
 
 def _board(request: HttpRequest) -> tuple[Filters, list[str], Leaderboard, int]:
+    """The board as this viewer may see it: votes on blind runs they have not judged are left out."""
     filters, errors = Filters.from_query(request.GET)
     min_battles = TeamSettings.current().leaderboard_min_votes
-    return filters, errors, leaderboard_for(filters, min_battles), min_battles
+    return filters, errors, leaderboard_for(filters, min_battles, viewer=request.user), min_battles
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -79,7 +81,7 @@ def _records(board: Leaderboard) -> list[dict]:
 
 
 @require_GET
-def leaderboard(request: HttpRequest) -> HttpResponse:
+def leaderboard(request: HtmxHttpRequest) -> HttpResponse:
     filters, errors, board, min_battles = _board(request)
     context = {
         "board": board,
@@ -126,6 +128,10 @@ def leaderboard_json(request: HttpRequest) -> JsonResponse:
             "min_battles": min_battles,
             "votes": board.votes,
             "battles": board.battles,
+            # votes not counted: fewer than two sides with an image, or an imageless side voted better
+            "left_out": board.left_out,
+            # votes on blind runs whose names this viewer has not seen yet
+            "not_judged": board.not_judged,
             "models": _records(board),
             # row beats column, ties counted half; null where the two never met
             "win_rate_matrix": {
@@ -141,12 +147,13 @@ def leaderboard_json(request: HttpRequest) -> JsonResponse:
 @require_GET
 def scorecard(request: HttpRequest) -> HttpResponse:
     tag = (request.GET.get("tag") or "").strip()
-    criteria, rows = scorecard_for(tag)
+    criteria, rows, not_judged = scorecard_for(tag, viewer=request.user)
     context = {
         "criteria": criteria,
         "rows": rows,
         "tag": tag,
         "usability": next((c for c in criteria if c.is_usability), None),
         "tags": Tag.objects.values_list("name", flat=True),
+        "not_judged": not_judged,
     }
     return render(request, "scorecard.html", context)

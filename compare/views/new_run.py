@@ -1,15 +1,15 @@
 """The new-comparison page and its htmx fragments (options, notes, estimate, hints)."""
 
-import uuid
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from compare import hints, pricing
 from compare.budget import BudgetExceeded
-from compare.forms import RunForm, ignored_options
+from compare.forms import RunForm
 from compare.models import Image, Run, TeamSettings
+from compare.options import ignored_options
+from compare.parsing import parse_uuid, parse_whole_number
 from compare.registry import enabled_models
 from compare.runs import create_run
 
@@ -22,8 +22,7 @@ def _form_context(form: RunForm, request: HttpRequest | None = None) -> dict:
     options = form.preview_options()
     form.restrict_to(chosen)
     reused = _reused_images(request) if request is not None else []
-    count = str(data.get("reference_count", ""))
-    reference_count = int(count) if count.isascii() and count.isdigit() else len(reused)
+    reference_count = parse_whole_number(data.get("reference_count"), default=len(reused))
     estimates = [(m, pricing.estimate(m, options, data.get("prompt", ""))) for m in chosen]
     known = [e for _, e in estimates if e is not None]
     return {
@@ -47,19 +46,12 @@ def new_run(request: HttpRequest) -> HttpResponse:
             except BudgetExceeded as exc:
                 form.add_error(None, str(exc))
     else:
-        source = Run.objects.filter(pk=request.GET["from"]).first() if _is_uuid(request.GET.get("from")) else None
+        source_id = parse_uuid(request.GET.get("from"))
+        source = Run.objects.filter(pk=source_id).first() if source_id else None
         defaults = [m.key for m in enabled_models() if m.default and m.available]
         initial = RunForm.initial_from(source, defaults, TeamSettings.current().blind_by_default)
         form = RunForm(initial={**initial, "regenerate": request.GET.get("regenerate") == "1"})
     return render(request, "new_run.html", _form_context(form, request), status=400 if form.errors else 200)
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _reused_images(request: HttpRequest) -> list[Image]:

@@ -43,7 +43,7 @@ def _runtime() -> list[tuple[str, str]]:
     simulator = settings.COMPARE_SIMULATOR_URL if settings.COMPARE_SIMULATOR_ENABLED else ""
     return [
         ("Profile", getattr(settings, "PROFILE", "embedded")),
-        ("Task backend", settings.TASKS["default"]["BACKEND"]),
+        ("Task backend", str(settings.TASKS["default"]["BACKEND"])),
         ("Simulator", f"on, at {simulator}" if simulator else "off"),
         ("Database", connection.vendor),
         ("Model registry", settings.COMPARE_MODELS_FILE.name),

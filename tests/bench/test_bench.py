@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from compare.judging.leaderboard import Filters, leaderboard_for
 from compare.models import Generation, Run, Vote
 from compare.simulator.render import render
-from tests.conftest import wait_for_generations
+from tests.factories import make_run, make_user, wait_for_generations
 
 pytestmark = pytest.mark.bench
 MODELS = ["gpt-image-2", "gemini-3-pro-image"]
@@ -24,23 +24,10 @@ def report(name: str, **figures) -> None:
 
 
 def _runs(user, count: int) -> list[Run]:
-    runs = []
-    for i in range(count):
-        run = Run.objects.create(author=user, prompt=f"benchmark prompt {i}", options={"n": 1})
-        for pos, key in enumerate(MODELS):
-            Generation.objects.create(
-                run=run,
-                position=pos,
-                blind_position=pos,
-                model_key=key,
-                model_label=key,
-                model_id=key,
-                status="succeeded",
-                latency_ms=1000 + 37 * i % 5000,
-                cost_usd=Decimal("0.05"),
-            )
-        runs.append(run)
-    return runs
+    return [
+        make_run(user, f"benchmark prompt {i}", latency_ms=1000 + 37 * i % 5000, cost_usd=Decimal("0.05"))
+        for i in range(count)
+    ]
 
 
 @pytest.mark.django_db
@@ -57,11 +44,16 @@ def test_history_page_with_a_thousand_runs(auth_client, user):
 
 
 @pytest.mark.django_db
-def test_leaderboard_with_five_thousand_votes(user, django_user_model):
+def test_leaderboard_with_five_thousand_votes(user):
     runs = _runs(user, 1000)
-    voters = [django_user_model.objects.create_user(f"v{i}") for i in range(5)]
+    voters = [make_user(f"v{i}") for i in range(5)]
+    sides = {(g.run_id, g.position): g for g in Generation.objects.filter(run__in=runs)}
+
+    def verdict(run, k: int) -> dict:
+        return {"verdict": Vote.Verdict.TIE} if k == 2 else {"verdict": Vote.Verdict.BETTER, "winner": sides[run.pk, k]}
+
     Vote.objects.bulk_create(
-        Vote(run=run, user=v, choice=["gen:0", "gen:1", "tie"][(i + j) % 3], blind=True)
+        Vote(run=run, user=v, blind=True, **verdict(run, (i + j) % 3))
         for i, run in enumerate(runs)
         for j, v in enumerate(voters)
     )

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from compare.models import Note, Run, Vote
+from tests.factories import png
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -86,7 +87,7 @@ def test_compare_two_models_vote_note_and_find_it_in_history(page, simulator, us
     assert page.evaluate("document.body.dataset.sameDocument") == "yes"
 
     run = Run.objects.get()
-    assert Vote.objects.get(run=run).choice == "gen:1"
+    assert Vote.objects.values_list("verdict", "winner__position").get(run=run) == ("better", 1)
     assert Note.objects.get(run=run).body == "The right one has cleaner lettering"
 
     page.get_by_role("link", name="History").click()
@@ -97,23 +98,13 @@ def test_compare_two_models_vote_note_and_find_it_in_history(page, simulator, us
     expect(page).to_have_url(base + run.get_absolute_url())
 
 
-def _png_bytes(color) -> bytes:
-    import io
-
-    from PIL import Image as PILImage
-
-    buf = io.BytesIO()
-    PILImage.new("RGB", (200, 200), color).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def test_reference_images_by_picker_and_drop_and_a_streamed_preview(page, simulator, user, settings):
     settings.COMPARE_SIMULATOR_LATENCY = 1.5  # GPT Image 2 takes 6 s: previews arrive well before
     log_in(page, simulator)
 
     page.get_by_label("Prompt").fill('A shop sign that says "Open"')
     page.locator("input[name=references]").set_input_files(
-        files=[{"name": "red.png", "mimeType": "image/png", "buffer": _png_bytes((220, 20, 20))}]
+        files=[{"name": "red.png", "mimeType": "image/png", "buffer": png((220, 20, 20), (200, 200))}]
     )
     # Drop a second file onto the zone, the way a designer drags one from the desktop.
     page.evaluate(
@@ -124,7 +115,7 @@ def test_reference_images_by_picker_and_drop_and_a_streamed_preview(page, simula
             const zone = document.querySelector("[data-dropzone]");
             zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
         }""",
-        list(_png_bytes((20, 20, 220))),
+        list(png((20, 20, 220), (200, 200))),
     )
     expect(page.locator("[data-picked] li")).to_have_count(2)
     expect(page.locator("[data-reference-count]")).to_have_value("2")
@@ -161,8 +152,8 @@ def test_blind_vote_with_the_keyboard_then_the_names_are_revealed(page, simulato
     main = page.locator("main").inner_text()
     assert "GPT Image 2" not in main and "Nano Banana Pro" not in main
 
-    expect(page.get_by_role("button", name=re.compile("^Right better"))).to_be_visible()
-    page.keyboard.press("2")  # "Right better"
+    expect(page.get_by_role("button", name=re.compile("^B better"))).to_be_visible()  # letters, not left/right
+    page.keyboard.press("2")  # "B better"
     # The vote reveals the names: the page shows them without a manual reload.
     expect(page.locator("article.pane h2").first).to_contain_text(
         re.compile("GPT Image 2|Nano Banana Pro"), timeout=10_000
@@ -170,10 +161,10 @@ def test_blind_vote_with_the_keyboard_then_the_names_are_revealed(page, simulato
     run = Run.objects.get()
     vote = run.votes.get()
     right = max(run.generations.all(), key=lambda g: g.blind_position)
-    assert vote.blind and vote.choice == f"gen:{right.position}"
-    expect(page.locator("#votes")).to_contain_text("Right better: 1")
+    assert vote.blind and vote.verdict == Vote.Verdict.BETTER and vote.winner == right
+    expect(page.locator("#votes")).to_contain_text("B better: 1")
     expect(page.locator("article.pane h2").nth(1)).to_have_text(f"B · {right.model_label}")
 
     page.keyboard.press("0")  # change the vote to a tie
     expect(page.locator("#votes")).to_contain_text("Tie: 1")
-    assert run.votes.get().choice == "tie"
+    assert run.votes.values_list("verdict", "winner").get() == ("tie", None)

@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx
 from django.conf import settings
@@ -74,7 +74,7 @@ class Command(BaseCommand):
         form = RunForm(self._form_data(opts))
         if not form.is_valid():
             lines = [
-                f"  {FLAGS.get(name, '--' + name.replace('_', '-'))}: {' '.join(msgs)}"
+                f"  {FLAGS.get(name, '--' + name.replace('_', '-'))}: {' '.join(str(msg) for msg in msgs)}"
                 for name, msgs in form.errors.items()
             ]
             raise CommandError("The comparison is not valid:\n" + "\n".join(lines), returncode=2)
@@ -118,7 +118,9 @@ class Command(BaseCommand):
             )
         )
         message = f"Interrupted: {cancelled} generation(s) cancelled."
-        if self._called_from_command_line and isinstance(generate.get_backend(), ImmediateBackend):
+        # A private BaseCommand attribute (set by run_from_argv) that django-stubs does not declare.
+        from_shell = self._called_from_command_line  # type: ignore[attr-defined]
+        if from_shell and isinstance(generate.get_backend(), ImmediateBackend):
             # The pool's threads would hold the process until their provider calls
             # return (minutes); the rows are cancelled, so their results are discarded anyway.
             self._note(message)
@@ -286,7 +288,8 @@ def _simulator_reachable(models: list[Model]) -> Iterator[str | None]:
         yield None
         return
     from django.core.handlers.wsgi import WSGIHandler
-    from waitress import create_server
+    from waitress import wasyncore
+    from waitress.server import TcpWSGIServer, create_server
 
     # Not get_wsgi_application(): its django.setup() would configure logging afresh.
     with warnings.catch_warnings():
@@ -299,11 +302,27 @@ def _simulator_reachable(models: list[Model]) -> Iterator[str | None]:
             return [b"Only the simulator is served here."]
         return django_app(environ, start_response)
 
-    server = create_server(simulator_only, host="127.0.0.1", port=0, threads=16)
-    threading.Thread(target=server.run, name="compare-simulator", daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}/sim"
+    sockets: dict[int, Any] = {}  # the server's own socket map: listening socket, connections, trigger
+    server = create_server(simulator_only, map=sockets, host="127.0.0.1", port=0, threads=16)
+    if not isinstance(server, TcpWSGIServer):  # one host, one port: always a single TCP server
+        raise CommandError("Could not start the simulator in this process.")
+    stopping = threading.Event()
+
+    def serve() -> None:
+        # waitress's run() loops until its sockets are gone. This loop also ends when asked
+        # and then closes the sockets itself: closed from another thread while it waits on
+        # them in select(), or while a worker still wakes it, they fail with "Bad file descriptor".
+        while not stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=sockets, count=1)
+        wasyncore.close_all(sockets)
+
+    loop = threading.Thread(target=serve, name="compare-simulator", daemon=True)
+    loop.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/sim"
     try:
         with override_settings(COMPARE_SIMULATOR_URL=url):
             yield url
     finally:
-        server.close()
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # workers finish and exit first
+        stopping.set()
+        loop.join(timeout=5)

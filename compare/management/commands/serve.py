@@ -1,5 +1,6 @@
-"""Serve the app (embedded profile): resume unfinished generations, then serve
-with waitress. Tasks run in this process's thread pool."""
+"""Serve the app with waitress: resume unfinished generations, then serve, believing the
+forwarding headers of COMPARE_TRUSTED_PROXIES only (compare/proxies.py). Tasks run in this
+process's thread pool unless a durable task backend is configured."""
 
 import logging
 import threading
@@ -11,6 +12,7 @@ from django.db import connections
 from django.utils import timezone
 
 from compare.models import Generation
+from compare.proxies import TrustedProxyMiddleware
 from compare.registry import enabled_models
 from compare.tasks import enqueue_generations, expire_overdue
 
@@ -71,14 +73,20 @@ class Command(BaseCommand):
             self.stdout.write(f"Simulated (no API key set): {', '.join(simulated)}")
         self.stdout.write(self.style.SUCCESS(f"compare is serving on http://{host}:{port}/  (Ctrl+C to stop)"))
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-        proxy = {}
-        if settings.COMPARE_TRUSTED_PROXIES:
-            # Behind a TLS proxy: believe its X-Forwarded-* headers, or HTTPS redirects loop.
-            proxy = {
-                # waitress trusts one address, or any ("*") when there are several proxies.
-                "trusted_proxy": settings.COMPARE_TRUSTED_PROXIES[0]
-                if len(settings.COMPARE_TRUSTED_PROXIES) == 1
-                else "*",
-                "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
-            }
-        serve(application, host=host, port=port, threads=threads, ident="compare", channel_timeout=900, **proxy)
+        # Behind TLS proxies (COMPARE_TRUSTED_PROXIES): their X-Forwarded-For/-Proto/-Host are
+        # believed, or HTTPS redirects would loop; anyone else's are dropped (compare/proxies.py).
+        # waitress's own trusted_proxy option takes one address or "*" (every address).
+        app = TrustedProxyMiddleware(application, settings.COMPARE_TRUSTED_PROXIES)
+        serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="compare",
+            # A client that announces a body and never sends it, or keeps an idle
+            # connection open, is dropped after this long (a request being answered is
+            # never cut: waitress times out only channels with no request in service).
+            channel_timeout=settings.COMPARE_IDLE_TIMEOUT,
+            cleanup_interval=max(1, min(30, settings.COMPARE_IDLE_TIMEOUT // 2)),
+            clear_untrusted_proxy_headers=False,  # the middleware does it, proxy by proxy
+        )

@@ -1,4 +1,4 @@
-"""What the Gemini generateContent API accepts for image models (shared/providers.md §2).
+"""What the Gemini generateContent API accepts for image models (Google's Gemini API reference).
 
 The request is read the way Google's protobuf-JSON parser reads it: camelCase
 or snake_case keys, unknown field names rejected.
@@ -7,6 +7,8 @@ or snake_case keys, unknown field names rejected.
 import math
 import re
 from dataclasses import dataclass, field
+
+from PIL import Image as PILImage
 
 from compare.registry import ALL_ASPECTS
 from compare.simulator.common import RETIRED_IDS, b64decode, configured_models, decode_image
@@ -155,8 +157,8 @@ def pixel_size(aspect: str, image_size: str) -> tuple[int, int]:
         w, h = SIZES_1K[aspect]
     else:
         a, b = (int(x) for x in aspect.split(":"))
-        w = math.sqrt(1024 * 1024 * a / b)
-        w, h = round(w / 8) * 8, round(w * b / a / 8) * 8
+        side = math.sqrt(1024 * 1024 * a / b)
+        w, h = round(side / 8) * 8, round(side * b / a / 8) * 8
     return w * factor, h * factor
 
 
@@ -192,7 +194,7 @@ def _references(parts: list[dict], spec: ModelSpec) -> list:
         raise ApiError(
             f"The request has {len(images)} input images; models/{spec.model_id} accepts at most {MAX_REFERENCES}."
         )
-    references = []
+    references: list[PILImage.Image | None] = []
     for part in images:
         if "fileData" in part:
             references.append(None)
@@ -291,7 +293,7 @@ def usage(req: Request, image: bool = True, thoughts: int = 0, blocked_prompt: b
     prompt_details = [{"modality": "TEXT", "tokenCount": text}]
     if image_in:
         prompt_details.append({"modality": "IMAGE", "tokenCount": image_in})
-    result = {"promptTokenCount": text + image_in}
+    result: dict[str, object] = {"promptTokenCount": text + image_in}
     candidates = IMAGE_TOKENS[req.image_size] if image else 0
     if not blocked_prompt:
         result["candidatesTokenCount"] = candidates

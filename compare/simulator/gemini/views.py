@@ -1,6 +1,6 @@
 """The simulated Gemini API: models/{model}:generateContent, :streamGenerateContent, models list.
 
-Replies follow shared/providers.md §2.4–2.7: Pro thinks aloud (a thought text and
+Replies follow Google's Gemini API reference: Pro thinks aloud (a thought text and
 a blocky draft image, both marked thought), then the final image with a
 thoughtSignature and a short text. "No image" outcomes are HTTP 200, as on the
 real API; quota and overload errors carry Google's error details.
@@ -113,7 +113,7 @@ class Reply:
         self.thoughts = (150 + self.seed[1] % 250) if req.show_thoughts else 0
 
     def envelope(self, candidate: dict | None, with_usage: bool, **usage_args) -> dict:
-        body = {}
+        body: dict[str, object] = {}
         if candidate is not None:
             body["candidates"] = [{"index": 0, **candidate}]
         if with_usage:
@@ -207,7 +207,7 @@ class Reply:
         return body
 
     def no_image(self, fault: str) -> dict:
-        """HTTP 200 answers without an image (providers.md §2.5)."""
+        """HTTP 200 answers without an image, as the real API gives them."""
         if fault == "prompt_blocked":
             return self.envelope(None, True, image=False, blocked_prompt=True) | {
                 "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}

@@ -1,4 +1,4 @@
-"""What the OpenAI Images API accepts, and what it bills (shared/providers.md §1).
+"""What the OpenAI Images API accepts, and what it bills, as its API reference describes them.
 
 Validation is as strict as the real API where the docs are clear, so that an
 adapter bug shows up against the simulator and not first in production.
@@ -44,7 +44,7 @@ GENERATION_FIELDS = {
 }
 EDIT_FIELDS = (GENERATION_FIELDS - {"style"}) | {"input_fidelity", "image", "image[]", "mask"}
 
-# Published per-image output prices of gpt-image-2 (providers.md §1.8), at $30/M output tokens.
+# Published per-image output prices of gpt-image-2 (OpenAI's pricing page), at $30/M output tokens.
 OUTPUT_PER_MTOK = 30.0
 PRICE_TABLE = {
     "1024x1024": (0.006, 0.053, 0.211),
@@ -93,8 +93,9 @@ class Params:
         return "opaque" if self.background == "auto" else self.background
 
     def resolved_size(self) -> tuple[int, int]:
-        if self.size != "auto":
-            return parse_wxh(self.size)
+        explicit = parse_wxh(self.size) if self.size != "auto" else None
+        if explicit is not None:  # validate() has checked it
+            return explicit
         if not self.images:
             return 1024, 1024
         # Like the real API, 'auto' picks the classic size nearest the first image's shape.
@@ -219,7 +220,7 @@ def validate(data: dict, edit: bool = False) -> Params:
     params.partial_images = _integer(data.get("partial_images"), "partial_images", 0, 3, 0)
     if edit and data.get("input_fidelity") not in (None, ""):
         _choice(data["input_fidelity"], "input_fidelity", {"high", "low"}, "low")
-        if flexible_sizes(model):  # providers.md §1.3: omit for gpt-image-2
+        if flexible_sizes(model):  # the edits endpoint: omit it for gpt-image-2
             raise ApiError(
                 f"input_fidelity is not supported for model '{model}'.", "input_fidelity", "unsupported_parameter"
             )

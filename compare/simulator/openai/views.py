@@ -1,6 +1,6 @@
 """The simulated OpenAI Images API: /v1/images/generations, /v1/images/edits, /v1/models.
 
-Replies follow shared/providers.md §1 field by field, so the official SDK and
+Replies follow OpenAI's Images API reference field by field, so the official SDK and
 our adapter parse them exactly as they would parse OpenAI's.
 """
 

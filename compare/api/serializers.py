@@ -1,0 +1,161 @@
+"""Runs, generations and images as the JSON the API answers.
+
+Conventions: money is a decimal *string* such as "0.0530" (or null when unknown),
+so no precision is lost in a float; times are ISO 8601 with a UTC offset, or null;
+every URL is absolute, and image URLs point at the login-protected image views.
+A blind run names no model, and shows nothing that tells the models apart, until
+the token's user has voted on it: no position, model id, price, parameters, latency,
+times or attempts per side, no side's outcome while another still works, and its
+images as display copies (PNG at one common size, addressed by side letter; see
+compare/judging/blind_images.py) instead of the originals.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+
+from compare.judging import blind
+from compare.judging.blind_images import BlindImage
+from compare.models import Generation, Image, Run
+
+# Prices, parameters, provider messages and per-side times would tell the models of a blind run apart.
+HIDDEN_WHILE_BLIND = (
+    "position",
+    "model_id",
+    "estimated_cost_usd",
+    "cost_usd",
+    "params_sent",
+    "latency_ms",
+    "started_at",
+    "finished_at",
+    "attempts",
+)
+
+
+def runs_queryset(user) -> QuerySet[Run]:
+    """Runs as `user` may see them, with everything the bodies below read, in a fixed
+    number of queries (names hidden, tally, status: RunQuerySet.for_viewer)."""
+    return (
+        Run.objects.for_viewer(user)
+        .select_related("author")
+        .prefetch_related("generations__images", "tags")
+        .order_by("-created_at", "-id")
+    )
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def run_urls(request: HttpRequest, run: Run) -> dict[str, str]:
+    return {
+        "url": request.build_absolute_uri(run.get_absolute_url()),
+        "api_url": request.build_absolute_uri(reverse("api_run_detail", args=[run.id])),
+    }
+
+
+def generation_summary(gen: Generation, hidden: bool = False) -> dict[str, Any]:
+    """`gen` as set up by `blind.prepare`: while it is `withheld` (names hidden, another
+    side still working) its status says only that the run is still running."""
+    return {
+        "id": str(gen.id),
+        "side": blind.side_letter(gen) if gen.run.blind else None,
+        "model": None if hidden else gen.model_key,
+        "label": blind.label(gen, hidden),
+        "status": Generation.Status.RUNNING.value if getattr(gen, "withheld", False) else gen.status,
+        "simulated": gen.simulated,
+    }
+
+
+def image(request: HttpRequest, img: Image | BlindImage) -> dict[str, Any]:
+    """An image; a display copy (names hidden) has no file size: `bytes` is null."""
+    return {
+        "url": request.build_absolute_uri(img.url),
+        "thumbnail_url": request.build_absolute_uri(img.thumbnail_url),
+        "width": img.width,
+        "height": img.height,
+        "format": img.format,
+        "bytes": img.bytes,
+    }
+
+
+def generation_detail(request: HttpRequest, gen: Generation, hidden: bool = False) -> dict[str, Any]:
+    failed = bool(gen.error_kind or gen.error_message)
+    detail = {
+        **generation_summary(gen, hidden),
+        "position": gen.position,
+        "model_id": gen.model_id,
+        "attempts": gen.attempts,
+        "started_at": _time(gen.started_at),
+        "finished_at": _time(gen.finished_at),
+        "latency_ms": gen.latency_ms,
+        "estimated_cost_usd": _money(gen.estimated_cost_usd),
+        "cost_usd": _money(gen.cost_usd),
+        "error": {"kind": gen.error_kind, "message": gen.error_message} if failed else None,
+        "params_sent": gen.params_sent,
+        # Streamed previews are superseded by the final images; only those are listed
+        # (display copies while hidden: `blind.prepare` sets `shown_images`).
+        "images": [image(request, img) for img in gen.final_images()],
+    }
+    if hidden:
+        detail.update(dict.fromkeys(HIDDEN_WHILE_BLIND))
+        detail["images"] = [image(request, img) for img in gen.shown_images]
+        # The status says failed or refused; how (rate limits, overload, quota) differs by provider.
+        detail["error"] = None
+    return detail
+
+
+def created(request: HttpRequest, run: Run) -> dict[str, Any]:
+    """The answer to `POST /api/runs`."""
+    generations, hidden = blind.prepare(run, request.user)
+    return {
+        "id": str(run.id),
+        **run_urls(request, run),
+        "status": run.status,
+        "generations": [generation_summary(g, hidden) for g in generations],
+    }
+
+
+def run_summary(request: HttpRequest, run: Run) -> dict[str, Any]:
+    """A run in the list: no options, no per-generation detail."""
+    generations, hidden = blind.prepare(run, request.user)
+    return {
+        "id": str(run.id),
+        **run_urls(request, run),
+        "prompt": run.prompt,
+        "author": run.author.get_username(),
+        "created_at": _time(run.created_at),
+        "status": run.status,
+        "blind": run.blind,
+        "generations": [generation_summary(g, hidden) for g in generations],
+        "votes_total": run.votes_total,
+        "notes_count": run.notes_total,
+    }
+
+
+def run_detail(request: HttpRequest, run: Run) -> dict[str, Any]:
+    generations, hidden = blind.prepare(run, request.user)
+    tally = {blind.wire_value(choice.verdict, choice.winner): n for choice, n in blind.tally(run, generations)}
+    return {
+        "id": str(run.id),
+        **run_urls(request, run),
+        "prompt": run.prompt,
+        "options": run.options,
+        "author": run.author.get_username(),
+        "created_at": _time(run.created_at),
+        "status": run.status,
+        "blind": run.blind,
+        "tags": [t.name for t in run.tags.all()],
+        "generations": [generation_detail(request, g, hidden) for g in generations],
+        # The tally would reveal the sides' positions before this user has voted.
+        "votes": {"tally": None if hidden else tally, "total": run.votes_total},
+        "notes_count": run.notes_total,
+    }

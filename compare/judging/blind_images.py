@@ -1,0 +1,112 @@
+"""The images a viewer sees while a run's names are hidden from them.
+
+An output file tells its model apart in three ways besides its pixels: its format
+(one provider answers in WebP, another in PNG), its exact pixel size (2720×1536
+against 2752×1536 for the same 16:9 request) and its metadata (C2PA, XMP, EXIF).
+So a blind viewer never gets the original: every side is served as a PNG at one
+common display size, re-encoded from the pixels (no metadata survives), through
+an address that names the run and the side's letter, never the file's hash.
+
+The common size is the largest width and the largest height among the run's
+images. An image within 3 % of that frame's aspect ratio is resampled to exactly
+that frame (2720×1536 becomes 2752×1536: a 1.2 % stretch that no eye sees); an
+image of a clearly different shape keeps its shape and its size (fitted inside
+the frame, never enlarged), since a different shape is plain to see anyway.
+Why the largest and not the smallest: the compare stage shows every side at one
+scale, set by the largest image. With the largest as the frame, that scale is the
+same before the vote (display copies) and after it (originals), so when the names
+appear the larger side stays exactly where it was and the smaller one shrinks by
+its 1 % in place, instead of both sides changing scale. Once the viewer has
+voted, the originals are shown.
+
+The copies are derived files, cached in storage next to the originals
+(`blind/…`), made on the first request for them."""
+
+import hashlib
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image as PILImage
+
+from compare.images import open_bytes, thumbnail_bytes
+from compare.models import Image
+
+SAME_ASPECT = 0.03  # the stage's own rule for "the same shape" (static/stage.js)
+FORMAT = "png"
+
+
+@dataclass(frozen=True)
+class BlindImage:
+    """One image as a blind viewer is shown it: the attributes an `Image` has, with the
+    display copy's address and size, and nothing that tells the original apart."""
+
+    url: str
+    thumbnail_url: str
+    width: int
+    height: int
+    has_alpha: bool
+    format: str = FORMAT
+    bytes: None = None
+    sha256: str = ""  # the original's hash is an address of the original: never shown
+    blind: bool = True
+
+
+def frame(images: Iterable[Image]) -> tuple[int, int] | None:
+    """The common display frame of a run's images: the largest width and height."""
+    sizes = [(img.width, img.height) for img in images]
+    if not sizes:
+        return None
+    return max(w for w, _ in sizes), max(h for _, h in sizes)
+
+
+def display_size(image: Image, common: tuple[int, int]) -> tuple[int, int]:
+    """The size `image` is shown at in the common frame (see the module's docstring)."""
+    fw, fh = common
+    if abs((image.width / image.height) / (fw / fh) - 1) < SAME_ASPECT:
+        return fw, fh
+    scale = min(fw / image.width, fh / image.height, 1.0)
+    return max(1, round(image.width * scale)), max(1, round(image.height * scale))
+
+
+def version(image: Image, size: tuple[int, int]) -> str:
+    """A cache-busting key of the display copy: one-way, so it does not lead to the original."""
+    return hashlib.sha256(f"blind:{image.sha256}:{size[0]}x{size[1]}".encode()).hexdigest()[:20]
+
+
+def _cached(name: str, make) -> bytes:
+    try:
+        return open_bytes(name)
+    except FileNotFoundError:
+        pass
+    data = make()
+    if not default_storage.exists(name):  # two first requests at once: either file will do
+        default_storage.save(name, ContentFile(data))
+    return data
+
+
+def _encode(image: Image, size: tuple[int, int]) -> bytes:
+    with PILImage.open(io.BytesIO(open_bytes(image.file))) as opened:
+        img: PILImage.Image = opened
+        img.load()
+        alpha = img.mode in {"RGBA", "LA", "PA"} or "transparency" in img.info
+        img = img.convert("RGBA" if alpha else "RGB")
+        if img.size != size:
+            img = img.resize(size, PILImage.Resampling.LANCZOS)
+        out = io.BytesIO()
+        img.save(out, "PNG", compress_level=3)  # no pnginfo: no metadata is written
+        return out.getvalue()
+
+
+def display_bytes(image: Image, size: tuple[int, int]) -> bytes:
+    """The PNG display copy of `image` at `size`."""
+    key = version(image, size)
+    return _cached(f"blind/{key[:2]}/{key}.png", lambda: _encode(image, size))
+
+
+def display_thumbnail(image: Image, size: tuple[int, int]) -> bytes:
+    """A WebP thumbnail made from the display copy (so it has the common shape too)."""
+    key = version(image, size)
+    return _cached(f"blind/{key[:2]}/{key}-thumb.webp", lambda: thumbnail_bytes(display_bytes(image, size)))

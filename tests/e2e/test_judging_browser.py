@@ -1,0 +1,216 @@
+"""Judging blind in a real browser (Debian's chromium driven by Playwright): a vote by
+keyboard reveals the names on the sides where they were. The voted image keeps its
+place to the pixel, stays marked as the pick, and the page never reloads; in the
+Judge queue `n` then moves on to the next comparison.
+
+With COMPARE_SHOTS=<directory> set, the tests also save screenshots of the pages
+they look at (light and dark, 1440×900) there."""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from playwright.sync_api import expect, sync_playwright
+
+from compare.judging import blind
+from compare.models import Reveal, Run, Vote
+from tests.e2e.test_browser import CHROMIUM, log_in
+from tests.factories import BOTH, wait_for_generations
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+LAPTOP = {"width": 1440, "height": 900}
+SHOTS = os.environ.get("COMPARE_SHOTS", "")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
+    # synchronous test code.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, simulator):
+    """open_page(**context options) → a page whose console errors fail the test."""
+    contexts, errors = [], []
+
+    def open_(**options):
+        context = browser.new_context(**{"viewport": LAPTOP, **options})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert errors == [], errors  # a CSP violation, a script error or a failed htmx swap
+
+
+def simulated_run(client, **fields) -> Run:
+    """A 1:1 run of both flagships through the simulator (both deliver 1024×1024)."""
+    data = {"prompt": 'A shop sign that says "Open"', "models": BOTH, "aspect_ratio": "1:1", "resolution": "1K"}
+    response = client.post("/", {**data, **fields})
+    assert response.status_code == 302, response.content.decode()[:500]
+    run = Run.objects.latest("created_at")
+    wait_for_generations(run)
+    return run
+
+
+def wait_for_images(page, original: bool) -> None:
+    """Every side's compared image is loaded: display copies (blind) or the originals."""
+    kind = "/images/" if original else "/sides/"
+    page.wait_for_function(
+        """kind => {
+            const imgs = [...document.querySelectorAll('.panes .pane img')].filter(i => i.closest('[data-stage-viewport]'));
+            return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth && i.src.includes(kind));
+        }""",
+        arg=kind,
+    )
+
+
+def first_image_box(page) -> dict:
+    """Where side A's compared image is on screen, once the stage has stopped moving it."""
+    script = """() => {
+        const pane = document.querySelector('.panes .pane');
+        const img = pane.querySelector('.stage-frame figure.is-selected img') || pane.querySelector('[data-stage-viewport] img');
+        const r = img.getBoundingClientRect();
+        return {x: r.x, y: r.y, width: r.width, height: r.height};
+    }"""
+    box, deadline = page.evaluate(script), time.monotonic() + 5
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(150)
+        again = page.evaluate(script)
+        if again == box:
+            return box
+        box = again
+    return box
+
+
+def assert_same_place(before: dict, after: dict) -> None:
+    for key in ("x", "y", "width", "height"):
+        assert abs(before[key] - after[key]) <= 1, (key, before, after)
+
+
+def shoot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
+
+def test_a_blind_vote_by_keyboard_keeps_the_side_in_place_on_the_run_page(open_page, simulator, auth_client, user):
+    run = simulated_run(auth_client, blind="on")
+    for scheme in ("light", "dark") if SHOTS else ():
+        look = open_page(color_scheme=scheme)
+        log_in(look, simulator)
+        look.goto(simulator.url + run.get_absolute_url())
+        wait_for_images(look, original=False)
+        shoot(look, f"blind-run-{scheme}")
+    page = open_page()
+    log_in(page, simulator)
+    page.goto(simulator.url + run.get_absolute_url())
+    wait_for_images(page, original=False)
+    page.evaluate("document.body.dataset.sameDocument = 'yes'")  # a reload would drop it
+    panes = page.locator("article.pane")
+    expect(panes.nth(0).locator("h2")).to_have_text("Side A")
+    expect(page.locator("[data-run-clock]")).to_contain_text("Both done")
+    main = page.locator("main").inner_text()
+    assert "GPT Image 2" not in main and "Nano Banana Pro" not in main and "1024×1024" not in main
+    before = first_image_box(page)
+
+    page.keyboard.press("1")  # "A better"
+    expect(panes.nth(0).locator("h2")).to_have_text(re.compile(r"^A · (GPT Image 2|Nano Banana Pro)$"))
+    wait_for_images(page, original=True)
+    shoot(page, "debug-after")
+    assert_same_place(before, first_image_box(page))
+    expect(panes.nth(0)).to_have_class(re.compile(r"\bis-pick\b"))
+    expect(panes.nth(0).locator("[data-pick-badge]")).to_be_visible()
+    expect(panes.nth(1).locator("[data-pick-badge]")).to_be_hidden()
+    expect(page.get_by_role("button", name=re.compile("^A better"))).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#votes")).to_contain_text("A better: 1")
+    expect(panes.nth(0).locator("figcaption").first).to_contain_text("1024×1024")
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"
+
+    side_a = min(run.generations.all(), key=lambda g: g.blind_position)
+    vote = Vote.objects.get(run=run)
+    assert vote.blind and vote.winner == side_a
+    expect(panes.nth(0).locator("h2")).to_have_text(f"A · {side_a.model_label}")
+    shoot(page, "blind-run-after-vote")
+
+
+def test_a_blind_vote_in_the_judge_queue_swaps_in_place_and_n_moves_on(open_page, simulator, user, other_user):
+    author = Client()
+    author.force_login(other_user)
+    run = simulated_run(author)  # not blind: the Judge queue hides the names
+    if SHOTS:
+        look = open_page(color_scheme="dark")
+        log_in(look, simulator)
+        look.goto(simulator.url + "/judge")
+        wait_for_images(look, original=False)
+        shoot(look, "judge-queue-dark")
+    page = open_page()
+    log_in(page, simulator)
+    page.goto(simulator.url + "/judge")
+    expect(page).to_have_url(simulator.url + run.get_absolute_url() + "?arena=1")
+    wait_for_images(page, original=False)
+    shoot(page, "judge-queue-light")
+    page.evaluate("document.body.dataset.sameDocument = 'yes'")
+    panes = page.locator("article.pane")
+    expect(panes.nth(0).locator("h2")).to_have_text("Side A")
+    expect(page.locator(".queue-left")).to_have_text("(the last one in your queue)")
+    before = first_image_box(page)
+
+    page.keyboard.press("1")
+    expect(panes.nth(0).locator("h2")).to_have_text(re.compile(r"^A · (GPT Image 2|Nano Banana Pro)$"))
+    wait_for_images(page, original=True)
+    assert_same_place(before, first_image_box(page))
+    expect(panes.nth(0)).to_have_class(re.compile(r"\bis-pick\b"))
+    expect(page.get_by_role("button", name=re.compile("^A better"))).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("link", name=re.compile("^Next comparison"))).to_be_visible()
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"  # no reload in judge mode
+    shown, _ = blind.prepare(Run.objects.get(pk=run.pk), user, arena=True)
+    vote = Vote.objects.get(run=run, user=user)
+    assert vote.blind and vote.winner == shown[0]
+    shoot(page, "judge-queue-after-vote")
+
+    page.keyboard.press("n")
+    expect(page.get_by_role("heading", name="All judged")).to_be_visible()
+    shoot(page, "judge-queue-all-judged")
+
+
+def test_a_run_opened_with_the_names_shown_leaves_the_judge_queue(open_page, simulator, user, other_user):
+    author = Client()
+    author.force_login(other_user)
+    run = simulated_run(author)
+    page = open_page()
+    log_in(page, simulator)
+    page.goto(simulator.url + run.get_absolute_url())
+    expect(page.locator("article.pane h2").first).to_have_text("GPT Image 2")
+    # The page, not its GET, records that the names were seen: a POST once it has loaded.
+    deadline = time.monotonic() + 10
+    while not Reveal.objects.filter(run=run, user=user).exists():
+        assert time.monotonic() < deadline, "the page did not report that the names were seen"
+        time.sleep(0.1)
+    page.goto(simulator.url + "/judge")
+    expect(page.get_by_role("heading", name="Nothing to judge yet")).to_be_visible()
+    expect(page.locator(".judge-facts")).to_contain_text("1 comparison left out: you have already seen its model names")
