@@ -8,6 +8,7 @@ class CompareConfig(AppConfig):
 
     def ready(self) -> None:
         # Fail at start, with a clear message, when the model registry is wrong.
+        from compare import live  # noqa: F401  (connects the signals that wake open run pages)
         from compare.redact import install_log_redaction
         from compare.registry import registry
 

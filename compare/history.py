@@ -138,7 +138,7 @@ def with_rows(runs: QuerySet) -> QuerySet:
 @dataclass
 class HistoryRow:
     run: Run
-    sides: list[Generation]  # display order, each with `display_name` for this viewer
+    sides: list[Generation]  # display order, each with `display_name` and `shown_images` for this viewer
     hidden: bool  # model names hidden from this viewer
     status: str
     votes: int
@@ -155,16 +155,13 @@ def _tally(run: Run, sides: list[Generation]) -> list[tuple[str, int]]:
     return [(name, n) for name, n in named if n]
 
 
-def row(run: Run) -> HistoryRow:
-    """A run from `with_rows(annotated(user))` as its viewer may see it.
-
-    blind.prepare would order the sides again for each run; the history shows
-    them in their blind order, labelled with blind's own functions."""
-    hidden = run.names_hidden
-    sides = run.ordered_generations()
-    for gen in sides:
-        gen.run = run
-        gen.display_name = blind.label(gen, hidden)
+def row(run: Run, user) -> HistoryRow:
+    """A run from `with_rows(annotated(user))` as `user` may see it: its sides set up by
+    `blind.prepare`, like on the run page. While the names are hidden a side's
+    `shown_images` are display copies (thumbnails addressed by run and side letter, never
+    by the original's hash, which would fetch the original with its format, size and
+    metadata), and none at all while any side still works (`withheld`)."""
+    sides, hidden = blind.prepare(run, user)  # `names_hidden` is annotated: no query
     return HistoryRow(
         run=run,
         sides=sides,

@@ -8,6 +8,7 @@ import hashlib
 import secrets
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -31,6 +32,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from compare.registry import get_model
+
+if TYPE_CHECKING:  # only names for the type checker: both modules import this one
+    from compare.budget import Charge
+    from compare.live import State
 
 
 class TeamSettings(models.Model):
@@ -195,6 +200,8 @@ class Run(models.Model):
     all_bad_total: int
     notes_total: int
     image_sides: int
+    # Set by compare/views/run.py `get_run_or_404`: the run's live stamps, read before it.
+    live_state: "State"
 
     objects = RunQuerySet.as_manager()
 
@@ -326,6 +333,12 @@ class Generation(models.Model):
     # the notes pinned to this side.
     my_ratings: list[tuple["Criterion", int | None]]
     pinned_notes: list["Note"]
+    # Also set there: its live stamp (compare/live.py), whether an update redraws it, what
+    # it cost (compare/budget.py `charge`) and the seconds its pane shows.
+    live: str
+    live_changed: bool
+    charge: "Charge"
+    latency_s: float | None
 
     class Meta:
         ordering = ["run", "position"]

@@ -20,7 +20,7 @@ from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
-from compare import images, pricing, reuse
+from compare import images, live, pricing, reuse
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
 from compare.providers import adapter_for
@@ -96,7 +96,10 @@ def _finish(gen: Generation, status: str, **fields) -> bool:
     fields.update(status=status, finished_at=now)
     if gen.started_at:
         fields["latency_ms"] = int((now - gen.started_at).total_seconds() * 1000)
-    return bool(_mine(gen).update(**fields))
+    finished = bool(_mine(gen).update(**fields))
+    if finished:
+        live.changed(gen.run_id)  # open run pages learn of it on their next poll
+    return finished
 
 
 def _store_partial(gen: Generation, index: int, data: bytes) -> None:
@@ -242,6 +245,7 @@ def run_generation(generation_id) -> str:
         return "skipped"  # a duplicate delivery, or cancelled before it started
     gen = Generation.objects.select_related("run").get(pk=generation_id)
     gen.claim = token
+    live.changed(gen.run_id)  # queued → running
     model = gen.model
     if model is None or not model.available:
         err = ProviderError(
@@ -263,15 +267,19 @@ def run_generation(generation_id) -> str:
 
 def expire_overdue() -> int:
     """Fail generations running past their deadline (a hung call, a lost worker), so
-    no pane spins forever. Runs from the server's sweeper and on page views."""
+    no pane spins forever. Runs from the server's sweeper (compare/management/commands/serve.py)
+    and from the command line's wait; never from a page view (a GET writes nothing)."""
     grace = 60
     limit = timezone.now() - timedelta(seconds=settings.COMPARE_GENERATION_DEADLINE + grace)
-    return Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=limit).update(
+    expired = Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=limit).update(
         status=Generation.Status.FAILED,
         finished_at=timezone.now(),
         error_kind=ErrorKind.TIMEOUT.value,
         error_message="No result before the deadline; the provider call was abandoned.",
     )
+    if expired:
+        live.changed()  # which runs is not known here: every page checks again
+    return expired
 
 
 def start_fallback(gen: Generation) -> Generation | None:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("runs/export.json", history.history_json, name="history_export_json"),
     path("runs/<uuid:run_id>/", run.run_detail, name="run_detail"),
     path("runs/<uuid:run_id>/parts/<str:name>", run.run_fragment, name="run_fragment"),
+    path("runs/<uuid:run_id>/updates", run.run_updates, name="run_updates"),
     path("runs/<uuid:run_id>/vote", run.vote, name="vote"),
     path("runs/<uuid:run_id>/reveal", run.reveal, name="reveal"),
     path("runs/<uuid:run_id>/seen", run.seen, name="seen"),

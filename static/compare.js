@@ -101,6 +101,149 @@
   }
   document.addEventListener("htmx:afterSettle", markPick);
 
+  // --- Live updates of the run page (compare/live.py) ---------------------------------
+  // One poll per page (#live-poll, htmx `every 200ms`) sends the stamps of every part the
+  // page shows; the server answers 204/286 (nothing new) or the changed parts out of band.
+  // Every other request of the page sends the stamps too (X-Live-Since), so its answer
+  // can bring the parts it changed. No poll while the tab is hidden, while another request
+  // of the page is on its way (its answer is newer), or for a while after a failed poll.
+  var live = { busy: 0, busySince: 0, lastAction: 0, pollSent: 0, failures: 0, pausedUntil: 0 };
+
+  function stamps() {
+    return Array.prototype.map.call(document.querySelectorAll("[data-run-page] [data-live]"), function (el) {
+      return el.getAttribute("data-live");
+    }).join(",");
+  }
+
+  function isPoll(elt) { return elt && elt.hasAttribute && elt.hasAttribute("data-live-poll"); }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (isPoll(elt)) {
+      var now = Date.now();
+      var stuck = live.busy > 0 && now - live.busySince > 15000;
+      if (document.hidden || now < live.pausedUntil || (live.busy > 0 && !stuck)) {
+        event.preventDefault();
+        return;
+      }
+      if (stuck) { live.busy = 0; }
+      live.pollSent = now;
+      event.detail.parameters.since = stamps();
+    } else if (elt && elt.closest && elt.closest("[data-run-page]")) {
+      event.detail.headers["X-Live-Since"] = stamps();
+    }
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (isPoll(elt) || !(elt.closest && elt.closest("[data-run-page]"))) { return; }
+    // Hold the poll: an answer it brings now would be older than this request's.
+    live.busy += 1;
+    live.busySince = live.lastAction = Date.now();
+    if (event.detail.xhr) { event.detail.xhr.liveHold = true; }  // its element may be swapped away
+  });
+
+  // A poll answer from before the page's last request is dropped: the next poll brings it anew.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (isPoll(event.detail.elt) && (live.busy > 0 || live.lastAction >= live.pollSent)) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (isPoll(elt)) {
+      if (event.detail.successful || (event.detail.xhr && event.detail.xhr.status === 286)) {
+        live.failures = 0;
+      } else if (event.detail.xhr && event.detail.xhr.status !== 0) {
+        // The server answered an error: wait longer each time, up to half a minute.
+        live.failures += 1;
+        live.pausedUntil = Date.now() + Math.min(30000, 500 * Math.pow(2, live.failures));
+      }
+    } else if (event.detail.xhr && event.detail.xhr.liveHold && live.busy > 0) {
+      event.detail.xhr.liveHold = false;
+      live.busy -= 1;
+    }
+  });
+
+  document.addEventListener("htmx:sendError", function (event) {
+    if (!isPoll(event.detail.elt)) { return; }
+    live.failures += 1;  // the server is unreachable: back off too
+    live.pausedUntil = Date.now() + Math.min(30000, 500 * Math.pow(2, live.failures));
+  });
+
+  // A note being edited in place is never swapped away by the poll; it takes the new
+  // stamp, and its Save or Cancel brings the list anew.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "note-list" && target.querySelector("[data-note-editing]")) {
+      event.detail.shouldSwap = false;
+      var fresh = event.detail.fragment && event.detail.fragment.firstElementChild;
+      if (fresh && fresh.getAttribute("data-live")) { target.setAttribute("data-live", fresh.getAttribute("data-live")); }
+    }
+  });
+
+  // Escape leaves a note edited in place, as its Cancel does.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.closest) { return; }
+    var editing = event.target.closest("[data-note-editing]");
+    var cancel = editing && editing.querySelector("[data-note-cancel]");
+    if (cancel) { event.preventDefault(); cancel.click(); }
+  });
+
+  // Focus stays where it was after every swap. htmx itself finds a focused element again
+  // by its id; one without an id (a vote button, a link) is found by what it is, inside
+  // the nearest part with an id; if it is gone, that part (or what replaced it) takes focus.
+  var focusBefore = null;
+
+  function describe(el) {
+    if (el.id) { return "#" + CSS.escape(el.id); }
+    var tag = el.tagName.toLowerCase();
+    var attrs = ["name", "value", "href", "data-mode", "data-vote-key"];
+    for (var i = 0; i < attrs.length; i++) {
+      var value = el.getAttribute(attrs[i]);
+      if (value !== null && value !== "") {
+        var selector = tag + "[" + attrs[i] + '="' + CSS.escape(value) + '"]';
+        if (attrs[i] === "name" && el.hasAttribute("value")) {
+          selector += '[value="' + CSS.escape(el.getAttribute("value")) + '"]';
+        }
+        return selector;
+      }
+    }
+    return null;
+  }
+
+  function rememberFocus() {
+    var el = document.activeElement;
+    if (!el || el === document.body) { focusBefore = null; return; }
+    var holder = el.parentElement && el.parentElement.closest("[id]");
+    focusBefore = holder ? { holder: holder.id, selector: describe(el), text: el.textContent, at: Date.now() } : null;
+  }
+
+  function restoreFocus() {
+    var memo = focusBefore;
+    focusBefore = null;
+    if (!memo || Date.now() - memo.at > 2000) { return; }
+    if (document.activeElement && document.activeElement !== document.body) { return; }
+    var holder = document.getElementById(memo.holder);
+    if (!holder) { return; }
+    var found = memo.selector ? holder.querySelector(memo.selector) : null;
+    if (!found) {
+      found = Array.prototype.find.call(holder.querySelectorAll("button, a[href]"), function (el) {
+        return el.textContent === memo.text;
+      });
+    }
+    if (!found) {
+      found = holder;
+      if (!holder.hasAttribute("tabindex")) { holder.setAttribute("tabindex", "-1"); }
+    }
+    found.focus({ preventScroll: true });
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) { if (event.detail.shouldSwap) { rememberFocus(); } });
+  document.addEventListener("htmx:oobBeforeSwap", function () { if (!focusBefore) { rememberFocus(); } });
+  document.addEventListener("htmx:afterSettle", restoreFocus);
+
   document.addEventListener("DOMContentLoaded", function () { setUp(document); });
   // Count before htmx reads the form (capture phase runs before the bubbling handlers).
   document.addEventListener("change", function (event) {

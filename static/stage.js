@@ -204,7 +204,7 @@
     this.root = root;
     this.tools = root.querySelector("[data-stage-tools]");
     this.overlay = root.querySelector("[data-stage-overlay]");
-    this.blind = root.hasAttribute("data-blind");
+    this.blind = root.hasAttribute("data-blind");  // read again on every refresh: see readBlind
     this.mode = stored("mode", "side");
     if (this.mode !== "side" && !OVERLAY[this.mode]) { this.mode = "side"; }
     this.loupe = stored("loupe", "0") === "1";
@@ -247,9 +247,20 @@
     return OVERLAY[this.mode] && this.imageSides.length < 2 ? "side" : this.mode;
   };
 
+  // Blind until this viewer votes: a vote (or "show the names") swaps the panes in by htmx,
+  // without a reload, so the wording of the notes follows the panes, each marked data-blind
+  // while the names are hidden; the stage's own attribute is kept in step.
+  Stage.prototype.readBlind = function () {
+    var panes = all(this.root, ".pane");
+    this.blind = panes.length ? panes.some(function (pane) { return pane.hasAttribute("data-blind"); })
+      : this.root.hasAttribute("data-blind");
+    this.root.toggleAttribute("data-blind", this.blind);
+  };
+
   Stage.prototype.refresh = function () {
     // Keep the spot looked at (a pane swapped in by htmx must not reset the zoom).
     var spot = this.zoomer.fitted ? null : this.zoomer.spot() || this.view;
+    this.readBlind();
     this.sides = this.collect();
     this.imageSides = this.sides.filter(function (side) { return side.figures.length > 0; });
     this.tools.hidden = this.imageSides.length === 0;
@@ -958,6 +969,7 @@
 
   // Panes and the verdict are swapped in by htmx while a run progresses.
   document.addEventListener("htmx:load", refreshSoon);
+  document.addEventListener("htmx:afterSettle", refreshSoon);  // out-of-band panes too (a reveal)
   window.addEventListener("resize", refreshSoon);
   // Images without width/height attributes, and fonts, change the layout once they load.
   window.addEventListener("load", refreshSoon);

@@ -77,9 +77,12 @@ def test_models_start_together_and_the_slowest_decides(auth_client, simulator):
     starts = sorted(g.started_at for g in gens if g.started_at is not None)
     ends = [g.finished_at for g in gens if g.finished_at is not None]
     assert len(starts) == len(ends) == len(gens)  # every side started and finished
-    assert (starts[-1] - starts[0]).total_seconds() < 0.5
+    # In parallel, not one after the other: every side started before any side finished
+    # (each takes a full simulated second). Checked by order, not by a stopwatch, so a
+    # busy machine cannot fail it; the speed itself is measured by `make bench`.
+    assert starts[-1] < min(ends)
     span = (max(ends) - min(g.queued_at for g in gens)).total_seconds()
-    assert 1.0 <= span < 1.9  # in parallel: about one latency, not two
+    assert span >= 1.0  # the simulated latency was honoured
 
 
 def test_one_model_failing_shows_the_other_result_and_the_failure(auth_client, simulator):

@@ -1,5 +1,6 @@
 """The history page: search, every filter, sort, pagination, htmx, and blind rows."""
 
+import io
 import re
 from datetime import timedelta
 
@@ -8,11 +9,12 @@ from django import forms
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from PIL import Image as PILImage
 
 from compare.history import HistoryFilters, annotated, filtered, row, with_rows
 from compare.judging import blind
 from compare.models import Image, Note, Reveal, Run, Vote
-from tests.factories import GPT, MINI, NANO, make_run
+from tests.factories import GPT, MINI, NANO, add_image, image_bytes, make_run, png
 
 pytestmark = pytest.mark.django_db
 
@@ -219,6 +221,49 @@ def test_blind_rows_name_no_model_until_the_viewer_votes(auth_client, user, othe
     assert "GPT Image 2" in html and "Nano Banana Pro" in html and "2 votes" in html
 
 
+def test_blind_rows_show_side_thumbnails_never_the_originals_until_the_vote(auth_client, user, other_user):
+    run = make_run(other_user, "blind sizes", blind=True, latency_ms=6100)
+    gpt, nano = run.generations.order_by("position")
+    originals = [
+        add_image(gpt, image_bytes((200, 30, 30), (65, 48), fmt="WEBP", lossless=True)),
+        add_image(nano, png((30, 30, 200), (64, 48))),
+    ]
+    html = row_html(auth_client, run)
+    # The original's hash is its address: /images/<sha256> would serve it with format, size and metadata.
+    assert "/images/" not in html
+    for image in originals:
+        assert image.sha256 not in html
+    for giveaway in ['width="64"', "64×48", "65×48", "webp", "WEBP", "6100", "6.1", "$"]:
+        assert giveaway not in html, giveaway
+    thumbs = re.findall(r'<img src="([^"]+)" alt="Side ([AB])" width="(\d+)" height="(\d+)"', html)
+    assert [(side, w, h) for _, side, w, h in thumbs] == [("A", "65", "48"), ("B", "65", "48")]  # the common size
+    sizes = set()
+    for src, side, _, _ in thumbs:
+        assert src.startswith(f"/runs/{run.id}/sides/{side}/1/thumbnail?v=")
+        response = auth_client.get(src.replace("&amp;", "&"))
+        assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+        with PILImage.open(io.BytesIO(response.content)) as decoded:
+            assert decoded.format == "WEBP"
+            sizes.add(decoded.size)
+    assert sizes == {(65, 48)}  # made from the display copies: one shape, one size
+
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.TIE)
+    html = row_html(auth_client, run)
+    assert "/sides/" not in html
+    for image in originals:
+        assert f'src="{image.thumbnail_url}"' in html and f'width="{image.width}"' in html
+
+
+def test_a_blind_row_shows_no_outcome_while_a_side_works(auth_client, other_user):
+    run = make_run(other_user, "blind, half done", ("succeeded", "running"), blind=True)
+    done = add_image(run.generations.get(position=0))
+    html = row_html(auth_client, run)
+    # Which side finished first is a latency too: neither side shows an image or its own status.
+    assert "<img" not in html and done.sha256 not in html
+    assert html.count('<span class="no-thumb status-running">Working</span>') == 2
+    assert "Succeeded" not in html and "Running" not in html
+
+
 @pytest.mark.parametrize("case", ["open", "blind", "blind-voted", "blind-revealed"])
 def test_row_hides_names_exactly_when_blind_says_so(user, other_user, case):
     run = make_run(other_user, case, blind=case.startswith("blind"))
@@ -228,7 +273,7 @@ def test_row_hides_names_exactly_when_blind_says_so(user, other_user, case):
         Reveal.objects.create(run=run, user=user)
     loaded = with_rows(annotated(user)).get(pk=run.pk)
     expected_sides, expected_hidden = blind.prepare(Run.objects.get(pk=run.pk), user)
-    got = row(loaded)
+    got = row(loaded, user)
     assert got.hidden == expected_hidden == (case == "blind")
     assert [g.display_name for g in got.sides] == [g.display_name for g in expected_sides]
 

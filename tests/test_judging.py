@@ -1,6 +1,7 @@
 """Judging as a team: blind runs leak nothing until the viewer votes, ratings per
 criterion, notes pinned and owned, tags, forks with lineage, the arena queue."""
 
+import html
 import importlib
 import io
 import json
@@ -11,7 +12,9 @@ from uuid import UUID
 
 import pytest
 from django.apps import apps as django_apps
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image as PILImage
 
@@ -68,8 +71,8 @@ def test_a_blind_run_reveals_nothing_until_the_viewer_votes(auth_client, simulat
         assert leaks(pane) == []
         image = gen.images.get()
         assert gen.model_key not in image.url and gen.model_key not in image.thumbnail_url
-        download = auth_client.get(image.url + "?download=1")
-        assert gen.model_key not in download["Content-Disposition"]
+        # The original does not answer to its hash before the vote: its file tells the model apart.
+        assert auth_client.get(image.url + "?download=1").status_code == 404
         assert leaks(auth_client.get(f"/runs/{run.id}/images/{image.sha256}").content.decode().split("<main>")[1]) == []
     assert auth_client.get(f"/runs/{run.id}/parts/votes").status_code == 200
     assert leaks(auth_client.get(f"/runs/{run.id}/parts/votes").content.decode()) == []
@@ -92,6 +95,9 @@ def test_a_blind_run_reveals_nothing_until_the_viewer_votes(auth_client, simulat
     after = auth_client.get(run.get_absolute_url()).content.decode()
     assert "GPT Image 2" in after and "Nano Banana Pro" in after and f"A · {first_shown.model_label}" in after
     assert pane_order(after) == before
+    for gen in run.generations.all():  # the originals once voted, under a name that is no model's
+        download = auth_client.get(gen.images.get().url + "?download=1")
+        assert download.status_code == 200 and gen.model_key not in download["Content-Disposition"]
 
 
 def test_the_api_hides_names_of_a_blind_run_from_a_token_user_who_has_not_voted(auth_client, simulator, user):
@@ -204,6 +210,55 @@ def test_notes_are_pinned_and_only_their_author_edits_or_deletes_them(auth_clien
     assert note.body == "the kerning is fine now" and note.generation is None
     auth_client.post(f"/runs/{run.id}/notes/{note.id}/delete", HTTP_HX_REQUEST="true")
     assert not Note.objects.exists()
+
+
+@pytest.mark.django_db  # no live server: no need for the module's transactions
+def test_notes_are_added_edited_pinned_and_deleted_in_place_with_focus_kept(auth_client, user):
+    run = factories.make_run(user, images=1)
+    left, right = run.generations.order_by("position")
+    hx = {"HTTP_HX_REQUEST": "true"}
+    added = auth_client.post(f"/runs/{run.id}/notes", {"body": "the kerning is off", "generation": str(right.id)}, **hx)
+    html_added = added.content.decode()
+    note = Note.objects.get()
+    # The section anew, focus back in its (cleared) field; the note appears on its side at once.
+    assert re.search(r"<textarea[^>]*autofocus[^>]*>\s*</textarea>", html_added)
+    pinned = re.search(
+        rf'<ul class="pinned-notes" id="pinned-{right.id}"[^>]*hx-swap-oob="true">(.*?)</ul>', html_added, re.S
+    )
+    assert pinned and "the kerning is off" in pinned.group(1)
+    assert re.search(rf'id="pinned-{left.id}"[^>]*hidden', html_added)
+    # Edit opens in place (the note's own li), its field focused.
+    form = auth_client.get(f"/runs/{run.id}/notes/{note.id}/edit", **hx).content.decode()
+    assert form.lstrip().startswith(f'<li class="note editing" id="note-{note.id}"') and "<html" not in form
+    assert re.search(r"<textarea[^>]*autofocus[^>]*>\s*the kerning is off</textarea>", form)
+    assert f'value="{right.id}" selected' in form
+    # A mistake answers in the same place.
+    bad = auth_client.post(f"/runs/{run.id}/notes/{note.id}/edit", {"body": " "}, **hx)
+    assert (
+        bad.status_code == 422
+        and bad["HX-Retarget"] == f"#note-{note.id}"
+        and "cannot be empty" in bad.content.decode()
+    )
+    # Saved and moved to the other side: the list comes back, focus on the note's Edit link, both sides updated.
+    saved = auth_client.post(
+        f"/runs/{run.id}/notes/{note.id}/edit", {"body": "fixed now", "generation": str(left.id)}, **hx
+    ).content.decode()
+    assert saved.lstrip().startswith('<ol class="note-list" id="note-list"')
+    assert re.search(rf'id="edit-note-{note.id}"\s+autofocus', saved)
+    assert re.search(rf'id="pinned-{left.id}"[^>]*hx-swap-oob="true">.*fixed now', saved)
+    assert re.search(rf'id="pinned-{right.id}"[^>]*hidden', saved)
+    # Cancel brings the list back, focus on the Edit link again.
+    cancelled = auth_client.get(f"/runs/{run.id}/parts/note_list?focus={note.id}", **hx).content.decode()
+    assert re.search(rf'id="edit-note-{note.id}"\s+autofocus', cancelled) and "fixed now" in cancelled
+    deleted = auth_client.post(f"/runs/{run.id}/notes/{note.id}/delete", **hx).content.decode()
+    assert "No notes yet." in deleted and 'tabindex="-1" autofocus' in deleted
+    assert re.search(rf'id="pinned-{left.id}"[^>]*hidden', deleted)
+    # Without JavaScript: a page of its own, and back to the note after saving.
+    again = Note.objects.create(run=run, author=user, body="plain")
+    page = auth_client.get(f"/runs/{run.id}/notes/{again.id}/edit").content.decode()
+    assert "Edit your note" in page and "plain</textarea>" in page
+    response = auth_client.post(f"/runs/{run.id}/notes/{again.id}/edit", {"body": "plainer"})
+    assert response.status_code == 302 and response["Location"] == f"/runs/{run.id}/#note-{again.id}"
 
 
 def test_tags_from_the_form_and_the_run_page(auth_client, simulator):
@@ -543,7 +598,43 @@ def test_a_blind_page_shows_no_time_size_format_or_original_until_the_vote(auth_
 
     Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.TIE)
     after = auth_client.get(run.get_absolute_url()).content.decode()
-    assert "65×48 · WEBP" in after and "6100 ms" in after and originals[0].url in after
+    assert "65×48 · WEBP" in after and originals[0].url in after
+    assert ">6.1 s</span>" in after and ">4.2 s</span>" in after  # each side's time, in seconds
+
+
+@pytest.mark.django_db
+def test_an_original_of_a_hidden_side_is_not_served_by_its_hash(auth_client, user, other_user):
+    run = factories.make_run(other_user, blind=True)
+    data = factories.image_bytes((200, 30, 30), (65, 48), fmt="WEBP", lossless=True)
+    original = factories.add_image(run.generations.get(position=0), data)
+    script = Client(headers={"Authorization": f"Bearer {ApiToken.issue(user, 'script')[1]}"})
+    urls = [original.url, original.url + "?download=1", original.thumbnail_url]
+    # A hash learnt elsewhere (a teammate's API reply, a fork link) fetches nothing before the vote,
+    # with a session or with a token: the same 404 as for a hash that does not exist.
+    for url in urls:
+        assert auth_client.get(url).status_code == 404, url
+        assert script.get(url).status_code == 404, url
+    assert auth_client.get("/images/" + "0" * 64).status_code == 404
+    assert Client().get(original.url).status_code == 302  # and nothing at all without a login
+
+    # The same bytes in a run whose names this viewer sees are that run's file: served.
+    seen = factories.make_run(other_user, "the same picture, named")
+    factories.add_image(seen.generations.get(position=0), data)
+    assert auth_client.get(original.url).status_code == 200
+    seen.delete()
+    assert auth_client.get(original.url).status_code == 404
+
+    Reveal.objects.create(run=run, user=user)  # "show the names" counts like a vote
+    for url in urls:
+        response = auth_client.get(url)
+        assert response.status_code == 200 and script.get(url).status_code == 200, url
+    assert b"".join(auth_client.get(original.url).streaming_content) == data
+
+    # One query decides, whatever the number of runs: the image with the blind rule inside it.
+    auth_client.get("/")  # the session and user are loaded by the middleware: warm them up
+    with CaptureQueriesContext(connection) as captured:
+        assert auth_client.get(original.url).status_code == 200
+    assert len([q for q in captured if "compare_image" in q["sql"]]) == 1
 
 
 def test_the_common_display_size_resamples_near_shapes_and_fits_other_shapes():
@@ -574,13 +665,21 @@ def test_while_a_side_works_no_blind_side_shows_an_outcome(auth_client, user, ot
     page = auth_client.get(run.get_absolute_url()).content.decode().split("<main>")[1]
     assert page.count('data-status="running">Working') == 2 and "succeeded" not in page
     assert "<figure" not in page and "/images/" not in page and "/sides/" not in page
-    assert page.count('hx-trigger="every 1s"') == 2  # both panes wait for the last side
+    assert page.count('hx-trigger="every') == 1  # one poll for the page (compare/live.py) waits for the last side
+    found = re.search(r'id="live-poll"[^>]*hx-get="([^"]+)"', page)
+    assert found, "the page polls while a side works"
+    poll = html.unescape(found.group(1))
+    since = ",".join(re.findall(r'data-live="([^"]+)"', page))
     assert re.search(r'Generating · <span class="timer" data-ticking>\d+\.\d s', page)
     for gen in (done, working):
         pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()
         assert 'data-status="running"' in pane and "<img" not in pane
     assert auth_client.get(f"/runs/{run.id}/sides/A/1").status_code == 404
     factories.succeed(Generation.objects.get(pk=working.pk), factories.png("green"))
+    update = auth_client.get(f"{poll}&since={since}").content.decode()  # the last side done: both panes at once
+    assert (
+        update.count('data-status="succeeded"') == 2 and len(re.findall(r'<img src="/runs/[^"]+/sides/', update)) == 2
+    )
     page = auth_client.get(run.get_absolute_url()).content.decode()
     assert page.count('data-status="succeeded"') == 2 and len(re.findall(r'<img src="/runs/[^"]+/sides/', page)) == 2
     assert "Preview" not in page

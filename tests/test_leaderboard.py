@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -10,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+import compare.judging.leaderboard as lb
 from compare.judging.leaderboard import (
     Battle,
     Filters,
@@ -18,16 +20,19 @@ from compare.judging.leaderboard import (
     bootstrap_intervals,
     build_leaderboard,
     fit_bradley_terry,
+    fit_votes,
+    groups_of,
     leaderboard_for,
     percentile,
     to_scores,
+    weighted_battles,
     win_probability,
 )
 from compare.judging.scorecard import build_scorecard
 from compare.models import Criterion, Rating, Run, TeamSettings, Vote
 from tests import factories
 
-LABELS = {"a": "Model A", "b": "Model B", "c": "Model C"}
+LABELS = {"a": "Model A", "b": "Model B", "c": "Model C", "d": "Model D"}
 
 
 def wins(a: str, b: str, n: int = 1) -> list[tuple[Battle, ...]]:
@@ -72,7 +77,7 @@ def test_a_cycle_gives_equal_scores_and_a_shared_rank():
     votes = wins("a", "b") + wins("b", "c") + wins("c", "a")
     strengths = fit_bradley_terry([b for v in votes for b in v], ["a", "b", "c"], prior=0)
     assert all(s == pytest.approx(1.0) for s in strengths.values())
-    board = build_leaderboard(votes, [], min_battles=1, resamples=20)
+    board = build_leaderboard(votes, [], min_votes=1, resamples=20)
     assert [row.rank for row in board.rows] == [1, 1, 1]
     assert all(row.score == pytest.approx(1000) for row in board.rows)
 
@@ -81,13 +86,13 @@ def test_a_tie_counts_half_a_win_to_each_side():
     votes = wins("a", "b") + ties("a", "b", 2)  # a: 1 + 2·½ = 2 "wins", b: 1
     strengths = fit_bradley_terry([b for v in votes for b in v], ["a", "b"], prior=0)
     assert p_beats(strengths, "a", "b") == pytest.approx(2 / 3)
-    row_a = build_leaderboard(votes, [], min_battles=1, resamples=10).rows[0]
+    row_a = build_leaderboard(votes, [], min_votes=1, resamples=10).rows[0]
     assert (row_a.key, row_a.wins, row_a.ties, row_a.losses, row_a.battles) == ("a", 1, 2, 0, 3)
     assert row_a.win_rate == pytest.approx(2 / 3)
 
 
 def test_undefeated_and_winless_models_stay_finite():
-    board = build_leaderboard(wins("a", "b", 5), [], min_battles=1, resamples=50)
+    board = build_leaderboard(wins("a", "b", 5), [], min_votes=1, resamples=50)
     a, b = board.rows
     # prior of one virtual tie: 5.5 to 0.5 → odds 11:1 → 400·log10(11) apart
     assert a.key == "a" and a.score - b.score == pytest.approx(400 * 1.0413926852)
@@ -95,13 +100,13 @@ def test_undefeated_and_winless_models_stay_finite():
 
 
 def test_no_votes_and_single_model_runs_give_an_empty_board():
-    assert build_leaderboard([], [], min_battles=10).rows == []
-    assert build_leaderboard([battles_from_vote(["a"], "a")], [], min_battles=10).rows == []
+    assert build_leaderboard([], [], min_votes=10).rows == []
+    assert build_leaderboard([battles_from_vote(["a"], "a")], [], min_votes=10).rows == []
 
 
 def test_win_rate_matrix_reads_row_beats_column():
     votes = wins("a", "b", 3) + wins("b", "a") + ties("b", "c", 2)
-    board = build_leaderboard(votes, [], min_battles=1, resamples=10)
+    board = build_leaderboard(votes, [], min_votes=1, resamples=10)
     order = [row.key for row in board.rows]
     cells = {(row.key, order[j]): cell for row, cs in board.matrix for j, cell in enumerate(cs)}
     assert cells["a", "b"].rate == pytest.approx(0.75) and cells["a", "b"].battles == 4
@@ -126,7 +131,7 @@ def test_latency_cost_per_image_and_cost_per_win():
         GenFacts("a", False, None, 0.03, 0),
     ]  # a failed call that was still charged
     gens += [GenFacts("b", False, 500, None, 0)]  # failed: no latency, no cost
-    a, b = build_leaderboard(votes, gens, min_battles=1, resamples=10).rows
+    a, b = build_leaderboard(votes, gens, min_votes=1, resamples=10).rows
     assert a.median_latency_s == pytest.approx(5.5) and a.p90_latency_s == pytest.approx(9.1)
     assert a.cost_per_image == pytest.approx(0.12 / 3)  # per image over successful generations
     assert a.cost_per_win == pytest.approx(0.15 / 1.5)  # every charged call, over wins + ½ ties
@@ -134,7 +139,7 @@ def test_latency_cost_per_image_and_cost_per_win():
 
 
 def test_preliminary_below_the_minimum_battles():
-    board = build_leaderboard(wins("a", "b", 3) + wins("a", "c", 2), [], min_battles=3, resamples=10)
+    board = build_leaderboard(wins("a", "b", 3) + wins("a", "c", 2), [], min_votes=3, resamples=10)
     assert {row.key: row.preliminary for row in board.rows} == {"a": False, "b": False, "c": True}
 
 
@@ -170,8 +175,8 @@ def vote(run, user, winner: int | Vote.Verdict, blind=False) -> Vote:
     return Vote.objects.create(run=run, user=user, verdict=winner, blind=blind)
 
 
-def scores(filters: Filters | None = None, min_battles=1) -> dict[str, tuple[int, int, int]]:
-    board = leaderboard_for(filters or Filters(), min_battles, resamples=10)
+def scores(filters: Filters | None = None, min_votes=1) -> dict[str, tuple[int, int, int]]:
+    board = leaderboard_for(filters or Filters(), min_votes, resamples=10)
     return {r.key: (r.wins, r.ties, r.losses) for r in board.rows}
 
 
@@ -404,3 +409,224 @@ def test_a_blind_run_the_viewer_has_not_judged_stays_out_of_their_scorecard_and_
     card = auth_client.get("/scorecard?tag=solo").content.decode()
     assert 'data-model="a"' in card and 'data-model="b"' in card and "data-not-judged" not in card
     assert json.loads(auth_client.get("/leaderboard.json?tag=solo").content)["not_judged"] == 0
+
+
+# --- Statistics that hold on any data (issue 11) -------------------------------------
+
+POINTS = 400 / math.log(10)  # score points per unit of θ = ln(strength)
+
+
+def reference_fit(votes, models, prior=1.0):
+    """An independent maximum-likelihood fit for the checks below: plain Newton on θ with the
+    first model pinned at θ = 0 (instead of the app's centring), each vote weighing one in all,
+    `prior` virtual ties per pair, run until the step is below 1e-13; returns centred scores."""
+    m, index = len(models), {k: i for i, k in enumerate(models)}
+    W = [[prior / 2 if i != j else 0.0 for j in range(m)] for i in range(m)]
+    for vote in votes:
+        for b in vote:
+            i, j = index[b.a], index[b.b]
+            W[i][j] += b.score / len(vote)
+            W[j][i] += (1 - b.score) / len(vote)
+    theta = [0.0] * m
+    for _ in range(200):
+        g, H = [0.0] * m, [[0.0] * m for _ in range(m)]
+        for i in range(m):
+            for j in range(m):
+                if i != j and W[i][j] + W[j][i]:
+                    n, p = W[i][j] + W[j][i], 1 / (1 + math.exp(theta[j] - theta[i]))
+                    g[i] += W[i][j] - n * p
+                    H[i][i] += n * p * (1 - p)
+                    H[i][j] -= n * p * (1 - p)
+        # solve H[1:,1:] δ = g[1:] by Gauss–Jordan (θ_0 stays 0)
+        A = [[*H[r][1:], g[r]] for r in range(1, m)]
+        for c in range(m - 1):
+            piv = max(range(c, m - 1), key=lambda r: abs(A[r][c]))
+            A[c], A[piv] = A[piv], A[c]
+            A[c] = [x / A[c][c] for x in A[c]]
+            for r in range(m - 1):
+                if r != c:
+                    A[r] = [x - A[r][c] * y for x, y in zip(A[r], A[c], strict=True)]
+        step = [0.0] + [row[-1] for row in A]
+        theta = [t + d for t, d in zip(theta, step, strict=True)]
+        if max(abs(d) for d in step) < 1e-13:
+            break
+    mean = sum(theta) / m
+    return {k: 1000 + POINTS * (theta[i] - mean) for k, i in index.items()}
+
+
+def scores_of(votes, models):
+    strengths, converged = fit_votes(votes, models)
+    assert converged
+    return dict(zip(models, to_scores([strengths[k] for k in models]), strict=True))
+
+
+def test_weakly_linked_groups_are_fitted_to_convergence():
+    # Two groups of two, 19,400 : 600 inside each, joined by a single battle. The old MM loop
+    # stopped at 10,000 iterations with scores 88 points off (1365 / 762 / 1238 / 634).
+    votes = wins("a", "b", 19_400) + wins("b", "a", 600) + wins("c", "d", 19_400) + wins("d", "c", 600)
+    votes += wins("b", "c")
+    ours, ref = scores_of(votes, list("abcd")), reference_fit(votes, list("abcd"))
+    for k in "abcd":
+        assert ours[k] == pytest.approx(ref[k], abs=1e-6)
+    assert round(ours["a"], 2) == 1453.52 and round(ours["d"], 2) == 546.48
+    # The fit satisfies the likelihood equations: each model's expected wins equal its actual
+    # wins (prior included: half a win per other model) to 1e-6 of a battle.
+    p = fit_votes(votes, list("abcd"))[0]
+    met = {(b.a, b.b): 0 for v in votes for b in v}
+    for v in votes:
+        met[v[0].a, v[0].b] += 1
+    for k in "abcd":
+        actual = sum(n for (w, _), n in met.items() if w == k) + 1.5
+        expected = sum((met.get((k, o), 0) + met.get((o, k), 0) + 1) * p[k] / (p[k] + p[o]) for o in "abcd" if o != k)
+        assert expected == pytest.approx(actual, abs=1e-6)
+    board = build_leaderboard(votes, [], min_votes=1, resamples=5)
+    assert board.converged and len(board.groups) == 1
+    # Within one group, 19,400 : 600 (plus the prior's half win each): a hand-computed gap.
+    one = scores_of(wins("a", "b", 19_400) + wins("b", "a", 600), ["a", "b"])
+    assert one["a"] - one["b"] == pytest.approx(400 * math.log10(19_400.5 / 600.5), abs=1e-6)
+
+
+def test_three_model_groups_joined_by_one_battle_match_the_reference():
+    votes = wins("a", "b", 500) + wins("b", "c", 500) + wins("a", "c", 300)
+    votes += wins("d", "e", 500) + wins("e", "f", 500) + wins("d", "f", 300) + wins("c", "d")
+    models = list("abcdef")
+    ours, ref = scores_of(votes, models), reference_fit(votes, models)
+    assert all(ours[k] == pytest.approx(ref[k], abs=1e-6) for k in models)
+
+
+def test_a_fit_that_stops_early_says_so(monkeypatch):
+    votes = wins("a", "b", 19_400) + wins("b", "a", 600)
+    assert build_leaderboard(votes, [], min_votes=1, resamples=5).converged
+    monkeypatch.setattr(lb, "MAX_ITER", 1)
+    assert not build_leaderboard(votes, [], min_votes=1, resamples=5).converged
+
+
+@pytest.mark.django_db
+def test_the_page_and_json_say_when_scores_did_not_converge(auth_client, user, monkeypatch):
+    for winner in (0, 0, 1):
+        vote(make_run(user, ["a", "b"]), user, winner)
+    assert "did not converge" not in auth_client.get("/leaderboard").content.decode()
+    assert json.loads(auth_client.get("/leaderboard.json").content)["converged"] is True
+    monkeypatch.setattr(lb, "MAX_ITER", 1)
+    html = auth_client.get("/leaderboard").content.decode()
+    assert "<strong>Scores did not converge; treat them as rough.</strong>" in html
+    assert json.loads(auth_client.get("/leaderboard.json").content)["converged"] is False
+
+
+def test_models_never_compared_form_separate_groups():
+    votes = wins("a", "b", 3) + wins("b", "a") + wins("c", "d", 2) + ties("c", "d") + wins("e", "c")
+    assert groups_of(votes) == [["c", "d", "e"], ["a", "b"]]  # largest first
+    board = build_leaderboard(votes, [], min_votes=1, resamples=10)
+    assert [[row.key for row in rows] for rows in board.groups] == [["e", "c", "d"], ["a", "b"]]
+    assert [(row.key, row.group, row.rank) for row in board.rows] == [
+        ("e", 1, 1),
+        ("c", 1, 2),
+        ("d", 1, 3),
+        ("a", 2, 1),
+        ("b", 2, 2),
+    ]
+    # Each group is fitted on its own votes: a and b score exactly as if c, d, e did not exist.
+    alone = build_leaderboard(wins("a", "b", 3) + wins("b", "a"), [], min_votes=1, resamples=10)
+    by_key = {row.key: row for row in board.rows}
+    for row in alone.rows:
+        assert by_key[row.key].score == pytest.approx(row.score, abs=1e-9)
+        assert (by_key[row.key].low, by_key[row.key].high) == pytest.approx((row.low, row.high), abs=1e-6)
+    # 3.5 : 1.5 with the prior, centred on 1000 within the group
+    assert by_key["a"].score == pytest.approx(1000 + 200 * math.log10(3.5 / 1.5))
+    assert sum(row.score for row in board.groups[0]) / 3 == pytest.approx(1000)
+
+
+@pytest.mark.django_db
+def test_the_page_shows_groups_whose_relative_order_is_unknown(auth_client, user):
+    vote(make_run(user, ["a", "b"]), user, 0)
+    vote(make_run(user, ["c", "d"]), user, 1)
+    html = auth_client.get("/leaderboard").content.decode()
+    assert 'data-groups="2"' in html and "their relative order is unknown" in html
+    groups = re.findall(r'<tbody data-group="(\d)">(.*?)</tbody>', html, re.S)
+    assert [(n, re.findall(r'data-model="(\w)"', body)) for n, body in groups] == [("1", ["a", "b"]), ("2", ["d", "c"])]
+    assert [row["score"] for row in page_rows(html).values()] == [1095, 905, 1095, 905]
+    data = json.loads(auth_client.get("/leaderboard.json").content)
+    assert data["groups"] == [["a", "b"], ["d", "c"]] and [m["group"] for m in data["models"]] == [1, 1, 2, 2]
+    # Linking the groups with one battle makes one group, and the note goes.
+    vote(make_run(user, ["b", "c"]), user, 0)
+    html = auth_client.get("/leaderboard").content.decode()
+    assert "data-groups" not in html and "data-group=" not in html
+
+
+def test_identical_votes_get_a_small_sample_interval_not_a_zero_width_one():
+    def interval(votes):
+        board = build_leaderboard(votes, [], min_votes=1)
+        assert all(row.small_sample for row in board.rows)
+        return {row.key: (round(row.low, 1), round(row.score, 1), round(row.high, 1)) for row in board.rows}
+
+    # Hand-computed: the pair's win share with the prior, (wins + ½ ties + ½) / (votes + 1), gets a
+    # Wilson interval over votes + 1 trials; each bound q maps to a gap of 400·log10(q / (1 − q)),
+    # and each of the two scores takes half of it around 1000.
+    # One battle: share 1.5 / 2 over 2 trials → q ∈ [0.1979, 0.9733]; gap ∈ [−243.1, 624.8] points.
+    assert interval(wins("a", "b")) == {"a": (878.4, 1095.4, 1312.4), "b": (687.6, 904.6, 1121.6)}
+    # 50–0: share 50.5 / 51 over 51 → q ∈ [0.9127, 0.9990]; gap ∈ [407.8, 1195.6].
+    assert interval(wins("a", "b", 50)) == {"a": (1203.9, 1400.9, 1597.8), "b": (402.2, 599.1, 796.1)}
+    # Only ties: share ½ → a symmetric interval around 1000 that narrows as votes accumulate.
+    few, many = interval(ties("a", "b", 3)), interval(ties("a", "b", 50))
+    assert few["a"][1] == 1000 and few["a"][2] - 1000 == pytest.approx(1000 - few["a"][0], abs=0.1)
+    assert 40 < many["a"][2] - 1000 < few["a"][2] - 1000
+    # Three sides, the same vote five times: finite, non-degenerate, around each score.
+    three = interval([battles_from_vote(["a", "b", "c"], "a")] * 5)
+    assert all(low < score < high for low, score, high in three.values())
+    assert three["b"] == three["c"]
+    # Different votes: the bootstrap as before.
+    mixed = build_leaderboard(wins("a", "b", 3) + wins("b", "a"), [], min_votes=1)
+    assert not any(row.small_sample for row in mixed.rows)
+
+
+def test_wilson_reference_values():
+    z = 1.959963984540054
+
+    def wilson(p, n):
+        c, h = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return c - h / (1 + z * z / n), c + h / (1 + z * z / n)
+
+    def gap(q):
+        return 400 * math.log10(q / (1 - q))
+
+    lo, hi = wilson(50.5 / 51, 51)
+    board = {r.key: r for r in build_leaderboard(wins("a", "b", 50), [], min_votes=1).rows}
+    assert board["a"].low == pytest.approx(1000 + gap(lo) / 2) and board["a"].high == pytest.approx(1000 + gap(hi) / 2)
+    assert board["b"].low == pytest.approx(1000 - gap(hi) / 2)
+
+
+def test_each_vote_weighs_the_same_however_many_sides():
+    decisive, tie = battles_from_vote(["a", "b", "c"], "a"), battles_from_vote(["a", "b", "c"], None)
+    for v in (decisive, tie, battles_from_vote(["a", "b"], "a"), battles_from_vote(list("abcd"), None)):
+        assert sum(w for _, w in weighted_battles([v])) == pytest.approx(1.0)
+    # Hand-computed, prior 1: a–b is ½ (a's win) + ⅓ (the tie) + 1 (prior) = 11/6 battles of which
+    # a won ½ + ⅙ + ½ = 7/6; b and c are symmetric, so a's share 7/11 over a–b and a–c → odds 7 : 4.
+    # (Counting every battle as one, the tie's three pairs weighed more: odds 2 : 1.)
+    board = {r.key: r for r in build_leaderboard([decisive, tie], [], min_votes=1, resamples=10).rows}
+    assert board["a"].score - board["b"].score == pytest.approx(400 * math.log10(7 / 4))
+    assert board["b"].score == pytest.approx(board["c"].score)
+    assert (board["a"].battles, board["a"].votes) == (4, 2)  # battles shown as they happened
+
+
+def test_preliminary_counts_the_votes_a_model_took_part_in():
+    # One three-sided tie: each model is in 1 vote but 2 battles. The setting says votes.
+    board = build_leaderboard([battles_from_vote(["a", "b", "c"], None), *wins("a", "b")], [], min_votes=2)
+    assert {r.key: (r.votes, r.battles, r.preliminary) for r in board.rows} == {
+        "a": (2, 3, False),
+        "b": (2, 3, False),
+        "c": (1, 2, True),
+    }
+
+
+@pytest.mark.django_db
+def test_preliminary_on_the_page_and_exports_is_in_votes(auth_client, user):
+    TeamSettings.objects.update_or_create(pk=1, defaults={"leaderboard_min_votes": 2})
+    vote(make_run(user, ["a", "b", "c"]), user, Vote.Verdict.TIE)
+    html = auth_client.get("/leaderboard").content.decode()
+    assert all(row["preliminary"] for row in page_rows(html).values())
+    assert 'title="In fewer than 2 votes (1 so far)"' in html
+    assert "took part in fewer than 2 votes is marked preliminary" in html
+    data = json.loads(auth_client.get("/leaderboard.json").content)
+    assert data["min_votes"] == 2 and [m["votes"] for m in data["models"]] == [1, 1, 1]
+    assert [m["interval"] for m in data["models"]] == ["wilson"] * 3
+    assert TeamSettings._meta.get_field("leaderboard_min_votes").help_text.startswith("Below this many votes")

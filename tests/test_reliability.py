@@ -7,6 +7,7 @@ import importlib
 import re
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.core.files.storage import default_storage
@@ -90,14 +91,41 @@ def test_rate_limits_are_retried_honouring_retry_after(auth_client, simulator, s
     assert (hit.finished_at - hit.started_at).total_seconds() >= 2.0
 
 
-def test_a_generation_past_its_deadline_is_failed_not_left_spinning(auth_client, user, settings):
+def test_a_generation_past_its_deadline_is_failed_not_left_spinning(auth_client, user, settings, monkeypatch):
     settings.COMPARE_GENERATION_DEADLINE = 5
     run = make_run(user, "stuck", "running", [GPT], started_at=timezone.now() - timedelta(minutes=5))
     gen = run.generations.get()
-    pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()
+    auth_client.get(f"/runs/{run.id}/generations/{gen.id}")
+    assert Generation.objects.get(pk=gen.pk).status == "running"  # a GET writes nothing: the sweeper does it
+    serve = importlib.import_module("compare.management.commands.serve")
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        if slept:
+            raise SystemExit  # one pass of the sweeper is enough
+        slept.append(seconds)
+
+    monkeypatch.setattr(serve, "time", SimpleNamespace(sleep=sleep))
+    monkeypatch.setattr(serve.connections, "close_all", lambda: None)  # keep the test's connection
+    with pytest.raises(SystemExit):
+        serve.sweep_forever(interval=0)
     gen.refresh_from_db()
     assert (gen.status, gen.error_kind) == ("failed", "timeout")
-    assert "The provider took too long to answer." in pane and 'hx-trigger="every' not in pane
+    pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()
+    page = auth_client.get(run.get_absolute_url()).content.decode()
+    assert "The provider took too long to answer." in pane and 'hx-trigger="every' not in page
+
+
+def test_the_command_lines_wait_ends_an_overdue_generation(user, settings, monkeypatch):
+    """`manage.py compare` waits for its run; a side whose worker was lost is failed there
+    too (as the server's sweeper would), not reported as still running."""
+    settings.COMPARE_GENERATION_DEADLINE = 5
+    run = make_run(user, "stuck", "running", [GPT], started_at=timezone.now() - timedelta(minutes=5))
+    cli = importlib.import_module("compare.management.commands.compare")
+    clock = iter([0.0, 1000.0])  # the wait starts; then its own deadline has passed
+    monkeypatch.setattr(cli, "time", SimpleNamespace(monotonic=lambda: next(clock), sleep=lambda seconds: None))
+    generations = cli.Command()._wait(run, show=False)
+    assert [(g.status, g.error_kind) for g in generations] == [("failed", "timeout")]
 
 
 def test_cancel_a_generation_then_retry_it(auth_client, simulator):
@@ -105,7 +133,9 @@ def test_cancel_a_generation_then_retry_it(auth_client, simulator):
     run = Run.objects.get()
     gpt = run.generations.get(position=0)
     response = auth_client.post(f"/runs/{run.id}/generations/{gpt.id}/cancel", HTTP_HX_REQUEST="true")
-    assert response.status_code == 204 and response["HX-Refresh"] == "true"
+    # In place: the pane says so at once, no reload.
+    assert response.status_code == 200 and "HX-Refresh" not in response
+    assert f'id="pane-{gpt.id}"' in response.content.decode() and "Cancelled." in response.content.decode()
     wait_for_generations(run)
     gpt.refresh_from_db()
     assert gpt.status == "cancelled" and not gpt.images.filter(is_partial=False).exists()  # the late result was dropped
@@ -159,7 +189,8 @@ def test_an_identical_request_is_served_from_the_cache_at_no_cost(auth_client, s
         original = first.generations.get(model_key=gen.model_key)
         assert gen.cached_from == original and gen.cost_usd == Decimal("0") and gen.attempts == 0
         assert gen.images.get().sha256 == original.images.get().sha256
-    assert "cached</span>" in auth_client.get(second.get_absolute_url()).content.decode()
+    page = auth_client.get(second.get_absolute_url()).content.decode()
+    assert f'reused from <a href="/runs/{first.id}/">run {str(first.id)[:8]}</a></span>' in page
     auth_client.post("/", {**data, "regenerate": "on"})
     third = Run.objects.exclude(pk__in=[first.pk, second.pk]).get()
     assert all(g.cached_from is None and (g.cost_usd or 0) > 0 for g in wait_for_generations(third))

@@ -20,19 +20,26 @@ its 1 % in place, instead of both sides changing scale. Once the viewer has
 voted, the originals are shown.
 
 The copies are derived files, cached in storage next to the originals
-(`blind/…`), made on the first request for them."""
+(`blind/…`), made on the first request for them; a thumbnail of a copy (WebP, made
+from the copy, so it has the common shape too) is what the history shows of a
+hidden run.
+
+The originals themselves (`/images/<sha256>`, by their hash) are served only to a
+viewer who may see them: `originals` is that rule, in one query."""
 
 import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models import Exists, OuterRef, QuerySet
 from PIL import Image as PILImage
 
 from compare.images import open_bytes, thumbnail_bytes
-from compare.models import Image
+from compare.models import Image, Run
 
 SAME_ASPECT = 0.03  # the stage's own rule for "the same shape" (static/stage.js)
 FORMAT = "png"
@@ -54,7 +61,14 @@ class BlindImage:
     blind: bool = True
 
 
-def frame(images: Iterable[Image]) -> tuple[int, int] | None:
+class Sized(Protocol):
+    """Anything with a pixel size: an `Image` row, a `BlindImage`."""
+
+    width: int
+    height: int
+
+
+def frame(images: Iterable[Sized]) -> tuple[int, int] | None:
     """The common display frame of a run's images: the largest width and height."""
     sizes = [(img.width, img.height) for img in images]
     if not sizes:
@@ -62,7 +76,7 @@ def frame(images: Iterable[Image]) -> tuple[int, int] | None:
     return max(w for w, _ in sizes), max(h for _, h in sizes)
 
 
-def display_size(image: Image, common: tuple[int, int]) -> tuple[int, int]:
+def display_size(image: Sized, common: tuple[int, int]) -> tuple[int, int]:
     """The size `image` is shown at in the common frame (see the module's docstring)."""
     fw, fh = common
     if abs((image.width / image.height) / (fw / fh) - 1) < SAME_ASPECT:
@@ -110,3 +124,14 @@ def display_thumbnail(image: Image, size: tuple[int, int]) -> bytes:
     """A WebP thumbnail made from the display copy (so it has the common shape too)."""
     key = version(image, size)
     return _cached(f"blind/{key[:2]}/{key}-thumb.webp", lambda: thumbnail_bytes(display_bytes(image, size)))
+
+
+def originals(user) -> QuerySet[Image]:
+    """The images whose original file `user` may fetch by its hash: those of a run whose
+    names this viewer may see (`RunQuerySet.with_viewer`, the blind rule). Files are
+    content-addressed, so the same bytes may belong to several runs: one such run is
+    enough, since the viewer can open that run and see the file anyway. A hash learnt
+    elsewhere (an API reply of a teammate, a fork link) thus fetches nothing while the
+    viewer has not voted on the blind run it comes from."""
+    shown = Run.objects.with_viewer(user).filter(pk=OuterRef("generation__run_id"), names_hidden=False)
+    return Image.objects.filter(Exists(shown))

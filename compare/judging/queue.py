@@ -24,10 +24,10 @@ def summary(user) -> dict[str, int | bool]:
     judgeable = Q(image_sides__gte=2) & ~Q(status_value__in=Run.UNFINISHED)
     others = ~Q(author=user)
     counts = runs.aggregate(
-        left=Count("pk", filter=judgeable & others & Q(names_hidden=True)),
         judged=Count("pk", filter=judgeable & others & Q(voted_by_me=True)),
         seen=Count("pk", filter=judgeable & others & Q(voted_by_me=False, revealed_to_me=True)),
         own=Count("pk", filter=judgeable & Q(author=user)),
         waiting=Count("pk", filter=others & Q(status_value__in=Run.UNFINISHED)),
     )
+    counts["left"] = Run.objects.judge_queue(user).count()  # the queue's own rule, not a copy of it
     return {**counts, "all_judged": counts["judged"] > 0 and counts["left"] == 0}

@@ -1,7 +1,9 @@
 """Image and reference files, and the full-size image page. Files are served only
 to logged-in viewers or API token holders; content-addressed, so cached for good.
 A blind viewer gets display copies instead, addressed by run and side letter
-(`blind_image`; compare/judging/blind_images.py says why and how)."""
+(`blind_image`, `blind_thumbnail`; compare/judging/blind_images.py says why and how),
+and an original by its hash only once the names of a run holding it are shown to
+them (`blind_images.originals`): a hash learnt elsewhere fetches nothing before the vote."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
@@ -86,22 +88,35 @@ def _serve(name: str, content_type: str) -> FileResponse:
     return response
 
 
-def _allowed_to_see_images(request: HttpRequest) -> bool:
-    """A logged-in session, or an API token (scripts fetch the URLs the API returns)."""
+def _viewer(request: HttpRequest):
+    """Who asks for an image: the logged-in user, or the owner of an API token (scripts
+    fetch the URLs the API returns); None for anyone else."""
     if request.user.is_authenticated:
-        return True
+        return request.user
     token = bearer_token(request)
-    return bool(token and ApiToken.authenticate(token))
+    return ApiToken.authenticate(token) if token else None
+
+
+def _allowed_to_see_images(request: HttpRequest) -> bool:
+    return _viewer(request) is not None
+
+
+def _original(viewer, sha256: str) -> Image:
+    """The image with this hash, if `viewer` may see its original (one query); else 404,
+    the same answer as for a hash that does not exist, so a hidden side is not confirmed."""
+    image = blind_images.originals(viewer).filter(sha256=sha256).order_by("pk").first()
+    if image is None:
+        raise Http404("No such image.")
+    return image
 
 
 @login_not_required
 @require_GET
 def image_file(request: HttpRequest, sha256: str) -> HttpResponseBase:
-    if not _allowed_to_see_images(request):
+    viewer = _viewer(request)
+    if viewer is None:
         return redirect_to_login(request.get_full_path())
-    image = Image.objects.filter(sha256=sha256).first()
-    if image is None:
-        raise Http404("No such image.")
+    image = _original(viewer, sha256)
     response = _serve(image.file, image.mime_type)
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="{image.sha256[:16]}.{image.format}"'
@@ -123,9 +138,7 @@ def reference_thumbnail(request: HttpRequest, reference_id: int) -> FileResponse
 @login_not_required
 @require_GET
 def image_thumbnail(request: HttpRequest, sha256: str) -> HttpResponseBase:
-    if not _allowed_to_see_images(request):
+    viewer = _viewer(request)
+    if viewer is None:
         return redirect_to_login(request.get_full_path())
-    image = Image.objects.filter(sha256=sha256).first()
-    if image is None:
-        raise Http404("No such image.")
-    return _serve(image.thumbnail, "image/webp")
+    return _serve(_original(viewer, sha256).thumbnail, "image/webp")

@@ -37,7 +37,7 @@ def history(request: AuthenticatedRequest) -> HttpResponse:
     context = {
         "form": form,
         "page": page,
-        "rows": [row(run) for run in page.object_list],
+        "rows": [row(run, request.user) for run in page.object_list],
         "query": query,
         "filtering": any(key != "page" for key in query),
     }
@@ -54,7 +54,7 @@ def history(request: AuthenticatedRequest) -> HttpResponse:
 def _export_rows(request: HttpRequest, form: HistoryFilters) -> Iterator[tuple[HistoryRow, str]]:
     runs = with_rows(filtered(form, request.user))
     for run in runs.iterator(chunk_size=EXPORT_CHUNK):
-        yield row(run), request.build_absolute_uri(run.get_absolute_url())
+        yield row(run, request.user), request.build_absolute_uri(run.get_absolute_url())
 
 
 def _filename(ext: str) -> str:

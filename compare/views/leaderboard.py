@@ -20,9 +20,11 @@ from compare.models import Tag, TeamSettings
 from compare.views.base import HtmxHttpRequest
 
 METHOD = (
-    f"Bradley–Terry strengths fitted by Hunter's MM algorithm, ties counted as half a win, "
-    f"plus {PRIOR:g} virtual tie between every pair of models; score = {BASE:g} + {SCALE:g}·log10(strength), "
-    f"averaging {BASE:g}; 95% interval: percentiles of {RESAMPLES} bootstrap resamples of the votes (fixed seed)."
+    f"Bradley–Terry strengths fitted by maximum likelihood (Newton's method, run until no score moves by "
+    f"more than a millionth of a point), ties counted as half a win, plus {PRIOR:g} virtual tie between every "
+    f"pair of models; score = {BASE:g} + {SCALE:g}·log10(strength), averaging {BASE:g} within each group of "
+    f"models; 95% interval: percentiles of {RESAMPLES} bootstrap resamples of the votes (fixed seed), or, when "
+    f"every vote is the same (resampling then shows no spread), a Wilson interval on the win share."
 )
 COLUMNS = [
     "rank",
@@ -41,14 +43,17 @@ COLUMNS = [
     "cost_per_image_usd",
     "cost_per_win_usd",
     "preliminary",
+    "votes",
+    "group",
+    "interval",
 ]
 
 
 def _board(request: HttpRequest) -> tuple[Filters, list[str], Leaderboard, int]:
     """The board as this viewer may see it: votes on blind runs they have not judged are left out."""
     filters, errors = Filters.from_query(request.GET)
-    min_battles = TeamSettings.current().leaderboard_min_votes
-    return filters, errors, leaderboard_for(filters, min_battles, viewer=request.user), min_battles
+    min_votes = TeamSettings.current().leaderboard_min_votes
+    return filters, errors, leaderboard_for(filters, min_votes, viewer=request.user), min_votes
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -75,6 +80,9 @@ def _records(board: Leaderboard) -> list[dict]:
             "cost_per_image_usd": _r(row.cost_per_image, 4),
             "cost_per_win_usd": _r(row.cost_per_win, 4),
             "preliminary": row.preliminary,
+            "votes": row.votes,  # votes the model took part in: the unit of "preliminary"
+            "group": row.group,  # scores and ranks compare only within a group
+            "interval": "wilson" if row.small_sample else "bootstrap",
         }
         for row in board.rows
     ]
@@ -82,12 +90,12 @@ def _records(board: Leaderboard) -> list[dict]:
 
 @require_GET
 def leaderboard(request: HtmxHttpRequest) -> HttpResponse:
-    filters, errors, board, min_battles = _board(request)
+    filters, errors, board, min_votes = _board(request)
     context = {
         "board": board,
         "filters": filters,
         "errors": errors,
-        "min_battles": min_battles,
+        "min_votes": min_votes,
         "method": METHOD,
         "query": urlencode(filters.as_query()),
         "tags": Tag.objects.values_list("name", flat=True),
@@ -120,14 +128,20 @@ def leaderboard_csv(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def leaderboard_json(request: HttpRequest) -> JsonResponse:
-    filters, _, board, min_battles = _board(request)
+    filters, _, board, min_votes = _board(request)
     return JsonResponse(
         {
             "filters": filters.as_query(),
             "method": METHOD,
-            "min_battles": min_battles,
+            # a model in fewer votes than this is preliminary ("min_battles": the old name, kept for readers)
+            "min_votes": min_votes,
+            "min_battles": min_votes,
             "votes": board.votes,
             "battles": board.battles,
+            # false: a fit stopped before converging; treat the scores as rough
+            "converged": board.converged,
+            # groups of models never compared with each other, directly or through others
+            "groups": [[row.key for row in rows] for rows in board.groups],
             # votes not counted: fewer than two sides with an image, or an imageless side voted better
             "left_out": board.left_out,
             # votes on blind runs whose names this viewer has not seen yet

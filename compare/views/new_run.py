@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from compare import hints, pricing
+from compare import budget, hints, pricing
 from compare.budget import BudgetExceeded
 from compare.forms import RunForm
 from compare.models import Image, Run, TeamSettings
@@ -14,9 +14,10 @@ from compare.registry import enabled_models
 from compare.runs import create_run
 
 
-def _form_context(form: RunForm, request: HttpRequest | None = None) -> dict:
+def _form_context(form: RunForm, request: HttpRequest | None = None, user=None) -> dict:
     """The new-comparison page as the form stands: what the chosen models can do,
-    what they will ignore, the cost estimate and the routing hint."""
+    what they will ignore, the cost estimate against what is left of the user's
+    daily limit, and the routing hint."""
     data = form.data if form.is_bound else {}
     chosen = form.models_in_data()
     options = form.preview_options()
@@ -25,12 +26,14 @@ def _form_context(form: RunForm, request: HttpRequest | None = None) -> dict:
     reference_count = parse_whole_number(data.get("reference_count"), default=len(reused))
     estimates = [(m, pricing.estimate(m, options, data.get("prompt", ""))) for m in chosen]
     known = [e for _, e in estimates if e is not None]
+    viewer = user if user is not None else getattr(request, "user", None)
     return {
         "form": form,
         "models": enabled_models(),
         "notes": ignored_options(chosen, options),
         "estimates": estimates,
         "estimate_total": sum(known) if known else None,
+        "budget": budget.today(viewer) if viewer is not None and viewer.is_authenticated else None,
         "reused": reused,
         "hints": hints.hints(data.get("prompt", ""), options, chosen, reference_count),
     }
@@ -66,4 +69,4 @@ def run_options(request: HttpRequest) -> HttpResponse:
     """htmx: the option fields (after a change of models), or the notes and the
     cost estimate (after any change), for the form as it stands."""
     part = "options" if request.GET.get("part") == "options" else "summary"
-    return render(request, f"new_run.html#{part}", _form_context(RunForm(request.GET)))
+    return render(request, f"new_run.html#{part}", _form_context(RunForm(request.GET), user=request.user))

@@ -5,33 +5,41 @@ fragments are `run.html#…` partials of the one page template."""
 import difflib
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, retarget
 
+from compare import budget, live
 from compare.budget import BudgetExceeded
 from compare.judging import blind, fairness, queue
 from compare.judging.forms import NoteForm, TagsForm, VoteForm, parse_ratings
 from compare.models import Criterion, Generation, Note, Reveal, Run
 from compare.parsing import parse_uuid, parse_whole_number
 from compare.runs import cancel_generations, cast_vote, rate, retry_generation
-from compare.tasks import expire_overdue
 from compare.views.base import AuthenticatedRequest, HtmxHttpRequest
 
-RUN_FRAGMENTS = {"votes", "ledger", "notes", "tags"}
+RUN_FRAGMENTS = {"votes", "ledger", "notes", "note_list", "tags"}
 
 
-def get_run_or_404(request: HttpRequest, run_id) -> Run:
-    """The run with everything its page shows, as this viewer may see it."""
+def get_run_or_404(request: HttpRequest, run_id, state: live.State | None = None) -> Run:
+    """The run with everything its page shows, as this viewer may see it. Its live
+    stamps (compare/live.py) are read first (or given), so they are never newer than
+    what is shown: a part is at worst drawn once more, never left stale."""
+    if state is None:
+        state = live.read(run_id, request.user.pk, _arena(request))
     queryset = (
         Run.objects.for_viewer(request.user, arena=_arena(request))
         .select_related("author", "parent")
         .prefetch_related(
             "generations__images",
             "generations__ratings",
+            "generations__cached_from",
             "notes__author",
             "notes__generation",
             "references",
@@ -39,7 +47,9 @@ def get_run_or_404(request: HttpRequest, run_id) -> Run:
             "children",
         )
     )
-    return get_object_or_404(queryset, pk=run_id)
+    run = get_object_or_404(queryset, pk=run_id)
+    run.live_state = state
+    return run
 
 
 def _arena(request: HttpRequest) -> bool:
@@ -70,9 +80,14 @@ def _run_context(request: AuthenticatedRequest, run: Run, **extra) -> dict:
         if r.user_id == request.user.id
     }
     notes = list(run.notes.all())
+    state = getattr(run, "live_state", None) or live.read(run.pk, request.user.pk, arena)
     for gen in generations:
         gen.my_ratings = [(c, mine.get((gen.id, c.id))) for c in criteria]
         gen.pinned_notes = [n for n in notes if n.generation_id == gen.id]
+        gen.live = state.stamp(f"p{gen.position}")
+        gen.charge = budget.charge(gen)
+        gen.latency_s = _latency_seconds(gen)
+    poll = {"key": live.poll_key(run.pk, request.user.pk)} | ({"arena": "1"} if arena else {})
     return {
         "run": run,
         "generations": generations,
@@ -98,15 +113,27 @@ def _run_context(request: AuthenticatedRequest, run: Run, **extra) -> dict:
         "note_form": extra.pop("note_form", NoteForm()),
         "tags_form": TagsForm(),
         "diff": prompt_diff(run.parent.prompt, run.prompt) if run.parent else [],
+        # Live updates (compare/live.py): each part's stamp, and the one poll of the page.
+        "live": {key: state.stamp(key) for key in ("n", "v", "l", "a", "c")},
+        "poll_url": reverse("run_updates", args=[run.pk]) + "?" + urlencode(poll),
+        "poll_every": live.INTERVAL_MS,
+        "run_cost": budget.run_cost(generations),
         **extra,
     }
 
 
+def _latency_seconds(gen: Generation) -> float | None:
+    """The one time a finished pane shows, in seconds: a reused result shows how long its
+    original took (its own "generation" took no time)."""
+    source = gen.cached_from if gen.cached_from_id and gen.cached_from is not None else gen
+    return None if source.latency_ms is None else source.latency_ms / 1000
+
+
 @require_GET
 def run_detail(request: AuthenticatedRequest, run_id) -> HttpResponse:
-    expire_overdue()  # no pane may spin past its deadline, even if a worker was lost
     run = get_run_or_404(request, run_id)
-    # A GET writes nothing: a page that shows the names reports so with a POST to `seen`.
+    # A GET writes nothing: a page that shows the names reports so with a POST to `seen`,
+    # and the deadline sweeper (compare/management/commands/serve.py) ends overdue panes.
     return render(request, "run.html", _run_context(request, run))
 
 
@@ -126,7 +153,7 @@ def seen(request: AuthenticatedRequest, run_id) -> HttpResponse:
 
 @require_GET
 def generation_pane(request: AuthenticatedRequest, run_id, generation_id) -> HttpResponse:
-    expire_overdue()
+    """One pane as it stands (the page itself learns of changes from `run_updates`)."""
     context = _run_context(request, get_run_or_404(request, run_id))
     gen = next((g for g in context["generations"] if str(g.id) == str(generation_id)), None)
     if gen is None:
@@ -134,9 +161,71 @@ def generation_pane(request: AuthenticatedRequest, run_id, generation_id) -> Htt
     return render(request, "run.html#pane", {**context, "gen": gen})
 
 
+@login_not_required  # a poll key, or the session (checked inside)
+@require_GET
+def run_updates(request: AuthenticatedRequest, run_id) -> HttpResponse:
+    """htmx: the run page's one poll (compare/live.py). `since` holds the page's stamps;
+    the answer is 204 (nothing new), 286 (nothing new and the run is finished: polling
+    stops), or the changed parts as out-of-band swaps. A "nothing new" answer usually
+    needs no query at all: the poll key in the URL says who asks (no session is read),
+    and `live.current` remembers the run's state."""
+    user_id = live.poller(request.GET.get("key", ""), run_id)
+    if user_id is None:
+        if not request.user.is_authenticated:
+            return _to_login(request)
+        user_id = request.user.pk
+    state = live.current(run_id, user_id, _arena(request))
+    if not state.exists and not Run.objects.filter(pk=run_id).exists():
+        raise Http404("No such run.")
+    if state.changes(_since(request)) == set():
+        return HttpResponse(status=286 if state.finished else 204)
+    # Something to draw: that needs the viewer's session.
+    if not request.user.is_authenticated or request.user.pk != user_id:
+        return _to_login(request)
+    return _updates(request, get_run_or_404(request, run_id, state), poll=True)
+
+
+def _to_login(request: HtmxHttpRequest) -> HttpResponse:
+    """The session is gone: to the login page, and back to this run after it (htmx: the
+    whole page goes there, not the poll)."""
+    if not request.htmx:
+        return redirect_to_login(request.get_full_path())
+    page = request.htmx.current_url_abs_path or ""
+    return HttpResponseClientRedirect(
+        resolve_url(settings.LOGIN_URL) + ("?" + urlencode({"next": page}) if page else "")
+    )
+
+
+def _since(request: HttpRequest) -> dict[str, str]:
+    """The page's stamps: `since` on the poll, the X-Live-Since header on its other requests
+    (static/compare.js adds it). Without them every live part is drawn anew."""
+    return live.parse(request.GET.get("since") or request.headers.get("X-Live-Since", ""))
+
+
+def _updates(request: AuthenticatedRequest, run: Run, *, poll: bool = False) -> HttpResponse:
+    """htmx: every part of the run page whose stamp differs from the page's, swapped out
+    of band: the poll's answer, and the answer to a cancel or a retry. Those carry the
+    poll too, so that it starts again when a retry reopens the run."""
+    state = run.live_state
+    changes = state.changes(_since(request))
+    if changes is None:
+        return _reload_page()  # a fallback side appeared: the page gets its own pane for it
+    finished = state.finished and run.is_finished
+    if poll and not changes:
+        return HttpResponse(status=286 if finished else 204)
+    context = _run_context(request, run)
+    for gen in context["generations"]:
+        gen.live_changed = f"p{gen.position}" in changes
+    context.update(changes=changes, oob=True, with_poll=not poll)
+    response = render(request, "run.html#updates", context)
+    if poll and finished:
+        response.status_code = 286  # the last news: htmx swaps it in and stops polling
+    return response
+
+
 @require_GET
 def run_fragment(request: AuthenticatedRequest, run_id, name: str) -> HttpResponse:
-    """htmx: a part of the run page that follows the panes until the run is finished."""
+    """htmx: one part of the run page as it stands."""
     if name not in RUN_FRAGMENTS:
         raise Http404("No such part of the run page.")
     run = get_run_or_404(request, run_id)
@@ -144,7 +233,8 @@ def run_fragment(request: AuthenticatedRequest, run_id, name: str) -> HttpRespon
     if shown is not None and shown != len(run.generations.all()):
         # A fallback side appeared: show the page anew so it gets its own pane.
         return _reload_page()
-    return render(request, f"run.html#{name}", _run_context(request, run))
+    focus_note = parse_whole_number(request.GET.get("focus"))  # a note edit cancelled: back to its Edit link
+    return render(request, f"run.html#{name}", _run_context(request, run, focus_note=focus_note))
 
 
 @require_POST
@@ -181,18 +271,20 @@ def _after_reveal(request: HttpRequest, run: Run) -> str:
 
 
 @require_POST
-def cancel(request: HtmxHttpRequest, run_id, generation_id=None) -> HttpResponse:
+def cancel(request: AuthenticatedRequest, run_id, generation_id=None) -> HttpResponse:
     """Cancel one generation, or every unfinished one of the run."""
     run = get_run_or_404(request, run_id)
     pending = run.generations.pending()
     if generation_id is not None:
         pending = pending.filter(pk=generation_id)
     count = cancel_generations(pending)
-    if not request.htmx:
-        messages.info(
-            request, f"Cancelled {count} generation{'s' if count != 1 else ''}." if count else "Nothing to cancel."
-        )
-    return _refresh_or_redirect(request, run)
+    live.changed(run.pk)
+    if request.htmx:  # the panes, the verdict and the actions change in place
+        return _updates(request, get_run_or_404(request, run_id))
+    messages.info(
+        request, f"Cancelled {count} generation{'s' if count != 1 else ''}." if count else "Nothing to cancel."
+    )
+    return redirect(_after_reveal(request, run))
 
 
 @require_POST
@@ -207,6 +299,10 @@ def retry(request: AuthenticatedRequest, run_id, generation_id) -> HttpResponse:
         problem = str(exc)
     if problem:
         messages.error(request, problem)  # shown on the refreshed page, with or without htmx
+    else:
+        live.changed(run.pk)
+        if request.htmx:  # the pane is queued again in place, and the poll starts again
+            return _updates(request, get_run_or_404(request, run_id))
     return _refresh_or_redirect(request, run)
 
 
@@ -267,9 +363,12 @@ def add_note(request: AuthenticatedRequest, run_id) -> HttpResponse:
     elif not request.htmx:
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     if not request.htmx:
-        return redirect(run)
+        return redirect(_after_reveal(request, run))
     status = 422 if form.errors else 200
-    return render(request, "run.html#notes", _run_context(request, run, note_form=form), status=status)
+    # Ready for the next note: the cleared field (or the one to fix) has the focus.
+    form.fields["body"].widget.attrs["autofocus"] = True
+    context = _run_context(request, run, note_form=form)
+    return render(request, "run.html#notes_added", context, status=status)
 
 
 def _own_note_or_404(request: HttpRequest, run_id, note_id) -> Note:
@@ -279,16 +378,26 @@ def _own_note_or_404(request: HttpRequest, run_id, note_id) -> Note:
 
 @require_http_methods(["GET", "POST"])
 def edit_note(request: AuthenticatedRequest, run_id, note_id) -> HttpResponse:
+    """Edit one's own note: in place in the note list (htmx), or on a page of its own
+    without JavaScript (templates/note_edit.html; it posts here and comes back)."""
     note = _own_note_or_404(request, run_id, note_id)
-    form = NoteForm(request.POST or None, instance=note, run=note.run)
-    if request.method == "POST" and form.is_valid():
+    form = NoteForm(request.POST or None, instance=note, run=note.run, auto_id=f"note-{note.pk}-%s")
+    saved = request.method == "POST" and form.is_valid()
+    if saved:
         form.save()
         if not request.htmx:
-            return redirect(note.run)
-        return render(request, "run.html#notes", _run_context(request, get_run_or_404(request, run_id)))
-    generations, _ = blind.prepare(note.run, request.user)
-    context = {"form": form, "note": note, "run": note.run, "generations": generations}
-    return render(request, "note_edit.html", context, status=422 if form.errors else 200)
+            return redirect(_after_reveal(request, note.run) + f"#note-{note.pk}")
+    status = 422 if form.errors else 200
+    if request.htmx:
+        context = _run_context(request, get_run_or_404(request, run_id))
+        if saved:  # the list again, the side it is pinned to too; focus back on its Edit link
+            return render(request, "run.html#notes_changed", {**context, "focus_note": note.pk})
+        form.fields["body"].widget.attrs["autofocus"] = True
+        response = render(request, "run.html#note_edit", {**context, "note": note, "edit_form": form}, status=status)
+        return retarget(response, f"#note-{note.pk}") if form.errors else response
+    generations, _ = blind.prepare(note.run, request.user, arena=_arena(request))
+    context = {"form": form, "note": note, "run": note.run, "generations": generations, "arena": _arena(request)}
+    return render(request, "note_edit.html", context, status=status)
 
 
 @require_POST
@@ -296,8 +405,9 @@ def delete_note(request: AuthenticatedRequest, run_id, note_id) -> HttpResponse:
     note = _own_note_or_404(request, run_id, note_id)
     note.delete()
     if not request.htmx:
-        return redirect(reverse("run_detail", args=[run_id]))
-    return render(request, "run.html#notes", _run_context(request, get_run_or_404(request, run_id)))
+        return redirect(_after_reveal(request, get_object_or_404(Run, pk=run_id)) + "#notes")
+    context = _run_context(request, get_run_or_404(request, run_id))
+    return render(request, "run.html#notes_changed", {**context, "focus_list": True})
 
 
 @require_POST

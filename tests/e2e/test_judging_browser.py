@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 from compare.judging import blind
 from compare.models import Reveal, Run, Vote
 from tests.e2e.test_browser import CHROMIUM, log_in
-from tests.factories import BOTH, wait_for_generations
+from tests.factories import BOTH, add_image, make_run, png, wait_for_generations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -156,6 +156,32 @@ def test_a_blind_vote_by_keyboard_keeps_the_side_in_place_on_the_run_page(open_p
     assert vote.blind and vote.winner == side_a
     expect(panes.nth(0).locator("h2")).to_have_text(f"A · {side_a.model_label}")
     shoot(page, "blind-run-after-vote")
+
+
+def test_the_stage_note_names_sizes_once_a_blind_vote_reveals_them_without_a_reload(
+    open_page, simulator, user, other_user
+):
+    run = make_run(other_user, "a wide and a tall poster", blind=True)
+    gpt, nano = run.generations.order_by("position")
+    add_image(gpt, png((200, 30, 30), (64, 48)))
+    add_image(nano, png((30, 30, 200), (48, 64)))  # another shape: shown in its own shape even while blind
+    page = open_page()
+    log_in(page, simulator)
+    page.goto(simulator.url + run.get_absolute_url())
+    wait_for_images(page, original=False)
+    page.evaluate("document.body.dataset.sameDocument = 'yes'")  # a reload would drop it
+    note = page.locator("[data-stage-note]")
+    expect(note).to_have_text("The sides differ in pixel size; they are shown at one scale.")
+
+    page.keyboard.press("1")  # "A better": the panes are swapped in with the names
+    expect(page.locator("article.pane h2").first).to_have_text(re.compile(r"^A · "))
+    wait_for_images(page, original=True)
+    named = {gen.model_label: f"{gen.images.get().width}×{gen.images.get().height}" for gen in (gpt, nano)}
+    shown, _ = blind.prepare(Run.objects.get(pk=run.pk), user)
+    expected = ", ".join(f"{gen.side} · {gen.model_label} {named[gen.model_label]}" for gen in shown)
+    expect(note).to_have_text(f"Shown at one scale: {expected}.")
+    expect(page.locator("[data-stage]")).not_to_have_attribute("data-blind", "")
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"
 
 
 def test_a_blind_vote_in_the_judge_queue_swaps_in_place_and_n_moves_on(open_page, simulator, user, other_user):

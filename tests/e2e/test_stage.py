@@ -365,7 +365,7 @@ def test_the_pair_view_leaves_out_blind_runs_the_viewer_has_not_judged(auth_clie
     colours = iter(["red", "green", "blue", "olive"])
     for gen in [*blind.generations.all(), *open_.generations.all()]:
         succeed(gen, image_bytes(next(colours), (64, 48)))
-    hidden = blind.generations.first().images.get()
+    hidden = blind.generations.order_by("position")[0].images.get()
     shown = [gen.images.get() for gen in open_.generations.order_by("position")]
     response = auth_client.get(f"/compare/?a={hidden.sha256}")
     page = response.content.decode()
@@ -379,14 +379,14 @@ def test_the_pair_view_leaves_out_blind_runs_the_viewer_has_not_judged(auth_clie
 
 def test_a_failed_side_keeps_the_stage_for_the_other(page, simulator, user):
     run = make_run(user, prompt="one fails", status=["succeeded", "failed"])
-    succeed(Generation.objects.get(run=run, position=0), image_bytes("navy", (640, 480)))
+    succeed(Generation.objects.get(run=run, position=0), image_bytes("navy", (320, 240)))
     log_in(page, simulator)
     page.goto(simulator.url + run.get_absolute_url())
     expect(page.locator("[data-stage-tools]")).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("^Swipe"))).to_be_disabled()
     img = page.locator(".panes figure.is-selected img")
     expect(img).to_be_visible()
-    assert round(img.bounding_box()["width"]) == 640  # small images are never upscaled to fit
+    assert round(img.bounding_box()["width"]) == 320  # small images are never upscaled to fit
     assert zoom_level(page) == 100
 
 

@@ -32,7 +32,7 @@ from compare.http import shared_client
 from compare.models import Generation, Run
 from compare.registry import Model, default_model_keys
 from compare.runs import create_run
-from compare.tasks import generate
+from compare.tasks import expire_overdue, generate
 
 POLL_SECONDS = 0.25
 # How a form field is spelled on this command line, for error messages.
@@ -175,8 +175,12 @@ class Command(BaseCommand):
             generations = list(run.generations.order_by("position"))
             if progress:
                 progress.update(generations)
-            if all(g.is_terminal for g in generations) or time.monotonic() > deadline:
+            if all(g.is_terminal for g in generations):
                 return generations
+            if time.monotonic() > deadline:
+                # A side whose worker was lost is failed here, as the server's sweeper would.
+                expire_overdue()
+                return list(run.generations.order_by("position"))
             time.sleep(POLL_SECONDS)
 
 

@@ -1,0 +1,106 @@
+"""Benchmark of the run page's live update (compare/live.py), in a real browser: how long
+after a generation is stored its pane shows it, and how many queries an open page costs
+while nothing changes. Printed as BENCH lines; the ceilings only catch a collapse."""
+
+import statistics
+import time
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from compare import live
+from compare.models import Generation
+from tests.e2e.test_browser import CHROMIUM, log_in
+from tests.factories import make_run, png, succeed
+
+pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True)]
+
+WATCH = """id => {
+  window.__doneAt = null;
+  new MutationObserver((_, obs) => {
+    const s = document.querySelector('#pane-' + id + ' [data-status]');
+    if (s && s.dataset.status === 'succeeded') { window.__doneAt = Date.now(); obs.disconnect(); }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def report(name: str, **figures) -> None:
+    print(f"\nBENCH {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+@pytest.fixture
+def page(simulator, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+def lags(page, simulator, user, samples: int, store) -> list[float]:
+    """ms from a generation stored to its pane showing it, one run per sample."""
+    log_in(page, simulator)
+    found: list[float] = []
+    for _ in range(samples):
+        run = make_run(user, status="running", cost_usd=None)
+        gen = run.generations.get(position=0)
+        page.goto(simulator.url + run.get_absolute_url())
+        page.evaluate(WATCH, str(gen.id))
+        time.sleep(0.3 + 0.05 * len(found))  # spread the moment over the poll interval
+        store(gen)
+        stored = time.time() * 1000
+        page.wait_for_function("() => window.__doneAt !== null")
+        found.append(page.evaluate("window.__doneAt") - stored)
+    return found
+
+
+def test_lag_from_stored_to_shown_in_this_process(page, simulator, user):
+    """The embedded default: the task that stores the result runs in the web process."""
+    found = lags(page, simulator, user, 12, lambda gen: succeed(Generation.objects.get(pk=gen.pk), png("green")))
+    report(
+        "live lag, written in the web process (ms)",
+        median=round(statistics.median(found)),
+        max=round(max(found)),
+        target="≤ 300",
+    )
+    assert statistics.median(found) < 1000
+
+
+def test_lag_from_stored_to_shown_by_another_process(page, simulator, user, monkeypatch):
+    """A worker elsewhere (db_worker, the command line): this process is not told, and
+    sees the change when it next reads the run (within live.RECHECK)."""
+    monkeypatch.setattr(live, "changed", lambda run_id=None: None)
+    found = lags(page, simulator, user, 6, lambda gen: succeed(Generation.objects.get(pk=gen.pk), png("green")))
+    report("live lag, written by another process (ms)", median=round(statistics.median(found)), max=round(max(found)))
+    assert statistics.median(found) < 3000
+
+
+def test_queries_of_an_open_page_while_nothing_changes(page, simulator, user, monkeypatch):
+    reads: list[float] = []
+    real = live._rows
+
+    def counted(*args):
+        reads.append(time.monotonic())
+        return real(*args)
+
+    monkeypatch.setattr(live, "_rows", counted)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/updates" in r.url else None)
+    log_in(page, simulator)
+    run = make_run(user, status="running", cost_usd=None)
+    page.goto(simulator.url + run.get_absolute_url())
+    time.sleep(1.0)
+    reads.clear()
+    requests.clear()
+    seconds = 6.0
+    time.sleep(seconds)
+    page.evaluate("1")  # let the request events in
+    report(
+        "open run page, nothing new",
+        polls_per_s=round(len(requests) / seconds, 1),
+        queries_per_s=round(len(reads) / seconds, 2),
+        target="≤ 1 query/s",
+    )
+    assert len(reads) / seconds <= 1.5
