@@ -108,7 +108,7 @@ class Today:
 
 def today(user) -> Today | None:
     """The user's daily limit and what counts against it so far; None without a limit."""
-    team = TeamSettings.objects.filter(pk=1).first() or TeamSettings()  # a GET writes nothing
+    team = TeamSettings.current()  # a GET writes nothing
     limit = team.daily_budget_usd
     if not limit:
         return None

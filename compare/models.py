@@ -65,7 +65,9 @@ class TeamSettings(models.Model):
 
     @classmethod
     def current(cls) -> "TeamSettings":
-        return cls.objects.get_or_create(pk=1)[0]
+        """The team's row, or the defaults while no admin has saved one (read-only: pages
+        call this on GET, and a GET never writes)."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
 class Tag(models.Model):

@@ -1,6 +1,6 @@
 """Fixtures of the page-wide browser tests (test_layout.py, test_a11y.py): one chromium
 per module, pages opened logged in or out, and the site empty or filled (tests/e2e/site.py).
-test_browser.py and test_stage.py keep fixtures of their own."""
+test_stage.py and test_judging_browser.py share `browser`; test_browser.py keeps its own."""
 
 from collections.abc import Iterator
 

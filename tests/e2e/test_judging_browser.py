@@ -13,39 +13,17 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from compare.judging import blind
 from compare.models import Reveal, Run, Vote
-from tests.e2e.test_browser import CHROMIUM, log_in
+from tests.e2e.test_browser import log_in
 from tests.factories import BOTH, add_image, make_run, png, wait_for_generations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 LAPTOP = {"width": 1440, "height": 900}
 SHOTS = os.environ.get("COMPARE_SHOTS", "")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
-    # synchronous test code.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

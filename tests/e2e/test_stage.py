@@ -6,38 +6,15 @@ measure positions, transforms and pixels, not only the DOM."""
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from compare.models import Generation, Run
-from tests.e2e.test_browser import CHROMIUM, log_in
+from tests.e2e.test_browser import log_in
 from tests.factories import BOTH, GPT, MINI, NANO, image_bytes, make_run, succeed, wait_for_generations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 LAPTOP = {"width": 1440, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One chromium for the module (each test gets fresh contexts)."""
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
-    # synchronous test code.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
