@@ -288,7 +288,7 @@ def test_status_page_shows_the_check(simulator, auth_client, monkeypatch, settin
     response = auth_client.get("/status")
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<table class="model-check">' in html
+    assert '<table class="model-check cards">' in html
     for key, model in registry().items():
         assert key in html and model.model_id in html
     assert html.count('<span class="badge check-status">OK</span>') == sum(m.enabled for m in registry().values())
