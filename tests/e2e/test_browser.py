@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from compare.models import Note, Run, Vote
 from tests.factories import png
@@ -13,35 +13,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(simulator, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls in these
-    # tests are plain synchronous test code, not async views.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        errors = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        yield page
-        context.close()
-        browser.close()
-        # A CSP violation, a script error or a failed htmx response would show here.
-        # A request that htmx itself aborted (hx-sync replaced it) is expected, not an error.
-        expected = ("htmx:sendAbort", "htmx:afterRequest")
-        assert [e for e in errors if not e.startswith(expected)] == [], errors
+def page(browser, simulator):
+    # One chromium per module (tests/e2e/conftest.py); a fresh context per test.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    context.close()
+    # A CSP violation, a script error or a failed htmx response would show here.
+    # A request that htmx itself aborted (hx-sync replaced it) is expected, not an error.
+    expected = ("htmx:sendAbort", "htmx:afterRequest")
+    assert [e for e in errors if not e.startswith(expected)] == [], errors
 
 
 def log_in(page, simulator) -> str:

@@ -18,23 +18,9 @@ LAPTOP = {"width": 1440, "height": 900}
 
 
 @pytest.fixture
-def open_page(browser, simulator):
-    """open_page(**context options) → a page whose console errors fail the test."""
-    contexts, errors = [], []
-
-    def open_(**options):
-        context = browser.new_context(**{"viewport": LAPTOP, **options})
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-    # A CSP violation or a script error would show here.
-    assert errors == [], errors
+def open_page(open_page):
+    """The shared open_page (tests/e2e/conftest.py: console errors fail the test), at laptop size unless told."""
+    return lambda **options: open_page(**{"viewport": LAPTOP, **options})
 
 
 @pytest.fixture
