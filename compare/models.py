@@ -188,6 +188,10 @@ class Run(models.Model):
     blind = models.BooleanField(default=False)
     tags = models.ManyToManyField(Tag, blank=True, related_name="runs")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    # A case-sample of a suite run: which case (its index in SuiteRun.cases) and which sample (0…k-1).
+    suite_run = models.ForeignKey("SuiteRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    suite_case = models.PositiveSmallIntegerField(null=True, blank=True)
+    suite_sample = models.PositiveSmallIntegerField(null=True, blank=True)
 
     # Statuses (see RunQuerySet.with_status) of a run that still has work to do, or none.
     UNFINISHED = ("running", "empty")
@@ -268,7 +272,17 @@ ERROR_HEADLINES = {
 }
 
 
+class CheckStatus(models.TextChoices):
+    NONE = "", "Not checked"
+    PENDING = "pending", "Checking"
+    PASSED = "passed", "Checks passed"
+    FAILED = "failed", "Checks failed"
+    UNAVAILABLE = "unavailable", "Check unavailable"
+
+
 class Generation(models.Model):
+    CheckStatus = CheckStatus
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -314,6 +328,13 @@ class Generation(models.Model):
     fallback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallbacks")
     # Options of this generation that differ from the run's (a lower-quality fallback).
     option_overrides = models.JSONField(default=dict, blank=True)
+    # The automatic checks (compare/checks/): text rendering by OCR and the specification
+    # (size, format, transparency, count), run after the images are stored. `checks` holds
+    # the details (the schema is in compare/checks/__init__.py), `check_status` the outcome.
+    check_status = models.CharField(max_length=12, choices=CheckStatus.choices, blank=True, db_index=True)
+    checks = models.JSONField(default=dict, blank=True)
+    # Why a queued generation has not started yet ("waiting for gpt-image-2's rate limit").
+    waiting_for = models.CharField(max_length=200, blank=True)
     # Identical requests (model, prompt, options, inputs) share this key; a hit within
     # the cache window reuses `cached_from`'s images at no cost.
     cache_key = models.CharField(max_length=64, blank=True, db_index=True)
@@ -605,3 +626,26 @@ class ApiToken(models.Model):
             return None
         cls.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
         return row.user
+
+
+class ProviderCall(models.Model):
+    """One request to a provider, for the per-model limits (compare/limits.py): calls
+    started in the last minute count against requests per minute, calls not finished
+    against generations in flight. Shared by every web and worker process."""
+
+    model_key = models.CharField(max_length=100)
+    generation = models.ForeignKey(Generation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model_key", "started_at"]), models.Index(fields=["model_key", "finished_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model_key} at {self.started_at:%H:%M:%S}"
+
+
+# Models of this app that live in their own package; imported here so Django registers them.
+from compare.suites.models import Suite as Suite  # noqa: E402
+from compare.suites.models import SuiteCase as SuiteCase  # noqa: E402
+from compare.suites.models import SuiteRun as SuiteRun  # noqa: E402

@@ -1,0 +1,30 @@
+"""Automatic checks of each generation, run after its images are stored (never
+before the image is shown): text rendering read back by OCR, and the
+specification (pixel size, aspect, format, transparency, number of images).
+
+The outcome lands on the Generation row: `check_status` (CheckStatus: "" not
+checked, pending, passed, failed, unavailable) and `checks`, a JSON object:
+
+    {
+      "engine": "rapidocr-onnxruntime 1.4.4",   # "" when no OCR ran
+      "text_unavailable": "",                   # why the text check could not run, if it could not
+      "max_cer": 0.0,                           # the rule used: a string passes when its CER <= max_cer
+      "seconds": 0.62,                          # time spent checking
+      "spec": [ <spec item>, ... ],             # generation-level: the number of images
+      "images": [                               # one per final image, by Image.index
+        {"index": 0, "text": [ <text item>, ... ], "spec": [ <spec item>, ... ]}
+      ]
+    }
+
+    text item: {"expected": "新春钜惠 全场 8 折", "read": "新春巨惠 全场8折", "cer": 0.143,
+                "passed": false,
+                "diff": [["equal", "新春", "新春"], ["replace", "钜", "巨"], ["equal", "惠全场8折", "惠全场8折"]]}
+        `diff` compares the normalised strings (whitespace removed, case folded, full-width
+        forms to half-width); ops are "equal", "replace", "delete" (expected, not read) and
+        "insert" (read, not expected).
+    spec item: {"name": "size" | "aspect" | "format" | "transparency" | "count",
+                "expected": "1024×1024", "actual": "1024×1024", "passed": true}
+
+`check_status` is "failed" when any item failed, "unavailable" when none failed but
+the text check could not run for expected strings, "passed" otherwise.
+"""
