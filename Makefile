@@ -68,7 +68,8 @@ browser:
 
 # The scale-out profile's tests: the same flows against the PostgreSQL on 127.0.0.1:5432.
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/compare
-POSTGRES_TESTS := tests/test_flow.py tests/test_api.py tests/test_judging.py tests/test_history.py tests/test_leaderboard.py tests/test_scaleout.py
+POSTGRES_TESTS := tests/test_flow.py tests/test_api.py tests/test_judging.py tests/test_history.py tests/test_leaderboard.py tests/test_scaleout.py \
+	tests/test_limits.py tests/test_suite_dispatch.py tests/test_suite_results.py
 
 test: check browser
 	$(PY) -m pytest

@@ -10,6 +10,8 @@ from django.db import models
 from django.utils import timezone
 
 from compare.models import ApiToken, Criterion, Generation, Run, Tag, TeamSettings
+from compare.suites import edits, io
+from compare.suites.models import Suite, SuiteCase, SuiteRun
 from compare.text import TextField
 
 
@@ -73,3 +75,78 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # tokens are issued on the API tokens page, where the secret is shown once
+
+
+class SuiteCaseForm(forms.ModelForm):
+    """A case as the browser and an imported file are checked (compare/suites/io.py)."""
+
+    class Meta:
+        model = SuiteCase
+        fields = ["position", "title", "prompt", "tags", "options", "expectations"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        fields = ("title", "prompt", "tags", "options", "expectations")
+        case, problems = io.clean_case({k: data[k] for k in fields if data.get(k) is not None}, "This case")
+        for problem in problems:
+            self.add_error(None, problem)
+        if case is not None:
+            data.update(case.fields())
+        return data
+
+
+class SuiteCaseInline(admin.StackedInline):
+    model = SuiteCase
+    form = SuiteCaseForm
+    extra = 0
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not (obj and obj.builtin) and super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return not (obj and obj.builtin) and super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not (obj and obj.builtin) and super().has_delete_permission(request, obj)
+
+
+@admin.register(Suite)
+class SuiteAdmin(StoredTextMixin, admin.ModelAdmin):
+    """Each change of the cases raises the version (compare/suites/edits.py); the built-in
+    suite is read-only here as in the browser (its migration restores it)."""
+
+    list_display = ["name", "version", "builtin", "created_by", "updated_at"]
+    search_fields = ["name"]
+    readonly_fields = ["version", "builtin", "created_at", "updated_at"]
+    fields = ["name", "description", "version", "builtin", "created_by", "created_at", "updated_at"]
+    inlines = [SuiteCaseInline]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not (obj and obj.builtin) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not (obj and obj.builtin) and super().has_delete_permission(request, obj)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        def cases() -> list[dict[str, Any]]:
+            return [case.snapshot() for case in form.instance.cases.order_by("position", "pk")]
+
+        before = cases()
+        super().save_related(request, form, formsets, change)
+        if change and cases() != before:
+            edits.bump_version(form.instance)
+
+
+@admin.register(SuiteRun)
+class SuiteRunAdmin(admin.ModelAdmin):
+    list_display = ["suite_name", "suite_version", "author", "samples", "created_at", "cancelled_at"]
+    list_filter = ["suite_name"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -119,9 +119,12 @@ class BudgetExceeded(Exception):
     """The comparison would pass a limit; the message says which and what to do."""
 
 
-def check(user, estimates: list[Decimal | None], generations: int) -> None:
+def check(user, estimates: list[Decimal | None], generations: int, *, what: str = "This comparison") -> None:
+    """Raise BudgetExceeded when starting `generations` more (costing `estimates`) would
+    pass a limit. A suite run checks its whole cost with `generations=0`: it is queued
+    work, released within the in-flight limit by compare/suites/dispatch.py."""
     team = TeamSettings.objects.select_for_update().get_or_create(pk=1)[0]
-    if team.max_in_flight:
+    if team.max_in_flight and generations:
         in_flight = Generation.objects.filter(run__author=user).pending().count()
         if in_flight + generations > team.max_in_flight:
             raise BudgetExceeded(
@@ -133,6 +136,6 @@ def check(user, estimates: list[Decimal | None], generations: int) -> None:
         new = sum((e for e in estimates if e is not None), ZERO)
         if spent + new > team.daily_budget_usd:
             raise BudgetExceeded(
-                f"This comparison (≈ ${new:.2f}) would take you past today's limit of ${team.daily_budget_usd:.2f}: "
+                f"{what} (≈ ${new:.2f}) would take you past today's limit of ${team.daily_budget_usd:.2f}: "
                 f"≈ ${spent:.2f} is already spent. An admin can raise the limit in Team settings."
             )

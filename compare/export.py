@@ -23,6 +23,7 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from compare.checks import report
 from compare.history import HistoryRow
 from compare.images import open_bytes
 from compare.judging import blind, blind_images
@@ -43,6 +44,8 @@ CSV_COLUMNS = [
     "tally",
     "notes_count",
     "total_cost_usd",
+    "check_status",
+    "checks",
 ]
 
 
@@ -139,6 +142,8 @@ def _hidden_generation(
         "simulated": gen.simulated,
         "status": Generation.Status.RUNNING.value if gen.withheld else gen.status,
         "images": images,
+        "check_status": "" if gen.withheld else gen.check_status,
+        "checks": None if gen.withheld else report.for_viewer(gen.checks, hidden=True),
     }
 
 
@@ -169,6 +174,9 @@ def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str) -> dict[st
         "error": {"kind": gen.error_kind, "message": gen.error_message} if failed else None,
         "text": gen.text,
         "grounding": gen.grounding,
+        # The automatic checks (schema in compare/checks/__init__.py).
+        "check_status": gen.check_status,
+        "checks": gen.checks,
     }
 
 
@@ -281,6 +289,21 @@ def _tally_by_key(row: HistoryRow) -> dict[str, int]:
     return tally
 
 
+def _checks_by_side(row: HistoryRow) -> list[dict[str, Any]]:
+    """Each side's automatic checks: by model key, or by side letter while the names are
+    hidden (then without sizes and formats); nothing while a side still works."""
+    return [
+        {
+            "model": None if row.hidden else g.model_key,
+            "side": blind.side_letter(g) if row.run.blind else None,
+            "check_status": "" if g.withheld else g.check_status,
+            "summary": "" if g.withheld else report.summary(g.check_status, g.checks),
+            "checks": None if g.withheld else report.for_viewer(g.checks, row.hidden),
+        }
+        for g in row.sides
+    ]
+
+
 def history_record(row: HistoryRow, url: str) -> dict[str, Any]:
     """One run of the history export; models, tally and cost stay hidden like on the page."""
     run = row.run
@@ -298,6 +321,7 @@ def history_record(row: HistoryRow, url: str) -> dict[str, Any]:
         "tally": None if row.hidden else _tally_by_key(row),
         "notes_count": row.notes,
         "total_cost_usd": _money(row.cost),
+        "checks": _checks_by_side(row),
     }
 
 
@@ -313,6 +337,16 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _flat_checks(sides: list[dict[str, Any]]) -> dict[str, str]:
+    """Two cells: "gpt-image-2=passed, gemini-3-pro-image=failed" and, side by side,
+    "gpt-image-2: text 1/1, CER 0.0 %; spec ok | …" (side letters while the names are hidden)."""
+    named = [(s["model"] or (f"side {s['side']}" if s["side"] else "side"), s) for s in sides if s["check_status"]]
+    return {
+        "check_status": ", ".join(f"{name}={s['check_status']}" for name, s in named),
+        "checks": " | ".join(f"{name}: {s['summary']}" for name, s in named),
+    }
+
+
 def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     # The BOM makes Excel read UTF-8 (CJK prompts) instead of the local code page.
@@ -324,5 +358,6 @@ def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
             "models": " ".join(record["models"]) if record["models"] is not None else "",
             "tally": " ".join(f"{k}={n}" for k, n in record["tally"].items()) if record["tally"] is not None else "",
             "total_cost_usd": record["total_cost_usd"] or "",
+            **_flat_checks(record["checks"]),
         }
         yield writer.writerow([_cell(flat[column]) for column in CSV_COLUMNS])

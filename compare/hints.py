@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from compare.registry import Capabilities, Model
+from compare.text import QUOTED
 
 GPT = "openai-images"
 GEMINI = "gemini"
@@ -88,9 +89,6 @@ SCRIPTS: list[tuple[str, tuple[tuple[int, int], ...]]] = [
 ]
 SCRIPT_WEIGHT = 2
 
-# Text the model must draw is what people put in quotes. Single quotes are left
-# out: apostrophes ("don't") would pair up into false quotations.
-QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|„([^“”]+)[“”]|«([^»]+)»|「([^」]+)」|『([^』]+)』')
 LONG_QUOTED_CHARS = 40
 
 # --- options -------------------------------------------------------------------------------

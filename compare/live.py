@@ -132,6 +132,8 @@ def _query(run_id, user_id):
             "votes_last",
             "voted",
             "seen",
+            "check_status",
+            "waiting_for",  # why a side waits: its model's limits (compare/limits.py)
         )
     )
 
@@ -177,9 +179,12 @@ def _state(rows: list[tuple], arena: bool) -> State:
     hidden = (blind or arena) and not (voted or seen)
     pending = any(row[2] in Generation.PENDING for row in rows)
     withheld = hidden and pending  # compare/judging/blind.py `prepare`: no side shows an outcome yet
-    panes = {f"p{row[1]}": _digest(*row[:7], hidden, withheld) for row in sorted(rows, key=lambda r: r[1])}
+    # A pane shows its automatic checks (compare/checks/) too; the page keeps polling until they are done.
+    panes = {
+        f"p{row[1]}": _digest(*row[:7], row[15], row[16], hidden, withheld) for row in sorted(rows, key=lambda r: r[1])
+    }
     sides = _digest(*panes.values())
-    finished = not pending
+    finished = not pending and not any(row[15] == Generation.CheckStatus.PENDING for row in rows)
     stamps = {
         **panes,
         "n": _digest(*notes, hidden),  # the note list and the notes pinned to each side

@@ -148,13 +148,14 @@ class RunQuerySet(models.QuerySet):
     def judge_queue(self, user):
         """The Judge queue of `user`: runs whose model names this viewer has never seen
         (not theirs, not voted on, not revealed or opened with the names visible: the
-        `names_hidden` rule of `with_viewer(arena=True)`), every side finished, and at
-        least two sides with an image. Newest first."""
+        `names_hidden` rule of `with_viewer(arena=True)`), every side finished, at least
+        two sides with an image, and not part of a suite run. Newest first."""
         return (
             self.finished()
             .with_viewer(user, arena=True)
             .with_image_sides()
-            .filter(names_hidden=True, image_sides__gte=2)
+            # A suite run's results page names every thumbnail's model: its runs cannot be judged blind.
+            .filter(names_hidden=True, image_sides__gte=2, suite_run__isnull=True)
             .exclude(author=user)
             .order_by("-created_at", "-pk")
         )
@@ -235,6 +236,13 @@ class Run(models.Model):
         if not hasattr(self, "status_value"):
             return Run.objects.with_status().values_list("status_value", flat=True).get(pk=self.pk)
         return self.status_value
+
+    @property
+    def suite_case_snapshot(self) -> dict:
+        """The case of its suite run this run samples (SuiteRun.cases), or {}."""
+        cases = self.suite_run.cases if self.suite_run is not None else []
+        index = self.suite_case
+        return cases[index] if index is not None and 0 <= index < len(cases) and isinstance(cases[index], dict) else {}
 
     @property
     def is_finished(self) -> bool:

@@ -36,6 +36,7 @@ OPTION_FIELDS = [
     "grounding",
     "fallback_model",
     "fallback_quality",
+    "fallback_on_text_check",
     "regenerate",
 ]
 # The options some models do not take, as the notes name them when a model ignores one.
@@ -112,6 +113,11 @@ class OptionsForm(forms.Form):
         help_text="A backup model, run as an extra side labelled as the fallback.",
     )
     fallback_quality = forms.ChoiceField(choices=FALLBACK_QUALITY_CHOICES, required=False, label="…or retry it at")
+    fallback_on_text_check = forms.BooleanField(
+        required=False,
+        label="Fall back when the text check fails",
+        help_text="Also start the fallback when a side's image misreads a quoted string of the prompt (automatic check).",
+    )
     regenerate = forms.BooleanField(
         required=False,
         label="Skip the cache",
@@ -153,6 +159,11 @@ class OptionsForm(forms.Form):
         fallback = get_model(data["fallback_model"] or "")
         if fallback is not None and not fallback.available:
             self.add_error("fallback_model", f"{fallback.label} is not available right now (no API key).")
+        if data["fallback_on_text_check"] and not (data["fallback_model"] or data["fallback_quality"]):
+            self.add_error(
+                "fallback_on_text_check",
+                "Choose a fallback model or a fallback quality first: that is what runs when the text check fails.",
+            )
 
     def _check_supported(self, data: dict[str, Any], chosen: list[Model]) -> None:
         """An option none of the chosen models takes is an error. The page never sends

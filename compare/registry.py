@@ -38,7 +38,15 @@ NEUTRAL: dict[str, object] = {
 }
 # Options every model takes: sizes are adapted to each model (compare/sizes.py), the
 # rest are ours, not the provider's.
-ADAPTED = {"aspect_ratio", "resolution", "size", "fallback_model", "fallback_quality", "regenerate"}
+ADAPTED = {
+    "aspect_ratio",
+    "resolution",
+    "size",
+    "fallback_model",
+    "fallback_quality",
+    "fallback_on_text_check",
+    "regenerate",
+}
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,9 @@ class Model:
     enabled: bool = True
     default: bool = False
     simulated_latency: float = 3.0
+    # Provider limits (compare/limits.py): requests started per minute and requests in flight; None = no limit.
+    rpm: int | None = None
+    max_in_flight: int | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -205,6 +216,19 @@ def _pricing(entry: str, raw: dict) -> Pricing:
     return Pricing(**raw)
 
 
+def _limit(entry: str, raw: dict, name: str, what: str) -> int | None:
+    """An optional provider limit: a whole number ≥ 1, or absent for no limit."""
+    if name not in raw:
+        return None
+    value = raw[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(
+            f"Model {entry!r}: {name} must be a whole number of {what} of at least 1, not {value!r}"
+            " (leave it out for no limit)."
+        )
+    return value
+
+
 REQUIRED = ("label", "protocol", "model_id", "base_url", "api_key_env", "capabilities")
 
 
@@ -244,6 +268,8 @@ def parse_registry(data: dict) -> dict[str, Model]:
             enabled=bool(raw.get("enabled", True)),
             default=bool(raw.get("default", False)),
             simulated_latency=float(raw.get("simulated_latency", 3.0)),
+            rpm=_limit(key, raw, "rpm", "requests per minute"),
+            max_in_flight=_limit(key, raw, "max_in_flight", "requests in flight"),
         )
     return result
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from compare.models import Generation, Image
 
 # Options that do not change the request a provider receives.
-NOT_IN_KEY = {"regenerate", "fallback_model", "fallback_quality", "references", "mask"}
+NOT_IN_KEY = {"regenerate", "fallback_model", "fallback_quality", "fallback_on_text_check", "references", "mask"}
 
 
 def key_for(gen: Generation) -> str:

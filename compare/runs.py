@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compare import budget, images, pricing
-from compare.models import Criterion, Generation, Rating, Reference, Run, Tag, Vote
+from compare.models import Criterion, Generation, Rating, Reference, Run, SuiteRun, Tag, Vote
 from compare.registry import Model
 from compare.tasks import enqueue_generations
 
@@ -39,14 +39,31 @@ def create_run(
     blind: bool = False,
     tags=(),
     parent: Run | None = None,
+    suite_run: SuiteRun | None = None,
+    suite_case: int | None = None,
+    suite_sample: int | None = None,
 ) -> Run:
-    """references / mask: verified inputs (forms.InputFile) in the order the user gave them."""
+    """references / mask: verified inputs (forms.InputFile) in the order the user gave them.
+
+    A case-sample of a suite run (`suite_run`, its case index and sample number) is
+    neither checked against the budget nor enqueued here: compare/suites/dispatch.py
+    checks the whole suite run once and enqueues its generations within the in-flight limit."""
     # Blind runs show the sides in a random order, so "left" says nothing about the model.
     order = random.sample(range(len(models)), len(models)) if blind else list(range(len(models)))
     estimates = [pricing.estimate(model, options, prompt) for model in models]
     with transaction.atomic():
-        budget.check(author, estimates, len(models))  # raises BudgetExceeded
-        run = Run.objects.create(author=author, prompt=prompt, options=options, blind=blind, parent=parent)
+        if suite_run is None:
+            budget.check(author, estimates, len(models))  # raises BudgetExceeded
+        run = Run.objects.create(
+            author=author,
+            prompt=prompt,
+            options=options,
+            blind=blind,
+            parent=parent,
+            suite_run=suite_run,
+            suite_case=suite_case,
+            suite_sample=suite_sample,
+        )
         if tags:
             run.tags.set(Tag.objects.get_or_create(name=name)[0] for name in tags)
         _store_inputs(run, list(references), mask)
@@ -63,7 +80,8 @@ def create_run(
             )
             for position, model in enumerate(models)
         ]
-        transaction.on_commit(partial(enqueue_generations, [g.id for g in generations]))
+        if suite_run is None:
+            transaction.on_commit(partial(enqueue_generations, [g.id for g in generations]))
     return run
 
 
@@ -100,6 +118,7 @@ def cancel_generations(queryset) -> int:
         finished_at=timezone.now(),
         error_kind="",
         error_message="Cancelled by a user.",
+        waiting_for="",
     )
 
 

@@ -346,9 +346,15 @@ COMPARE_REQUEST_TIMEOUT = env_float("COMPARE_REQUEST_TIMEOUT", 300.0, minimum=1.
 COMPARE_GENERATION_DEADLINE = env_float("COMPARE_GENERATION_DEADLINE", 900.0, minimum=1.0)
 COMPARE_MAX_ATTEMPTS = env_int("COMPARE_MAX_ATTEMPTS", 4, minimum=1)
 COMPARE_RETRY_BASE_DELAY = env_float("COMPARE_RETRY_BASE_DELAY", 2.0)
+# Per-model provider limits (rpm, max_in_flight in the registry; compare/limits.py) hold for
+# calls to real providers; set this to make calls to the built-in simulator wait for them too.
+COMPARE_LIMIT_SIMULATOR = env_bool("COMPARE_LIMIT_SIMULATOR", False)
 COMPARE_RUNS_PER_PAGE = 24
 # An identical request within this many seconds reuses the stored result (0 = never).
 COMPARE_CACHE_SECONDS = env_int("COMPARE_CACHE_SECONDS", 24 * 3600)
+# The text check (compare/checks/textcheck.py): an expected string passes when its character
+# error rate is at most this (0 = read exactly, after normalising whitespace, case and width).
+COMPARE_TEXT_CHECK_MAX_CER = env_float("COMPARE_TEXT_CHECK_MAX_CER", 0.0)
 
 LOGGING = {
     "version": 1,

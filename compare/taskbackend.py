@@ -20,6 +20,10 @@ from django.utils.crypto import get_random_string
 logger = logging.getLogger(__name__)
 # Django keeps one backend instance per thread; the pool must be one per process.
 _executors: dict[str, ThreadPoolExecutor] = {}
+# Tasks that take turns on one resource get a small pool of their own, so they never hold
+# the threads provider calls need: the automatic checks share one OCR engine per process
+# (compare/checks/ocr.py), and a queue of them must not delay the next run's images.
+OWN_POOLS = {"compare.tasks.check": 2}
 _pending: set[Future] = set()
 _lock = threading.Lock()
 
@@ -41,10 +45,17 @@ class ThreadPoolBackend(ImmediateBackend):
 
     @property
     def executor(self) -> ThreadPoolExecutor:
+        return self._executor(self.alias, self.max_workers)
+
+    def _executor(self, key: str, workers: int) -> ThreadPoolExecutor:
         with _lock:
-            if self.alias not in _executors:
-                _executors[self.alias] = ThreadPoolExecutor(self.max_workers, thread_name_prefix="compare-task")
-            return _executors[self.alias]
+            if key not in _executors:
+                _executors[key] = ThreadPoolExecutor(workers, thread_name_prefix="compare-task")
+            return _executors[key]
+
+    def executor_for(self, task: Task) -> ThreadPoolExecutor:
+        workers = OWN_POOLS.get(task.module_path)
+        return self.executor if workers is None else self._executor(f"{self.alias}:{task.module_path}", workers)
 
     def _run(self, task_result: TaskResult[..., Any]) -> None:
         close_old_connections()
@@ -72,7 +83,7 @@ class ThreadPoolBackend(ImmediateBackend):
             errors=[],
             worker_ids=[],
         )
-        future = self.executor.submit(self._run, task_result)
+        future = self.executor_for(task).submit(self._run, task_result)
         with _lock:
             _pending.add(future)
         future.add_done_callback(lambda f: _discard(f))
@@ -80,8 +91,9 @@ class ThreadPoolBackend(ImmediateBackend):
 
     def shutdown(self, wait: bool = True) -> None:
         with _lock:
-            executor = _executors.pop(self.alias, None)
-        if executor is not None:
+            keys = [key for key in _executors if key == self.alias or key.startswith(f"{self.alias}:")]
+            executors = [_executors.pop(key) for key in keys]
+        for executor in executors:
             executor.shutdown(wait=wait, cancel_futures=not wait)
 
 

@@ -1,9 +1,12 @@
 """The generate task: the only place a provider is called.
 
-One task per generation. It claims its row atomically (queued → running), calls
-the adapter through the shared HTTP client, retries what is retryable with
+One task per generation. It waits, still queued, for its model's provider limits
+(compare/limits.py; every retry waits again), claims its row atomically (queued →
+running), calls the adapter through the shared HTTP client, retries what is retryable with
 backoff that honours Retry-After, stores the images and records everything on
 the Generation row. Every generation reaches a terminal state before its deadline.
+Once it has succeeded, its automatic checks (compare/checks/) run as a task of their own,
+`check`, which also applies the fallback rule "fall back when the text check fails".
 """
 
 import logging
@@ -20,7 +23,7 @@ from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
-from compare import images, live, pricing, reuse
+from compare import checks, images, limits, live, pricing, reuse
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
 from compare.providers import adapter_for
@@ -72,10 +75,17 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
     return min(MAX_BACKOFF, max(retry_after or 0.0, jittered))
 
 
+# `waiting_for` of a suite run's generation held back by its author's in-flight limit:
+# queued but not claimable until compare/suites/dispatch.py `release_held` sends it.
+HELD = "Queued behind your other generations"
+
+
 def _claim(generation_id) -> uuid.UUID | None:
     token = uuid.uuid4()
-    claimed = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).update(
-        status=Generation.Status.RUNNING, started_at=timezone.now(), claim=token
+    claimed = (
+        Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED)
+        .exclude(waiting_for__startswith=HELD)
+        .update(status=Generation.Status.RUNNING, started_at=timezone.now(), claim=token)
     )
     return token if claimed else None
 
@@ -132,9 +142,11 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
                 attempt_log=attempts,
                 error_kind="",
                 error_message="",
+                check_status=Generation.CheckStatus.PENDING,
             )
             if not finished:
                 raise _Dropped  # rolls the image rows back
+            enqueue_checks(gen)
     except BaseException:
         # No half-written record: files this attempt wrote and no row uses go again.
         images.discard_unreferenced(stored)
@@ -169,7 +181,7 @@ def _from_cache(gen: Generation) -> bool:
         if not _still_running(gen):
             return True
         reuse.copy_images(hit, gen)
-        _finish(
+        if _finish(
             gen,
             Generation.Status.SUCCEEDED,
             cached_from=hit,
@@ -180,7 +192,9 @@ def _from_cache(gen: Generation) -> bool:
             text=hit.text,
             grounding=hit.grounding,
             attempt_log=[{"attempt": 0, "ok": True, "cached_from": str(hit.pk)}],
-        )
+            check_status=Generation.CheckStatus.PENDING,
+        ):
+            enqueue_checks(gen)
     return True
 
 
@@ -189,16 +203,31 @@ def _attempt_timeout(deadline: float) -> float | None:
     return max(1.0, min(settings.COMPARE_REQUEST_TIMEOUT, remaining))
 
 
-def _call_with_retries(gen: Generation, adapter, request: GenerationRequest, sent: dict) -> str:
-    deadline = time.monotonic() + settings.COMPARE_GENERATION_DEADLINE
+def _call_with_retries(
+    gen: Generation, adapter, request: GenerationRequest, sent: dict, deadline: float, slot: limits.Slot | None = None
+) -> str:
+    """Call the provider until a result, a final error or the generation's `deadline`
+    (monotonic, set once in `run_generation`: waiting for the model's limits spends it too)."""
     # A user's retry keeps the earlier attempts on record (see runs.retry_generation).
     attempts: list[dict] = list(gen.attempt_log)
     for attempt in range(1, settings.COMPARE_MAX_ATTEMPTS + 1):
+        if slot is None:  # every attempt waits for the model's limits; waiting is not an attempt
+            try:
+                slot = limits.acquire(request.model, gen, stop=lambda: not _mine(gen).exists(), deadline=deadline)
+            except limits.WaitedTooLong as exc:
+                err = ProviderError(ErrorKind.RATE_LIMIT, str(exc))
+                break
+            if slot is None:
+                return "cancelled"
         _mine(gen).update(attempts=attempt)
         request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
         try:
-            result = adapter.generate(request, shared_client())
+            try:
+                result = adapter.generate(request, shared_client())
+            finally:
+                slot.release()  # the call is over, whatever it brought
+                slot = None
             attempts.append({"attempt": attempt, "ok": True, "seconds": round(time.monotonic() - started, 2)})
             _record_success(gen, result, attempts)
             return "succeeded"
@@ -239,13 +268,55 @@ def _call_with_retries(gen: Generation, adapter, request: GenerationRequest, sen
     return "failed"
 
 
+def _first_slot(generation_id, deadline: float) -> tuple[limits.Slot | None, str]:
+    """Wait, still queued, for the model's limits (compare/limits.py), before the claim: a
+    waiting generation shows as queued, and its latency counts from its call. A slot for the
+    first attempt, or none and why: "" (the model has no limits, or no call is needed),
+    "gone" (no longer queued: cancelled, or another delivery has it), or the message of a
+    wait that reached the deadline."""
+    queued = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).exclude(
+        waiting_for__startswith=HELD  # a suite's generation held back: not ours to run yet
+    )
+    gen = queued.select_related("run").first()
+    if gen is None:
+        return None, "gone"
+    model = gen.model
+    if model is None or not model.available or not limits.limited(model):
+        return None, ""
+    gen.cache_key = reuse.key_for(gen)
+    if reuse.find_hit(gen) is not None:
+        return None, ""
+    try:
+        slot = limits.acquire(model, gen, stop=lambda: not queued.exists(), deadline=deadline)
+    except limits.WaitedTooLong as exc:
+        return None, str(exc)
+    return slot, "" if slot else "gone"
+
+
 def run_generation(generation_id) -> str:
+    # One deadline per generation, from its first wait: the wait for the model's limits and
+    # every attempt and retry after it share it (the module docstring's promise).
+    deadline = time.monotonic() + settings.COMPARE_GENERATION_DEADLINE
+    slot, why = _first_slot(generation_id, deadline)
+    if why == "gone":
+        return "skipped"
+    try:
+        return _run_claimed(generation_id, slot, why, deadline)
+    finally:
+        if slot is not None:
+            slot.release()  # a no-op once the call gave it back
+
+
+def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline: float) -> str:
     token = _claim(generation_id)
     if token is None:
         return "skipped"  # a duplicate delivery, or cancelled before it started
     gen = Generation.objects.select_related("run").get(pk=generation_id)
     gen.claim = token
     live.changed(gen.run_id)  # queued → running
+    if waited:  # the model's limits left no room before the deadline
+        _record_failure(gen, ProviderError(ErrorKind.RATE_LIMIT, waited), [], {})
+        return "failed"
     model = gen.model
     if model is None or not model.available:
         err = ProviderError(
@@ -262,7 +333,7 @@ def run_generation(generation_id) -> str:
     request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
     sent = adapter.wire_params(request)
     _mine(gen).update(params_sent=sent)
-    return _call_with_retries(gen, adapter, request, sent)
+    return _call_with_retries(gen, adapter, request, sent, deadline, slot)
 
 
 def expire_overdue() -> int:
@@ -284,7 +355,10 @@ def expire_overdue() -> int:
 
 def start_fallback(gen: Generation) -> Generation | None:
     """When a side fails for good and the run asked for it, try the backup model or a
-    lower quality, as a side of its own, labelled as the fallback it is."""
+    lower quality, as a side of its own, labelled as the fallback it is. A side of a
+    suite run's Run joins its author's held queue instead of going straight to the task
+    queue: it waits for the in-flight limit like every other suite generation
+    (compare/suites/dispatch.py `hold`)."""
     options = gen.run.options
     key, quality = options.get("fallback_model") or "", options.get("fallback_quality") or ""
     if gen.fallback_of_id or not (key or quality):
@@ -311,13 +385,71 @@ def start_fallback(gen: Generation) -> Generation | None:
             option_overrides=overrides,
             estimated_cost_usd=pricing.estimate(model, {**options, **overrides}, gen.run.prompt),
         )
-        transaction.on_commit(lambda: enqueue_generations([fallback.id]))
+        if gen.run.suite_run_id:
+            from compare.suites.dispatch import hold  # dispatch imports compare.runs, which imports this
+
+            hold(fallback, gen.run.author_id)
+        else:
+            transaction.on_commit(lambda: enqueue_generations([fallback.id]))
     return fallback
+
+
+def on_checks_failed(generation_id) -> Generation | None:
+    """The fallback rule's second half: when a side's automatic checks failed because of
+    the text check (a misread or missing string, not only the specification) and its run
+    asked for it (the option `fallback_on_text_check`), start its fallback side. Safe to
+    call more than once: a side gets at most one fallback (`start_fallback`)."""
+    gen = Generation.objects.select_related("run").filter(pk=generation_id).first()
+    if gen is None or gen.status != Generation.Status.SUCCEEDED or not gen.run.options.get("fallback_on_text_check"):
+        return None
+    if gen.check_status != Generation.CheckStatus.FAILED or not checks.text_failed(gen.checks):
+        return None
+    fallback = start_fallback(gen)
+    if fallback is not None:
+        live.changed(gen.run_id)
+    return fallback
+
+
+def resume_checks() -> int:
+    """After a restart: the automatic checks that were still to run are queued again (the
+    in-process pool lost them), so no pane says "Checking text…" for ever."""
+    pending = list(
+        Generation.objects.filter(
+            status=Generation.Status.SUCCEEDED, check_status=Generation.CheckStatus.PENDING
+        ).values_list("id", flat=True)
+    )
+    for generation_id in pending:
+        check.enqueue(str(generation_id))
+    return len(pending)
+
+
+def enqueue_checks(gen: Generation) -> None:
+    """Once the success is committed, the automatic checks run as a task of their own: the
+    image shows at once (its pane says "Checking text…"), the verdict follows."""
+    transaction.on_commit(lambda: check.enqueue(str(gen.pk)))
 
 
 @task
 def generate(generation_id: str) -> str:
-    return run_generation(generation_id)
+    try:
+        return run_generation(generation_id)
+    finally:
+        # A slot of the author's in-flight limit may be free: send their next held suite generations.
+        from compare.suites.dispatch import release_held  # dispatch imports compare.runs, which imports this
+
+        release_held(generation_id=generation_id)
+
+
+@task
+def check(generation_id: str) -> str:
+    """The automatic checks of a succeeded generation (compare/checks/runner.py), then the
+    fallback rule when its text check failed."""
+    from compare.checks.runner import check_generation  # the OCR engine loads only where checks run
+
+    status = check_generation(generation_id)
+    if status == Generation.CheckStatus.FAILED:
+        on_checks_failed(generation_id)
+    return status
 
 
 def enqueue_generations(generation_ids: Iterable[uuid.UUID | str]) -> None:

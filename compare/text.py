@@ -21,6 +21,12 @@ from django.core.exceptions import ValidationError
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+# Text a prompt asks to be written into the image is what people put in quotes: the
+# model hint (compare/hints.py), the simulator's drawing and the text check
+# (compare/checks/textcheck.py) all read it with this. Single quotes are left out:
+# apostrophes ("don't") would pair up into false quotations.
+QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|„([^“”]+)[“”]|«([^»]+)»|「([^」]+)」|『([^』]+)』')
+
 # The longest run of combining marks one character may carry (Vietnamese stacks two or
 # three; scripts such as Tibetan a handful; more is drawing, not writing).
 MAX_COMBINING_RUN = 16

@@ -4,8 +4,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from compare.api import suites as api_suites
 from compare.api import views as api
-from compare.views import files, history, leaderboard, new_run, pair, run, status, tokens
+from compare.views import files, history, leaderboard, new_run, pair, run, status, suite_runs, suites, tokens
 
 urlpatterns = [
     path("", new_run.new_run, name="new_run"),
@@ -31,6 +32,26 @@ urlpatterns = [
     path("runs/<uuid:run_id>/generations/<uuid:generation_id>/cancel", run.cancel, name="cancel_generation"),
     path("runs/<uuid:run_id>/generations/<uuid:generation_id>/retry", run.retry, name="retry_generation"),
     path("judge", run.judge_next, name="judge_next"),
+    path("suites/", suites.suites, name="suites"),
+    path("suites/new", suites.suite_create, name="suite_create"),
+    path("suites/import", suites.suite_import, name="suite_import"),
+    path("suites/import/confirm", suites.suite_import_confirm, name="suite_import_confirm"),
+    path("suites/<int:suite_id>/", suites.suite_detail, name="suite_detail"),
+    path("suites/<int:suite_id>/edit", suites.suite_update, name="suite_update"),
+    path("suites/<int:suite_id>/delete", suites.suite_delete, name="suite_delete"),
+    path("suites/<int:suite_id>/duplicate", suites.suite_duplicate, name="suite_duplicate"),
+    path("suites/<int:suite_id>/export.json", suites.suite_export, {"fmt": "json"}, name="suite_export_json"),
+    path("suites/<int:suite_id>/export.yaml", suites.suite_export, {"fmt": "yaml"}, name="suite_export_yaml"),
+    path("suites/<int:suite_id>/estimate", suites.suite_estimate, name="suite_estimate"),
+    path("suites/<int:suite_id>/run", suites.suite_run_start, name="suite_run_start"),
+    path("suites/<int:suite_id>/cases/add", suites.case_add, name="suite_case_add"),
+    path("suites/<int:suite_id>/cases/<int:case_id>/edit", suites.case_edit, name="suite_case_edit"),
+    path("suites/<int:suite_id>/cases/<int:case_id>/delete", suites.case_delete, name="suite_case_delete"),
+    path("suites/<int:suite_id>/cases/<int:case_id>/move", suites.case_move, name="suite_case_move"),
+    path("suite-runs/compare", suite_runs.suite_run_compare, name="suite_run_compare"),
+    path("suite-runs/<uuid:suite_run_id>/", suite_runs.suite_run_detail, name="suite_run_detail"),
+    path("suite-runs/<uuid:suite_run_id>/parts/<str:name>", suite_runs.suite_run_fragment, name="suite_run_fragment"),
+    path("suite-runs/<uuid:suite_run_id>/cancel", suite_runs.suite_run_cancel, name="suite_run_cancel"),
     path("leaderboard", leaderboard.leaderboard, name="leaderboard"),
     path("leaderboard.csv", leaderboard.leaderboard_csv, name="leaderboard_csv"),
     path("leaderboard.json", leaderboard.leaderboard_json, name="leaderboard_json"),
@@ -47,6 +68,15 @@ urlpatterns = [
     path("status", status.status, name="status"),
     path("api/runs", api.runs, name="api_runs"),
     path("api/runs/<str:run_id>", api.run_detail, name="api_run_detail"),
+    path("api/suites", api_suites.suites, name="api_suites"),
+    path("api/suites/<str:suite_id>/runs", api_suites.suite_runs, name="api_suite_runs"),
+    path("api/suite-runs/<str:suite_run_id>", api_suites.suite_run_detail, name="api_suite_run_detail"),
+    path("api/suite-runs/<str:suite_run_id>/cancel", api_suites.suite_run_cancel, name="api_suite_run_cancel"),
+    path(
+        "api/suite-runs/<str:suite_run_id>/compare/<str:other_id>",
+        api_suites.suite_run_compare,
+        name="api_suite_run_compare",
+    ),
     re_path(r"^api/", api.not_found),
     # A locked-out username and address get the lockout page (429) before the form is looked at
     # (compare/lockout.py); the admin's login is held to the same limit by the auth backend.

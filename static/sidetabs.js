@@ -49,6 +49,9 @@
   function show(row, index) {
     var pane = panesOf(row)[index];
     if (!pane) { return; }
+    // Remembered until the row gets there: a pane swapped in by a live update while the row
+    // scrolls can stop a smooth scroll half-way, and `sync` then scrolls on to this side.
+    row.dataset.target = String(index);
     var left = pane.getBoundingClientRect().left - row.getBoundingClientRect().left + row.scrollLeft;
     row.scrollTo({ left: left, behavior: reduced.matches ? "auto" : "smooth" });
   }
@@ -104,17 +107,30 @@
       if (tab.textContent !== label) { tab.textContent = label; }
       tab.title = picked(pane) ? nameOf(pane, index) + " — your pick" : nameOf(pane, index);
     });
-    select(list, current(row));
+    var target = row.dataset.target ? Number(row.dataset.target) : -1;
+    if (target >= 0 && target < panes.length && current(row) !== target) {
+      select(list, target);
+      show(row, target);
+    } else {
+      select(list, current(row));
+    }
     if (!row.dataset.sideTabs) {
       row.dataset.sideTabs = "on";
+      // A person's own swipe takes over from a tab's scroll.
+      ["touchstart", "pointerdown", "wheel"].forEach(function (type) {
+        row.addEventListener(type, function () { delete row.dataset.target; }, { passive: true });
+      });
       var pending = false;
       row.addEventListener("scroll", function () {
         if (pending) { return; }
         pending = true;
         window.requestAnimationFrame(function () {
           pending = false;
+          var at = current(row);
+          if (row.dataset.target && Number(row.dataset.target) !== at) { return; }  // still on its way
+          delete row.dataset.target;
           var tabs = row.previousElementSibling;
-          if (tabs && tabs.classList.contains("side-tabs")) { select(tabs, current(row)); }
+          if (tabs && tabs.classList.contains("side-tabs")) { select(tabs, at); }
         });
       }, { passive: true });
     }

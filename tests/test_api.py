@@ -228,6 +228,7 @@ def test_create_run_returns_201_and_stores_the_run(api, user, no_task_execution,
         "moderation": "auto",
         "fallback_model": None,
         "fallback_quality": None,
+        "fallback_on_text_check": False,
         "regenerate": False,
     }
     assert len(callbacks) == 1
@@ -280,6 +281,9 @@ def test_run_detail_of_a_queued_run(api, user, no_task_execution):
         "error",
         "params_sent",
         "images",
+        "check_status",
+        "checks",
+        "waiting_for",
     }
     assert (gen["position"], gen["model"], gen["status"], gen["error"], gen["images"]) == (
         0,

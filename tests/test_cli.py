@@ -215,6 +215,7 @@ def test_compare_no_wait_prints_the_run_and_leaves_it_queued(admin, alice, no_ta
         "moderation": "auto",
         "fallback_model": None,
         "fallback_quality": None,
+        "fallback_on_text_check": False,
         "regenerate": False,
     }
     assert [g.status for g in the_run.ordered_generations()] == ["queued", "queued"]

@@ -222,6 +222,8 @@ def test_history_csv_and_json_follow_the_filters_and_hide_blind_runs(auth_client
         "tally": "gpt-image-2=0 gemini-3-pro-image=1 tie=0 all_bad=0",
         "notes_count": "1",
         "total_cost_usd": "0.0800",
+        "check_status": "",  # never checked (tests/test_checks_ui.py has checked runs)
+        "checks": "",
     }
     assert rows[0]["url"] == f"http://testserver/runs/{shown.id}/"
     assert (rows[1]["models"], rows[1]["tally"], rows[1]["total_cost_usd"], rows[1]["votes_total"]) == ("", "", "", "1")

@@ -20,7 +20,7 @@ from PIL import Image as PILImage
 
 from compare import reuse
 from compare.judging import blind, blind_images
-from compare.models import ApiToken, Criterion, Generation, Image, Note, Rating, Reveal, Run, Vote
+from compare.models import ApiToken, Criterion, Generation, Image, Note, Rating, Reveal, Run, SuiteRun, Vote
 from compare.runs import cast_vote
 from tests import factories
 from tests.factories import BOTH, GPT, MINI, NANO, submit_and_wait, wait_for_generations
@@ -395,6 +395,11 @@ def test_the_judge_queue_serves_only_runs_whose_names_the_viewer_never_saw(auth_
     factories.make_run(other_user, status="failed", days_ago=1)
     factories.make_run(other_user, status=["succeeded", "cancelled"], days_ago=1)
     factories.make_run(other_user, days_ago=1)  # "succeeded" with no image file at all
+    # A case-sample of a suite run: its results page names every side, so it is never blind.
+    in_suite = judgeable(other_user, days_ago=1)
+    in_suite.suite_run = SuiteRun.objects.create(suite_name="S", author=other_user, cases=[{"prompt": "p"}])
+    in_suite.suite_case = in_suite.suite_sample = 0
+    in_suite.save()
 
     assert list(Run.objects.judge_queue(user)) == [blind_run, three, fresh]
     first = auth_client.get("/judge")

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 import compare.http
 from compare.http import build_client
-from compare.models import ApiToken, Criterion, Generation, Note, Run, Vote
+from compare.models import ApiToken, Criterion, Generation, Note, Run, Suite, SuiteCase, SuiteRun, Vote
 from tests.factories import BOTH, DUMMY_TASKS, IMMEDIATE_TASKS, Recorder, make_user, new_run, png, succeed
 
 pytestmark = pytest.mark.django_db
@@ -257,6 +257,28 @@ class Markup(HTMLParser):
     handle_startendtag = handle_starttag
 
 
+def suite_page_urls(author) -> list[str]:
+    """The suite pages for `page_urls`: a suite with a case, the page of a suite run of it
+    (one case-sample with an image per model), and the page comparing two suite runs."""
+    suite = Suite.objects.create(name="Security suite", created_by=author)
+    SuiteCase.objects.create(suite=suite, title="Poster", prompt='A poster that says "SALE"', expectations=["SALE"])
+    suite_runs = []
+    for _ in range(2):
+        suite_run = SuiteRun.objects.create(
+            suite=suite,
+            suite_name=suite.name,
+            cases=[c.snapshot() for c in suite.cases.all()],
+            model_keys=list(BOTH),
+            samples=1,
+            author=author,
+        )
+        run = make_run(author, 'A poster that says "SALE"')
+        Run.objects.filter(pk=run.pk).update(suite_run=suite_run, suite_case=0, suite_sample=0)
+        suite_runs.append(suite_run)
+    a, b = suite_runs
+    return [suite.get_absolute_url(), b.get_absolute_url(), f"/suite-runs/compare?a={a.pk}&b={b.pk}"]
+
+
 def page_urls(run: Run) -> list[str]:
     gen = run.generations.order_by("position").first()
     assert gen, "the run needs a generation"
@@ -271,6 +293,8 @@ def page_urls(run: Run) -> list[str]:
         f"/runs/{run.id}/images/{image.sha256}",
         "/leaderboard",
         "/scorecard",
+        "/suites/",
+        *suite_page_urls(run.author),
         "/settings/tokens",
         "/status",
         # htmx fragments

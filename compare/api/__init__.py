@@ -1,6 +1,8 @@
 """The JSON API: create a comparison, read one, list them (README.md, "Scripts").
 
 - views.py: the endpoints, each a short function that reads, raises, answers;
+- suites.py: the suite endpoints (list suites, start a suite run, its progress and
+  results, cancel, compare two), through compare/suites/dispatch.py and results.py;
 - errors.py: `ApiError`, and the one place it becomes {"error": {"message", "fields"}};
 - auth.py: the per-user token (`Authorization: Bearer cmp_…`), never the session cookie;
 - schema.py: the JSON body read into RunForm, the one validation path it shares with

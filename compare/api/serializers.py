@@ -18,6 +18,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
+from compare import limits
+from compare.checks import report
 from compare.judging import blind
 from compare.judging.blind_images import BlindImage
 from compare.models import Generation, Image, Run
@@ -72,6 +74,10 @@ def generation_summary(gen: Generation, hidden: bool = False) -> dict[str, Any]:
         "label": blind.label(gen, hidden),
         "status": Generation.Status.RUNNING.value if getattr(gen, "withheld", False) else gen.status,
         "simulated": gen.simulated,
+        # Why it has not started yet (its model's limits: compare/limits.py), or "": no model name while hidden.
+        "waiting_for": limits.waiting_text(gen, hidden),
+        # The automatic checks: "", pending, passed, failed or unavailable (compare/checks/__init__.py).
+        "check_status": "" if getattr(gen, "withheld", False) else gen.check_status,
     }
 
 
@@ -104,6 +110,7 @@ def generation_detail(request: HttpRequest, gen: Generation, hidden: bool = Fals
         # Streamed previews are superseded by the final images; only those are listed
         # (display copies while hidden: `blind.prepare` sets `shown_images`).
         "images": [image(request, img) for img in gen.final_images()],
+        "checks": None if getattr(gen, "withheld", False) else report.for_viewer(gen.checks, hidden),
     }
     if hidden:
         detail.update(dict.fromkeys(HIDDEN_WHILE_BLIND))

@@ -122,4 +122,8 @@ def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
 @json_errors
 def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
     """For the catch-all `api/<path:rest>` route: unknown API paths answer in JSON too."""
-    raise ApiError(404, f"No API endpoint at {request.path}. Endpoints: /api/runs and /api/runs/<id>.")
+    raise ApiError(
+        404,
+        f"No API endpoint at {request.path}. Endpoints: /api/runs, /api/runs/<id>, /api/suites, "
+        "/api/suites/<id>/runs, /api/suite-runs/<id>, /api/suite-runs/<id>/cancel.",
+    )

@@ -7,18 +7,25 @@ checked, pending, passed, failed, unavailable) and `checks`, a JSON object:
 
     {
       "engine": "rapidocr-onnxruntime 1.4.4",   # "" when no OCR ran
-      "text_unavailable": "",                   # why the text check could not run, if it could not
+      "text_unavailable": "",                   # why the text check (or part of it: strings with characters
+                                                # the engine cannot read are left out and named) could not run
       "max_cer": 0.0,                           # the rule used: a string passes when its CER <= max_cer
       "seconds": 0.62,                          # time spent checking
+      "text_failed": false,                     # any expected string misread (`text_failed` below)
+      "text_checked": true,                     # any expected string read back at all
+                                                # (both stored for the history filter and the scorecard)
       "spec": [ <spec item>, ... ],             # generation-level: the number of images
       "images": [                               # one per final image, by Image.index
         {"index": 0, "text": [ <text item>, ... ], "spec": [ <spec item>, ... ]}
       ]
     }
 
-    text item: {"expected": "新春钜惠 全场 8 折", "read": "新春巨惠 全场8折", "cer": 0.143,
+    text item: {"expected": "新春钜惠 全场 8 折", "read": "新春巨惠 全场8折", "cer": 0.125,
                 "passed": false,
                 "diff": [["equal", "新春", "新春"], ["replace", "钜", "巨"], ["equal", "惠全场8折", "惠全场8折"]]}
+        `read` is what the OCR read where the string matched best (the spans it covers,
+        joined by spaces); `cer` the edit distance over the normalised expected length,
+        rounded to 3 decimals (compare/checks/textcheck.py).
         `diff` compares the normalised strings (whitespace removed, case folded, full-width
         forms to half-width); ops are "equal", "replace", "delete" (expected, not read) and
         "insert" (read, not expected).
@@ -28,3 +35,15 @@ checked, pending, passed, failed, unavailable) and `checks`, a JSON object:
 `check_status` is "failed" when any item failed, "unavailable" when none failed but
 the text check could not run for expected strings, "passed" otherwise.
 """
+
+
+def text_failed(checks: object) -> bool:
+    """Whether any expected string of any image was misread: the "text check failed" of
+    the history filter and of the fallback rule (compare/tasks.py `on_checks_failed`)."""
+    images = checks.get("images") if isinstance(checks, dict) else None
+    return any(
+        isinstance(item, dict) and item.get("passed") is False
+        for image in images or []
+        if isinstance(image, dict)
+        for item in image.get("text") or []
+    )

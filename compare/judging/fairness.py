@@ -3,6 +3,7 @@ and plain warnings where the sides did not get equivalent conditions."""
 
 from dataclasses import dataclass
 
+from compare.checks.report import fallback_reason
 from compare.models import Generation, Reference, Run
 
 NOT_TAKEN = "—"
@@ -90,7 +91,18 @@ def ledger(run: Run, generations: list[Generation]) -> list[LedgerRow]:
         ("Echoed by provider", _echoed),
         ("Answered by", lambda g: "simulator" if g.simulated else "provider"),
     ]
+    if any(g.fallback_of_id for g in generations):
+        rows.append(("Fallback", _fallback))
     return [LedgerRow(label, [fn(g) for g in generations]) for label, fn in rows]
+
+
+def _fallback(gen: Generation) -> str:
+    """Why a fallback side ran: its original failed, or its text check did (compare/tasks.py)."""
+    original = gen.fallback_of
+    if original is None:
+        return NOT_TAKEN
+    name = getattr(original, "display_name", original.model_label)
+    return f"for {name}: {fallback_reason(gen)}"
 
 
 def _megapixels(gen: Generation) -> float | None:

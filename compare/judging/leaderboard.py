@@ -20,6 +20,7 @@ from datetime import date
 from django.db.models import Count, Q, QuerySet
 
 from compare.models import Generation, Run, Vote
+from compare.stats import percentile, quantile, wilson
 
 BASE, SCALE = 1000.0, 400.0  # Elo's scale: 400 points = 10:1 odds
 PRIOR = 1.0  # virtual ties against every other model: keeps undefeated/winless models finite
@@ -228,20 +229,6 @@ def win_probability(score_a: float, score_b: float) -> float:
     return 1 / (1 + 10 ** ((score_b - score_a) / SCALE))
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (NumPy's default, PERCENTILE.INC)."""
-    return _quantile(values, q) if values else None
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    """`percentile` of values that are not empty."""
-    xs = sorted(values)
-    k = (len(xs) - 1) * q / 100
-    lo = math.floor(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
 def _multinomial(rng: random.Random, n: int, counts: Sequence[int]) -> list[int]:
     """One multinomial draw by successive binomials: a draw per kind, not per vote."""
     left_n, left_c, out = n, sum(counts), []
@@ -273,7 +260,7 @@ def _bootstrap(
         all_converged = all_converged and converged
         for m, s in zip(models, to_scores(strengths), strict=True):
             samples[m].append(s)
-    return {m: (_quantile(v, 2.5), _quantile(v, 97.5)) for m, v in samples.items() if v}, all_converged
+    return {m: (quantile(v, 2.5), quantile(v, 97.5)) for m, v in samples.items() if v}, all_converged
 
 
 def bootstrap_intervals(
@@ -287,19 +274,6 @@ def bootstrap_intervals(
     """95% percentile intervals of the scores, refitting on votes resampled with replacement.
     Votes, not battles, are resampled: the battles of one three-way vote are one judgement."""
     return _bootstrap(votes, models, prior, resamples, seed, start)[0]
-
-
-Z95 = 1.959963984540054
-
-
-def wilson(share: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson's score interval for a proportion `share` observed over `n` trials."""
-    if n <= 0:
-        return 0.0, 1.0
-    denom = 1 + z * z / n
-    centre = (share + z * z / (2 * n)) / denom
-    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _solve_share(Np: Matrix, theta: Sequence[float], i: int, target: float) -> float:

@@ -1,11 +1,19 @@
-"""The scorecard's sums: mean stars per model and criterion, and the share of
-rated generations judged usable (mean usability rating of 4 stars or more)."""
+"""The scorecard's sums: mean stars per model and criterion, the share of rated
+generations judged usable (mean usability rating of 4 stars or more), and the
+automatic checks (compare/checks/) per model with 95 % Wilson intervals."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from compare.models import Criterion, Rating, Run
+from django.db.models import Count, Max, Q
+
+from compare.models import Criterion, Generation, Rating, Run
+from compare.stats import wilson
+
+# "Usable as delivered": a generation's mean usability rating is at least this many stars.
+# The one place of this rule: the scorecard here and the suite results (compare/suites/results.py).
+USABLE_STARS = 4
 
 
 @dataclass
@@ -44,7 +52,7 @@ def build_scorecard(
     for key in stars:
         per_gen = [sum(v) / len(v) for v in usable[key].values()]  # several raters: their mean
         cells = [ScoreCell(sum(v) / len(v) if (v := stars[key][c]) else None, len(v)) for c in criteria]
-        rate = sum(m >= 4 for m in per_gen) / len(per_gen) if per_gen else None
+        rate = sum(m >= USABLE_STARS for m in per_gen) / len(per_gen) if per_gen else None
         rows.append(ScoreRow(key, (labels or {}).get(key, key), cells, rate, len(per_gen)))
     return sorted(rows, key=lambda r: (-(r.success_rate or 0), r.label))
 
@@ -72,3 +80,68 @@ def scorecard_for(tag: str = "", viewer=None) -> tuple[list[Criterion], list[Sco
     labels = {key: label for key, label, *_ in rows}
     facts = [(key, gen, crit, stars) for key, _, gen, crit, stars in rows]
     return criteria, build_scorecard(facts, [c.pk for c in criteria], usability, labels), not_judged
+
+
+@dataclass
+class Share:
+    """k of n, with its 95 % Wilson interval (compare/stats.py)."""
+
+    k: int
+    n: int
+
+    @property
+    def pct(self) -> float | None:
+        return 100 * self.k / self.n if self.n else None
+
+    @property
+    def interval_pct(self) -> tuple[float, float]:
+        low, high = wilson(self.k / self.n, self.n) if self.n else (0.0, 1.0)
+        return 100 * low, 100 * high
+
+
+@dataclass
+class CheckRow:
+    key: str
+    label: str
+    passed: Share  # all automatic checks passed, of the generations with an outcome
+    text: Share  # every expected string read exactly, of those whose text was read back
+    unavailable: int  # generations whose text could not be checked (no engine, unreadable script)
+
+    @property
+    def shares(self) -> list[Share]:
+        """The table's columns, in order."""
+        return [self.passed, self.text]
+
+
+def checks_for(tag: str = "", viewer=None) -> list[CheckRow]:
+    """The automatic checks per model in one query: the same runs as the ratings above
+    (a tag; for `viewer`, only runs whose names they may see)."""
+    gens = Generation.objects.filter(status=Generation.Status.SUCCEEDED).exclude(check_status__in=["", "pending"])
+    if tag:
+        gens = gens.filter(run__tags__name=tag)
+    if viewer is not None:
+        gens = gens.filter(run__in=Run.objects.with_viewer(viewer).filter(names_hidden=False).values("pk"))
+    S = Generation.CheckStatus
+    rows = (
+        gens.order_by()
+        .values("model_key")
+        .annotate(
+            label=Max("model_label"),
+            decided=Count("pk", filter=Q(check_status__in=[S.PASSED, S.FAILED])),
+            passed=Count("pk", filter=Q(check_status=S.PASSED)),
+            text_checked=Count("pk", filter=Q(checks__text_checked=True)),
+            text_failed=Count("pk", filter=Q(checks__text_checked=True, checks__text_failed=True)),
+            unavailable=Count("pk", filter=Q(check_status=S.UNAVAILABLE)),
+        )
+    )
+    result = [
+        CheckRow(
+            r["model_key"],
+            r["label"],
+            Share(r["passed"], r["decided"]),
+            Share(r["text_checked"] - r["text_failed"], r["text_checked"]),
+            r["unavailable"],
+        )
+        for r in rows
+    ]
+    return sorted(result, key=lambda r: (-(r.passed.pct or 0), r.label))

@@ -12,7 +12,9 @@ trigger it without any way to set headers:
     [[latency:2.5]] / X-Simulator-Latency: 2.5   seconds to wait, replacing the default
 
 The parts combine in any order after the name: [[fault:server_error@geminix3]].
-Markers are removed before the prompt is drawn into the image.
+Markers are removed before the prompt is drawn into the image. Markers that change
+the text drawn ([[swap:钜>巨]], [[drop:Dashboard]]) are described in
+compare/simulator/render.py.
 """
 
 import re
@@ -44,7 +46,8 @@ FAULT_HEADER = re.compile(r"^\s*" + _SPEC + r"\s*$", re.IGNORECASE)
 LATENCY_MARKER = re.compile(
     r"\[\[\s*latency\s*:\s*(?P<seconds>\d+(?:\.\d+)?)(?:@(?P<protocol>[a-z]+))?\s*\]\]", re.IGNORECASE
 )
-ANY_MARKER = re.compile(r"\[\[\s*(?:fault|latency)\s*:[^\]]*\]\]", re.IGNORECASE)
+# Also the wrong-text markers of compare/simulator/render.py ([[swap:…]], [[drop:…]]).
+ANY_MARKER = re.compile(r"\[\[\s*(?:fault|latency|swap|drop)\s*[:@][^\]]*\]\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

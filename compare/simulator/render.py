@@ -9,6 +9,16 @@ hash, so the same request always gives the same bytes.
 Speed matters more than beauty (a 4K PNG must not stall a test run): the
 background and shapes are drawn on a tiny canvas and scaled up, and PNGs use
 the fastest zlib level.
+
+Wrong text on purpose, to prove the automatic text check (compare/checks/) catches it:
+prompt markers that change the text drawn, never drawn themselves (`misrender`):
+
+    [[swap:钜>巨]]                 draw 巨 wherever the prompt says 钜 (any string > any string)
+    [[drop:Dashboard]]             leave this word (or any string) out
+    [[swap@gpt-image-2:钜>巨]]     only for this model id, or protocol (@openai, @gemini)
+
+Several markers combine; they apply in order. The text check's expected strings are
+read from the prompt without them (compare/checks/textcheck.py `expected_strings`).
 """
 
 import colorsys
@@ -20,6 +30,8 @@ from functools import cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+from compare.text import QUOTED
 
 # Pillow cannot guess a font that covers CJK, so look for one we know does.
 FONT_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts"]
@@ -34,7 +46,10 @@ FONT_PATTERNS = [
     "DejaVuSans-Bold.ttf",
     "DejaVuSans.ttf",
 ]
-QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」|『([^』]+)』|«([^»]+)»')
+# [[swap:A>B]], [[drop:WORD]], each optionally scoped: [[swap@MODEL-OR-PROTOCOL:A>B]].
+MISRENDER = re.compile(
+    r"\[\[\s*(?P<op>swap|drop)\s*(?:@\s*(?P<scope>[^:\]\s]+)\s*)?:(?P<arg>[^\]]*)\]\]", re.IGNORECASE
+)
 SMALL = 160  # long edge of the low-resolution canvas for background and shapes
 # FreeType faces are not safe to share between threads, and the app renders from a
 # thread pool: text drawing (a small part of the work) takes turns.
@@ -65,6 +80,28 @@ def load_font(size: int):
         return ImageFont.load_default(size=size)
     except (OSError, TypeError, ImportError):  # Pillow without FreeType: the fixed bitmap font
         return ImageFont.load_default()
+
+
+def misrender(prompt: str, protocol: str, model_id: str) -> str:
+    """The prompt with its [[swap:…]] and [[drop:…]] markers applied (those scoped to
+    this model id or protocol, or unscoped) and all of them removed."""
+    edits = []
+    for match in MISRENDER.finditer(prompt or ""):
+        scope = (match.group("scope") or "").lower()
+        if scope and scope not in (protocol.lower(), model_id.lower()):
+            continue
+        edits.append((match.group("op").lower(), match.group("arg")))
+    text = MISRENDER.sub(" ", prompt or "")
+    for op, arg in edits:
+        if op == "swap" and ">" in arg:
+            old, new = (part.strip() for part in arg.split(">", 1))
+            if old:
+                text = text.replace(old, new)
+        elif op == "drop" and arg.strip():
+            text = text.replace(arg.strip(), "")
+            # A dropped word leaves no doubled space (quoted text is stripped when drawn).
+            text = re.sub(r"[ \t]{2,}", " ", text)
+    return text
 
 
 def headline(prompt: str) -> str:
@@ -188,14 +225,22 @@ def _wrap(text: str, font, max_width: float) -> list[str]:
     return lines or [""]
 
 
+def _unbreakable(text: str) -> list[str]:
+    """Words that must not be broken over lines: those without CJK (which wraps per character)."""
+    return [w for w in text.split() if all(ord(c) < 0x2E80 for c in w)]
+
+
 def _fit_text(text: str, box_w: int, box_h: int):
-    """The largest font size (down a geometric ladder) at which the wrapped text fits the box."""
+    """The largest font size (down a geometric ladder) at which the wrapped text fits the
+    box with no word broken over two lines (so OCR reads the words the prompt gave)."""
     size = max(10, int(min(box_h / 2.2, box_w / 5)))
+    words = _unbreakable(text)
     while True:
         font = load_font(size)
         lines = _wrap(text, font, box_w)
         line_h = size * 1.25
-        if (len(lines) * line_h <= box_h and all(font.getlength(ln) <= box_w for ln in lines)) or size <= 10:
+        fits = len(lines) * line_h <= box_h and all(font.getlength(ln) <= box_w for ln in lines)
+        if (fits and all(font.getlength(w) <= box_w for w in words)) or size <= 10:
             return font, lines, line_h, size
         size = max(10, int(size * 0.85))
 

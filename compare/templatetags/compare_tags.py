@@ -2,7 +2,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from compare import text
+from compare import limits, text
 
 register = template.Library()
 
@@ -24,6 +24,12 @@ def show_invisible(value: str) -> SafeString:
 def mark_invisible(value: str) -> str:
     """The same for plain-text places such as <title> (autoescaped as usual)."""
     return text.mark_invisible(str(value))
+
+
+@register.filter
+def waiting_text(generation, hidden: bool = False) -> str:
+    """Why a side has not started (compare/limits.py), with no model name while `hidden`."""
+    return limits.waiting_text(generation, bool(hidden))
 
 
 @register.simple_tag

@@ -12,7 +12,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from compare import export
-from compare.history import HistoryFilters, HistoryRow, filtered, row, with_rows
+from compare.history import HistoryFilters, HistoryRow, activity, filtered, row, with_rows
 from compare.views.base import AuthenticatedRequest
 
 # Rows fetched per database round trip while an export streams.
@@ -40,6 +40,8 @@ def history(request: AuthenticatedRequest) -> HttpResponse:
         "rows": [row(run, request.user) for run in page.object_list],
         "query": query,
         "filtering": any(key != "page" for key in query),
+        # the runs-and-spend chart above the list, on the first page
+        "activity": activity(form, request.user) if page.number == 1 else None,
     }
     # A back-button cache miss asks for the whole page, with the HX headers set.
     partial = request.htmx and not request.htmx.history_restore_request

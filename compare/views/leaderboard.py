@@ -9,14 +9,24 @@ import csv
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from compare.judging.leaderboard import BASE, PRIOR, RESAMPLES, SCALE, Filters, Leaderboard, leaderboard_for
-from compare.judging.scorecard import scorecard_for
-from compare.models import Tag, TeamSettings
+from compare.judging.leaderboard import (
+    BASE,
+    PRIOR,
+    RESAMPLES,
+    SCALE,
+    Filters,
+    Leaderboard,
+    filter_votes,
+    leaderboard_for,
+)
+from compare.judging.scorecard import checks_for, scorecard_for
+from compare.models import Generation, Run, Tag, TeamSettings, Vote
 from compare.views.base import HtmxHttpRequest
 
 METHOD = (
@@ -88,11 +98,38 @@ def _records(board: Leaderboard) -> list[dict]:
     ]
 
 
+def _spread(filters: Filters, viewer) -> dict[str, tuple[list[float], list[float]]]:
+    """Per model key, the latencies (s) and costs per image (USD) of the generations that
+    succeeded in the runs behind the board's votes (the same runs and viewer rule as
+    `leaderboard_for`; cost as there: reported, else the estimate), for the box plots.
+    One query however many runs."""
+    votes = filter_votes(Vote.objects.all(), filters)
+    visible = Run.objects.with_viewer(viewer).filter(names_hidden=False).values("pk")
+    generations = (
+        Generation.objects.filter(
+            run__in=votes.filter(run__in=visible).values("run"), status=Generation.Status.SUCCEEDED
+        )
+        .annotate(finals=Count("images", filter=Q(images__is_partial=False)))
+        .order_by("queued_at")
+        .values_list("model_key", "latency_ms", "cost_usd", "estimated_cost_usd", "finals")
+    )
+    spread: dict[str, tuple[list[float], list[float]]] = {}
+    for key, latency_ms, cost, estimate, finals in generations:
+        latencies, costs = spread.setdefault(key, ([], []))
+        if latency_ms is not None:
+            latencies.append(latency_ms / 1000)
+        charged = cost if cost is not None else estimate
+        if finals and charged is not None:
+            costs.append(float(charged) / finals)
+    return spread
+
+
 @require_GET
 def leaderboard(request: HtmxHttpRequest) -> HttpResponse:
     filters, errors, board, min_votes = _board(request)
     context = {
         "board": board,
+        "spread": _spread(filters, request.user) if board.rows else {},
         "filters": filters,
         "errors": errors,
         "min_votes": min_votes,
@@ -169,5 +206,6 @@ def scorecard(request: HttpRequest) -> HttpResponse:
         "usability": next((c for c in criteria if c.is_usability), None),
         "tags": Tag.objects.values_list("name", flat=True),
         "not_judged": not_judged,
+        "check_rows": checks_for(tag, viewer=request.user),
     }
     return render(request, "scorecard.html", context)

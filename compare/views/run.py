@@ -35,7 +35,7 @@ def get_run_or_404(request: HttpRequest, run_id, state: live.State | None = None
         state = live.read(run_id, request.user.pk, _arena(request))
     queryset = (
         Run.objects.for_viewer(request.user, arena=_arena(request))
-        .select_related("author", "parent")
+        .select_related("author", "parent", "suite_run")
         .prefetch_related(
             "generations__images",
             "generations__ratings",
@@ -117,6 +117,8 @@ def _run_context(request: AuthenticatedRequest, run: Run, **extra) -> dict:
         "live": {key: state.stamp(key) for key in ("n", "v", "l", "a", "c")},
         "poll_url": reverse("run_updates", args=[run.pk]) + "?" + urlencode(poll),
         "poll_every": live.INTERVAL_MS,
+        # The page keeps polling while a side's automatic checks run, after the run is done.
+        "checks_pending": any(g.check_status == Generation.CheckStatus.PENDING for g in generations),
         "run_cost": budget.run_cost(generations),
         **extra,
     }

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from compare import limits
 from compare.modelcheck import ModelStatus, check_models
 
 CACHE_KEY = "compare:model-check"
@@ -64,5 +65,7 @@ def status(request: HttpRequest) -> HttpResponse:
             "checked_at": checked_at,
             "failing": sum(row.failing for row in rows),
             "runtime": _runtime(),
+            # Each model's provider limits and what uses them now (read fresh: it changes by the second).
+            "limits": limits.usage(),
         },
     )

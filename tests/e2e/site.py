@@ -39,6 +39,7 @@ def nav_pages() -> dict[str, str]:
     return {
         "new": "/",
         "history": "/runs/",
+        "suites": "/suites/",
         "judge": "/judge",
         "leaderboard": "/leaderboard",
         "scorecard": "/scorecard",

@@ -14,7 +14,8 @@ from django.utils import timezone
 from compare.models import Generation
 from compare.proxies import TrustedProxyMiddleware
 from compare.registry import enabled_models
-from compare.tasks import enqueue_generations, expire_overdue
+from compare.suites.dispatch import release_all_held
+from compare.tasks import enqueue_generations, expire_overdue, resume_checks
 
 logger = logging.getLogger("compare")
 
@@ -31,15 +32,24 @@ def resume_unfinished() -> tuple[int, int]:
     )
     queued = list(Generation.objects.filter(status=Generation.Status.QUEUED).values_list("id", flat=True))
     enqueue_generations(queued)
+    resume_checks()
     return len(queued), interrupted
 
 
+def sweep() -> tuple[int, int]:
+    """Fail generations that outlive their deadline (see tasks.expire_overdue), then send
+    the held suite generations their places free (compare/suites/dispatch.py): a hung
+    generation's task never ends, so nothing else would release them. (expired, sent)."""
+    expired = expire_overdue()
+    return expired, release_all_held()
+
+
 def sweep_forever(interval: float = 30.0) -> None:
-    """Fail generations that outlive their deadline (see tasks.expire_overdue)."""
+    """`sweep` every `interval` seconds."""
     while True:
         time.sleep(interval)
         try:
-            expire_overdue()
+            sweep()
         except Exception:
             logger.exception("The deadline sweeper failed; it will try again.")
         finally:

@@ -24,7 +24,7 @@ from compare.simulator.common import (
     truncated_response,
 )
 from compare.simulator.gemini.rules import ApiError, Request, known_models, parse, pixel_size, slug, usage
-from compare.simulator.render import compose, draft, encode, seed_bytes
+from compare.simulator.render import compose, draft, encode, misrender, seed_bytes
 
 PROTOCOL = "gemini"
 METHODS = ["generateContent", "countTokens", "streamGenerateContent", "batchGenerateContent"]
@@ -141,7 +141,8 @@ class Reply:
     def image_part(self) -> dict:
         w, h = pixel_size(self.req.aspect, self.req.image_size)
         label = model_label(self.model_id)
-        image = compose(self.prompt, label, self.seed, w, h, references=self.req.references)
+        drawn = faults.strip_markers(misrender(self.req.prompt, PROTOCOL, self.model_id))
+        image = compose(drawn, label, self.seed, w, h, references=self.req.references)
         signature = b64(hashlib.sha256(self.seed + b"signature").digest() * 3)
         return {
             "inlineData": {"mimeType": "image/png", "data": b64(encode(image, "png"))},

@@ -23,7 +23,7 @@ from compare.simulator.common import (
     truncated_response,
 )
 from compare.simulator.openai.rules import MODELS, ApiError, Params, known_models, usage, validate, validate_images
-from compare.simulator.render import blurred, compose, encode, seed_bytes
+from compare.simulator.render import blurred, compose, encode, misrender, seed_bytes
 
 PROTOCOL = "openai"
 
@@ -147,7 +147,7 @@ def picture(params: Params, index: int):
     prompt = faults.strip_markers(params.prompt)
     label = model_label(params.model)
     return compose(
-        prompt,
+        faults.strip_markers(misrender(params.prompt, PROTOCOL, params.model)),
         label,
         seed_bytes(prompt, params.model, index),
         width,
