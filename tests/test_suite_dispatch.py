@@ -162,7 +162,7 @@ def test_generations_beyond_the_in_flight_limit_wait_in_the_queue_and_follow_as_
 
 
 def test_a_fallback_side_of_a_suite_run_waits_for_the_in_flight_limit_too(user, queue):
-    """"Fall back when the text check fails" adds a side to a suite run's Run: it joins the
+    """The option "fall back when the text check fails" adds a side to a suite run's Run: it joins the
     held queue instead of going past the author's limit."""
     team(max_in_flight=2)
     options = {"fallback_model": NANO_KEY, "fallback_on_text_check": True}

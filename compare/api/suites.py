@@ -130,7 +130,9 @@ def _start_arguments(request: HttpRequest) -> tuple[list[str], int]:
     if not isinstance(models, list) or not all(isinstance(k, str) for k in models):
         problems["models"] = [f'Must be a list of model keys, e.g. ["gpt-image-2"], not {describe(models)}.']
     if not isinstance(samples, int) or isinstance(samples, bool):
-        problems["samples"] = [f"Must be an integer from 1 to 20, not {describe(samples)}."]
+        problems["samples"] = [
+            f"Must be an integer from {dispatch.MIN_SAMPLES} to {dispatch.MAX_SAMPLES}, not {describe(samples)}."
+        ]
     if problems:
         raise ApiError(400, f"Wrong type for {', '.join(problems)}.", problems)
     return models, samples

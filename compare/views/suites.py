@@ -163,7 +163,14 @@ def _estimate(suite: Suite, form: RunSuiteForm) -> dict[str, Any]:
     cases = suite.cases.count()
     count = cases * len(keys) * samples if samples else None
     cost = dispatch.estimate(suite, keys, samples) if keys and samples else None
-    return {"cases": cases, "models": len(keys), "samples": samples, "generations": count, "cost": cost}
+    return {
+        "cases": cases,
+        "models": len(keys),
+        "samples": samples,
+        "generations": count,
+        "cost": cost,
+        "samples_range": f"{dispatch.MIN_SAMPLES}–{dispatch.MAX_SAMPLES}",
+    }
 
 
 @require_GET

@@ -39,7 +39,7 @@ def test_a_three_by_two_by_ten_suite(user, simulator):
     gens = Generation.objects.filter(run__suite_run=suite_run)
     images_done = _wait(lambda: gens.filter(status__in=Generation.PENDING), 300)
     checks_done = _wait(lambda: gens.filter(check_status=Generation.CheckStatus.PENDING), 600)
-    slowest = max(gens.values_list("latency_ms", flat=True)) / 1000
+    slowest = max(ms or 0 for ms in gens.values_list("latency_ms", flat=True)) / 1000
     report(
         "suite 3 cases × 2 models × 10 samples (60 generations)",
         wall_seconds=round(images_done - started, 1),

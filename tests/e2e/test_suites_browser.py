@@ -139,7 +139,26 @@ def test_suite_pages_pass_the_accessibility_scan(open_page, simulator, user, sch
         page = open_page(user, viewport=viewport, color_scheme=scheme)
         for url in (after.get_absolute_url(), f"/suite-runs/compare?a={before.pk}&b={after.pk}"):
             page.goto(simulator.url + url)
+            # Thumbnails load lazily: bring each into view once, so `settle` finds every image loaded.
+            for thumb in page.locator("img[loading=lazy]").all():
+                thumb.scroll_into_view_if_needed()
+            page.evaluate("window.scrollTo(0, 0)")
             settle(page)
             if problems := severe_violations(page):
                 found[f"{url} at {viewport['width']} px"] = problems
     assert found == {}, found
+
+
+def test_the_clock_ticks_while_the_poll_has_nothing_new(open_page, simulator, user):
+    queued = {"status": "queued", "check_status": "", "waiting_for": "Waiting for GPT Image 2's rate limit."}
+    suite_run = plant(user, {(0, GPT[0]): [queued]}, samples=1)
+    page = open_page(user, viewport=PHONE)
+    page.goto(simulator.url + suite_run.get_absolute_url())
+    progress = page.locator("#suite-progress")
+    stamp, elapsed = progress.get_attribute("data-stamp"), page.locator("#suite-progress .elapsed")
+    first = elapsed.inner_text()
+    assert re.fullmatch(r"\d+:\d\d", first)
+    # The poll answers 204 (nothing changed), so the clock moves by static/suite_run.js alone.
+    expect(elapsed).not_to_have_text(first, timeout=5_000)
+    assert re.fullmatch(r"\d+:\d\d", elapsed.inner_text())
+    assert progress.get_attribute("data-stamp") == stamp

@@ -90,7 +90,12 @@ class Command(BaseCommand):
         if existing is not None and opts["replace"]:
             if existing.builtin:
                 raise CommandError(f"“{existing.name}” is built in and cannot be replaced; use --copy.", returncode=2)
-            edits.replace_cases(existing, data.cases, description=data.description)
+            try:
+                edits.replace_cases(existing, data.cases, description=data.description)
+            except edits.Gone:
+                raise CommandError(
+                    f"“{existing.name}” was deleted meanwhile; nothing was imported.", returncode=2
+                ) from None
             self.stdout.write(f"“{existing.name}” is now version {existing.version}, with {len(data.cases)} cases.")
             return
         if existing is not None and not opts["copy"]:
@@ -269,10 +274,9 @@ def render_results(summary: results.Summary) -> str:
             )
         )
     verdicts = [f"  {case.index + 1} {case.title}: {case.verdict.text}" for case in summary.cases]
-    verdicts += [f"    {case.text_checks}" for case in summary.cases if case.text_checks]
-    return "\n".join(
-        [_table(rows, right={2, 4, 5}), "", "Verdicts:", *verdicts, f"  {summary.overall}", "", summary.rule]
-    )
+    verdicts += [f"    {line}" for case in summary.cases for line in (case.text_checks, case.spec_checks) if line]
+    overall = [f"  {line}" for line in (summary.overall, summary.spec_checks) if line]
+    return "\n".join([_table(rows, right={2, 4, 5}), "", "Verdicts:", *verdicts, *overall, "", summary.rule])
 
 
 def render_suites() -> str:
