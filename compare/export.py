@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from compare.checks import report
 from compare.history import HistoryRow
-from compare.images import open_bytes
+from compare.images import ensure_thumbnail, open_bytes
 from compare.judging import blind, blind_images
 from compare.models import Generation, Image, Rating, Reference, Run
 
@@ -110,7 +110,8 @@ def _add_image(archive: zipfile.ZipFile, image: Image, stem: str) -> dict[str, A
         "sha256": image.sha256,
     }
     try:
-        data, thumb = open_bytes(image.file), open_bytes(image.thumbnail)
+        # The thumbnail is written just after "done", or made here when it is not there yet.
+        data, thumb = open_bytes(image.file), open_bytes(ensure_thumbnail(image.file, image.sha256))
     except FileNotFoundError:
         return {**record, "missing": True}  # a lost file must not make the whole export fail
     record.update(

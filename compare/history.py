@@ -6,17 +6,38 @@ The viewer matters: filters that would tell which models a blind run holds
 (model, winner) only look at runs whose names this viewer may see, and rows of
 the other blind runs carry side letters instead of model names."""
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.core.cache import cache
+from django.db.models import (
+    Count,
+    DateField,
+    DecimalField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    StringAgg,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
+from compare import registry
 from compare.budget import _charged
 from compare.checks import report
 from compare.judging import blind
@@ -70,17 +91,13 @@ class HistoryFilters(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
-        # Keys from the history, not the registry: retired models must stay findable.
-        labels = dict(Generation.objects.order_by("model_key", "queued_at").values_list("model_key", "model_label"))
-        models = sorted(labels.items(), key=lambda item: item[1].lower())
-        username = get_user_model().USERNAME_FIELD
-        authors = get_user_model().objects.filter(runs__isnull=False).distinct().order_by(username)
-        names = list(authors.values_list(username, flat=True))
+        lists = choice_lists()
+        models = lists.models
         choices = {
             "model": [("", "Any model"), *models],
             "winner": [("", "Any winner"), *models],
-            "author": [("", "Anyone"), *((n, n) for n in names)],
-            "tag": [("", "Any tag"), *((t, t) for t in Tag.objects.values_list("name", flat=True))],
+            "author": [("", "Anyone"), *((n, n) for n in lists.authors)],
+            "tag": [("", "Any tag"), *((t, t) for t in lists.tags)],
         }
         for name, options in choices.items():
             field = self.fields[name]
@@ -93,6 +110,72 @@ class HistoryFilters(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "“To” is before “From”.")
         return data
+
+
+# --- the filters' choices, without a scan of every generation per request ------------
+
+CHOICES_KEY = "compare:history-choices"
+CHOICES_TTL = 300  # seconds; another process's new author or tag shows after this at the latest
+
+
+@dataclass(frozen=True)
+class ChoiceLists:
+    models: list[tuple[str, str]]  # (key, label), by label: the registry's models and those in the history
+    authors: list[str]  # usernames of people with runs
+    tags: list[str]
+
+
+def choice_lists() -> ChoiceLists:
+    """The filters' choices: the registry's enabled models plus every model key the history
+    holds (retired models must stay findable), the authors of runs and the tags. What needs
+    the database is kept in the cache (settings.CACHES: per process, or shared through
+    REDIS_URL) and dropped by the writes that change it (the signals below)."""
+    cached = cache.get(CHOICES_KEY)
+    if not isinstance(cached, dict):
+        username = get_user_model().USERNAME_FIELD
+        authors = get_user_model().objects.filter(Exists(Run.objects.filter(author=OuterRef("pk"))))
+        cached = {
+            # One label per key: the newest one the history has.
+            "history": dict(
+                Generation.objects.order_by("model_key", "queued_at").values_list("model_key", "model_label")
+            ),
+            "authors": list(authors.order_by(username).values_list("pk", username)),
+            "tags": list(Tag.objects.order_by("name").values_list("name", flat=True)),
+        }
+        cache.set(CHOICES_KEY, cached, CHOICES_TTL)
+    labels = {**cached["history"], **{m.key: m.label for m in registry.enabled_models()}}
+    return ChoiceLists(
+        models=sorted(labels.items(), key=lambda item: item[1].lower()),
+        authors=[name for _, name in cached["authors"]],
+        tags=cached["tags"],
+    )
+
+
+def forget_choices() -> None:
+    cache.delete(CHOICES_KEY)
+
+
+@receiver(post_save, sender=Generation)
+def _generation_saved(sender, instance: Generation, created: bool, **kwargs) -> None:
+    cached = cache.get(CHOICES_KEY)
+    if created and isinstance(cached, dict) and instance.model_key not in cached["history"]:
+        forget_choices()
+
+
+@receiver(post_save, sender=Run)
+def _run_saved(sender, instance: Run, created: bool, **kwargs) -> None:
+    cached = cache.get(CHOICES_KEY)
+    if created and isinstance(cached, dict) and instance.author_id not in {pk for pk, _ in cached["authors"]}:
+        forget_choices()
+
+
+@receiver(post_delete, sender=Run)
+@receiver(post_save, sender=Tag)
+@receiver(post_delete, sender=Tag)
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL)
+def _choices_changed(sender, **kwargs) -> None:
+    forget_choices()
 
 
 def annotated(user) -> QuerySet:
@@ -113,6 +196,18 @@ def includes_model(key: str) -> Exists:
 def won_by(key: str) -> Exists:
     """Someone voted a generation of model `key` the better side."""
     return Exists(Vote.objects.filter(run=OuterRef("pk"), winner__model_key=key))
+
+
+def on_days(first: date | None, last: date | None) -> Q:
+    """Runs created from the start of `first` to the end of `last` (local days), as a range
+    of `created_at` that its index serves (a `__date` lookup would compute each row's date).
+    The first and last days a date can hold are left open: their bounds may not exist."""
+    bounds = Q()
+    if first and first > date.min + timedelta(days=1):
+        bounds &= Q(created_at__gte=timezone.make_aware(datetime.combine(first, datetime.min.time())))
+    if last and last < date.max - timedelta(days=1):
+        bounds &= Q(created_at__lt=timezone.make_aware(datetime.combine(last + timedelta(days=1), datetime.min.time())))
+    return bounds
 
 
 def search(runs: QuerySet, text: str) -> QuerySet:
@@ -140,11 +235,8 @@ def filtered(form: HistoryFilters, user) -> QuerySet:
     if f["tag"]:
         runs = runs.filter(Exists(Run.tags.through.objects.filter(run=OuterRef("pk"), tag__name=f["tag"])))
     if f["status"]:
-        runs = runs.filter(status_value=f["status"])
-    if f["date_from"]:
-        runs = runs.filter(created_at__date__gte=f["date_from"])
-    if f["date_to"]:
-        runs = runs.filter(created_at__date__lte=f["date_to"])
+        runs = runs.filter(state=f["status"])
+    runs = runs.filter(on_days(f["date_from"], f["date_to"]))
     if f["voted"]:
         runs = runs.filter(voted_by_me=f["voted"] == "yes")
     if f["checks"]:
@@ -152,10 +244,144 @@ def filtered(form: HistoryFilters, user) -> QuerySet:
     return runs.order_by(*ORDERINGS[f["sort"] or "newest"])
 
 
+# --- pages: keyset pagination ---------------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BAD_CURSOR = "That page link is not valid (any more): here are the first results."
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def cursor(run: Run, sort: str) -> str:
+    """Where a page ends (or starts), as its last (first) row's sort key: the discussion
+    count for "discussed", then the creation time in microseconds and the run id."""
+    key = f"{_micros(run.created_at)}_{run.pk.hex}"
+    return f"{run.discussion}_{key}" if sort == "discussed" else key  # type: ignore[attr-defined]  # `annotated`
+
+
+def parse_cursor(text: str, sort: str) -> list | None:
+    """The sort key values of a cursor (as `ORDERINGS[sort]` lists them), or None when it
+    is not one: a link edited by hand or made for another sort."""
+    parts = text.split("_")
+    if len(parts) != (3 if sort == "discussed" else 2) or len(text) > 80:
+        return None
+    try:
+        numbers = [int(p) for p in parts[:-1]]  # the discussion count, then microseconds since 1970
+        if any(n < 0 for n in numbers):
+            return None
+        return [*numbers[:-1], EPOCH + timedelta(microseconds=numbers[-1]), uuid.UUID(hex=parts[-1])]
+    except (ValueError, OverflowError):
+        return None
+
+
+def _beyond(ordering: list[str], values: list, forward: bool) -> Q:
+    """Rows after the key `values` in `ordering` (before it when not `forward`): a
+    lexicographic comparison written out, so that every database can use the indexes."""
+    result = Q(pk__in=[])
+    for i, key in enumerate(ordering):
+        name, descending = key.lstrip("-"), key.startswith("-")
+        step = Q(**{f"{name}__{'lt' if descending == forward else 'gt'}": values[i]})
+        for prev, value in zip(ordering[:i], values[:i], strict=True):
+            step &= Q(**{prev.lstrip("-"): value})
+        result |= step
+    return result
+
+
+def _reverse(ordering: list[str]) -> list[str]:
+    return [key[1:] if key.startswith("-") else f"-{key}" for key in ordering]
+
+
+@dataclass
+class HistoryPage:
+    """One page of results: the runs, how many match, and the cursors of the pages on
+    either side (None at an end)."""
+
+    runs: list[Run]
+    count: int  # counted up to COUNT_UP_TO + 1: "more than" past that
+    number: int  # for "Page 2 of 9": counted along by the links, 1 on a first page
+    pages: int | None  # None when the count stopped at COUNT_UP_TO
+    newer: str | None
+    older: str | None
+    note: str = ""  # why the first page is shown instead of the one asked for
+
+    @property
+    def has_other_pages(self) -> bool:
+        return bool(self.newer or self.older)
+
+    @property
+    def more_than(self) -> bool:
+        return self.pages is None
+
+
+# Matching runs are counted up to this many (counting them all costs a scan of each one).
+COUNT_UP_TO = 1000
+
+
+def paginate(form: HistoryFilters, runs: QuerySet, params, per_page: int) -> HistoryPage:
+    """The page of `runs` (ordered by `filtered`) that the `after` or `before` cursor of
+    `params` asks for, found through the index instead of by counting rows from the first:
+    page 200 costs what page 1 does. A cursor that is not one gives the first page and a
+    note, never an error. `page` only numbers the page (links count it along)."""
+    sort = (form.cleaned_data.get("sort") if form.is_valid() else "") or "newest"
+    ordering = ORDERINGS[sort]
+    after, before = params.get("after"), params.get("before")
+    values = parse_cursor(after or before, sort) if (after or before) else None
+    note = BAD_CURSOR if (after or before) and values is None else ""
+    # How many runs match, up to COUNT_UP_TO + 1, counted by the database along with the page.
+    first_ones = runs.order_by().prefetch_related(None).values("pk")[: COUNT_UP_TO + 1]
+    everything = Run.objects.filter(pk__in=first_ones).order_by().annotate(_all=Value(1)).values("_all")
+    total = Subquery(everything.annotate(n=Count("pk")).values("n"), output_field=IntegerField())
+    counted = runs.annotate(matching=Coalesce(total, 0))
+    if values is None:
+        found = list(counted[: per_page + 1])
+        count = _matching(found[0]) if found else 0
+        older = cursor(found[per_page - 1], sort) if len(found) > per_page else None
+        return HistoryPage(found[:per_page], count, 1, _pages(count, per_page), None, older, note)
+    forward = bool(after)
+    window = counted.filter(_beyond(ordering, values, forward))
+    if not forward:
+        window = window.order_by(*_reverse(ordering))
+    found = list(window[: per_page + 1])
+    more = len(found) > per_page
+    found = found[:per_page]
+    if not forward:
+        found.reverse()
+    if not found:  # past an end (the runs were deleted): start again
+        first = paginate(form, runs, {}, per_page)
+        first.note = BAD_CURSOR
+        return first
+    count = _matching(found[0])
+    pages = _pages(count, per_page)
+    newer = cursor(found[0], sort) if (more or forward) else None
+    older = cursor(found[-1], sort) if (more or not forward) else None
+    try:
+        number = min(max(int(params.get("page", "")), 2), pages or 10**9) if newer else 1
+    except ValueError:
+        number = 2
+    return HistoryPage(found, count, number, pages, newer, older, note)
+
+
+def _matching(run: Run) -> int:
+    return run.matching  # type: ignore[attr-defined]  # annotated by `paginate`
+
+
+def _pages(count: int, per_page: int) -> int | None:
+    return None if count > COUNT_UP_TO else max(1, -(-count // per_page))
+
+
 def with_rows(runs: QuerySet) -> QuerySet:
     """Everything a row shows, in a fixed number of queries per page."""
     finals = Prefetch("generations__images", queryset=Image.objects.filter(is_partial=False))
-    return runs.select_related("author").prefetch_related(finals, "tags")
+    # The tags' names ride along with the run's row, joined by a separator no name holds.
+    names = Run.tags.through.objects.filter(run=OuterRef("pk")).order_by().values("run")
+    aggregate = StringAgg("tag__name", Value(TAG_SEPARATOR))
+    joined = names.annotate(joined=aggregate).values("joined")  # type: ignore[misc]  # stubs miss StringAgg
+    return runs.select_related("author").prefetch_related(finals).annotate(tag_names=Subquery(joined))
+
+
+TAG_SEPARATOR = "\x1f"  # the ASCII unit separator: never in a tag name (compare/judging/forms.py `parse_tags`)
 
 
 @dataclass
@@ -170,6 +396,21 @@ class HistoryRow:
     cost: Decimal | None  # None while hidden: prices tell the models apart
     # The automatic checks in one badge (compare/checks/report.py `run_outcome`).
     checks: tuple[str, str, str] = ("", "", "")
+    tags: list[str] = field(default_factory=list)  # names, sorted
+    # Per side: its first shown image's small thumbnail for the list's slot, or "" (`list_thumbnail`).
+    thumbs: list[str] = field(default_factory=list)
+
+    @property
+    def thumbed(self) -> list[tuple[Generation, str]]:
+        """The sides with their small thumbnails, for the template."""
+        return list(zip(self.sides, self.thumbs, strict=True))
+
+
+def list_thumbnail(image) -> str:
+    """The address of the small thumbnail (240 px WebP: sharp in the 120 px slot of a list
+    on a 2x screen) of an `Image` or a blind display copy (`BlindImage`)."""
+    url = image.thumbnail_url
+    return f"{url}{'&' if '?' in url else '?'}size=list"
 
 
 def _tally(run: Run, sides: list[Generation]) -> list[tuple[str, int]]:
@@ -197,6 +438,8 @@ def row(run: Run, user) -> HistoryRow:
         tally=[] if hidden else _tally(run, sides),
         cost=None if hidden else run.total_cost,
         checks=report.run_outcome(sides),
+        tags=sorted(names.split(TAG_SEPARATOR)) if (names := getattr(run, "tag_names", None)) else [],
+        thumbs=[list_thumbnail(gen.shown_images[0]) if gen.shown_images else "" for gen in sides],
     )
 
 
@@ -223,8 +466,16 @@ class Activity:
     unpriced: int  # runs counted whose spend is left out: names hidden from this viewer
 
 
-def activity(form: HistoryFilters, user, today: date | None = None) -> Activity:
-    """Runs and spend per day of the runs the form selects, in two queries however many
+def _local_day() -> Cast | TruncDate:
+    """A run's local day, in SQL. With the site's time zone UTC, the database's own cast of the
+    (UTC) timestamp to a date (SQLite's TruncDate is a Python function called per row)."""
+    if settings.TIME_ZONE == "UTC":
+        return Cast("created_at", DateField())
+    return TruncDate("created_at")
+
+
+def activity(form: HistoryFilters, user, today: date | None = None, runs: QuerySet | None = None) -> Activity:
+    """Runs and spend per day of the runs the form selects, in one query however many
     runs there are: the filter's date range, else the last `DAYS_SHOWN` days. Spend is what
     the budget counts (compare/budget.py), and only of runs whose names this viewer may see:
     the history hides a blind run's cost until its names are shown (`row`)."""
@@ -237,26 +488,23 @@ def activity(form: HistoryFilters, user, today: date | None = None) -> Activity:
     first = max(data.get("date_from") or date.min, _days_before(last, CHART_DAYS_AT_MOST - 1))
     if not data.get("date_from"):
         first = _days_before(last, DAYS_SHOWN - 1)
-    runs = filtered(form, user).order_by().prefetch_related(None)
-    runs = runs.filter(created_at__date__gte=first, created_at__date__lte=last)
+    # `runs`: `filtered(form, user)` when the caller has it already (building it again costs time).
+    runs = (filtered(form, user) if runs is None else runs).order_by().prefetch_related(None)
+    runs = runs.filter(on_days(first, last))
+    charged = Generation.objects.filter(run=OuterRef("pk")).order_by().values("run").annotate(total=Sum(_charged()))
+    spent = Subquery(charged.values("total"), output_field=DecimalField(max_digits=12, decimal_places=4))
     counts: dict[date, list] = {}
-    for day, n, hidden in (
-        runs.annotate(day=TruncDate("created_at"))
+    for day, n, hidden, total in (
+        runs.annotate(day=_local_day())
         .values("day")
-        .annotate(n=Count("pk"), hidden=Count("pk", filter=Q(names_hidden=True)))
-        .values_list("day", "n", "hidden")
+        .annotate(
+            n=Count("pk"),
+            hidden=Count("pk", filter=Q(names_hidden=True)),
+            spend=Sum(spent, filter=Q(names_hidden=False)),
+        )
+        .values_list("day", "n", "hidden", "spend")
     ):
-        counts[day] = [n, hidden, 0.0]
-    spend = (
-        Generation.objects.filter(run__in=runs.filter(names_hidden=False).values("pk"))
-        .annotate(day=TruncDate("run__created_at"))
-        .values("day")
-        .annotate(total=Sum(_charged()))
-        .order_by()
-        .values_list("day", "total")
-    )
-    for day, total in spend:
-        counts.setdefault(day, [0, 0, 0.0])[2] = float(total or 0)
+        counts[day] = [n, hidden, float(total or 0)]
     span = (last - first).days + 1
     weekly = span > DAILY_UP_TO
     bins: dict[date, list] = {}

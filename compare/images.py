@@ -2,12 +2,27 @@
 
 Every file is named by the SHA-256 of its bytes, so the same image stored twice
 is one file, and a name never points at different content.
+
+Decoded pixels are the memory of this app (a 4K image is ~51 MB decoded, its PNG a few
+MB), so every decode, thumbnail and simulated rendering runs inside `pixel_work()`: a
+process-wide limit of about one per core (`COMPARE_PIXEL_WORKERS`), whatever the number of
+provider calls in flight. `store` decodes each image once: that decode verifies it, reads its
+metadata and keeps a small reduced copy from which the thumbnails are made — at once for
+references, after the generation is marked done for results (`write_thumbnails`). A
+thumbnail that is missing anyway is made on the first request for it (`ensure_thumbnail`).
 """
 
+import ctypes
 import hashlib
 import io
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
@@ -16,9 +31,59 @@ from PIL import ImageOps, UnidentifiedImageError
 # Refuse decompression bombs: the largest real output is 4096×4096.
 PILImage.MAX_IMAGE_PIXELS = 40_000_000
 THUMBNAIL_EDGE = 480
+# The thumbnail sizes pages show: the run page's (the `thumbnail` field of a row) and a
+# small one for lists (120 px slots at twice the pixel density).
+THUMB_SIZES = {"run": THUMBNAIL_EDGE, "list": 240}
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 36_000_000
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
+
+_slots = threading.BoundedSemaphore(settings.COMPARE_PIXEL_WORKERS)
+
+
+def _return_freed_memory() -> None:
+    """Make glibc give large freed blocks (decoded pixels, reply bodies) back to the system.
+
+    By default glibc raises its mmap threshold to the size of the largest block freed (up
+    to 32 MB), so after the first 4K image every later one is carved from per-thread heaps
+    (up to eight per core) that keep their freed memory: with a hundred threads in flight a
+    process grew to three times the memory it used (tests/bench/test_memory_bench.py). A fixed
+    256 KB threshold and two heaps keep the process near what it really holds. The
+    MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ environment variables, when set, win."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        mallopt(-8, 2)  # M_ARENA_MAX
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+
+
+_return_freed_memory()
+_held = threading.local()
+
+
+@contextmanager
+def pixel_work() -> Iterator[None]:
+    """Hold one of the process's pixel slots while decoding, resizing, encoding or
+    rendering an image. Re-entrant within a thread (a holder that calls another
+    holder does not wait for itself)."""
+    depth = getattr(_held, "depth", 0)
+    if depth:
+        _held.depth = depth + 1
+        try:
+            yield
+        finally:
+            _held.depth = depth
+        return
+    with _slots:
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
 
 
 class ImageRejected(ValueError):
@@ -33,24 +98,43 @@ class ImageInfo:
     has_alpha: bool
 
 
-def inspect(data: bytes) -> ImageInfo:
-    """Verify the bytes really are a complete PNG/JPEG/WebP and read its metadata."""
+def _decoded(data: bytes, keep: bool) -> tuple[ImageInfo, PILImage.Image | None]:
+    """The one decode of `data` (its caller holds a pixel slot): verify the bytes really
+    are a complete PNG/JPEG/WebP, read its metadata and, with `keep`, return a reduced
+    copy large enough for every thumbnail size."""
     try:
         with PILImage.open(io.BytesIO(data)) as probe:
-            probe.verify()
+            probe.verify()  # the file's structure (chunk checksums); no pixels decoded
         with PILImage.open(io.BytesIO(data)) as img:
             img.load()  # verify() does not decode pixels; a truncated file fails here
             fmt = FORMATS.get(img.format or "")
             if fmt is None:
                 raise ImageRejected(f"{img.format or 'This'} images are not supported; use PNG, JPEG or WebP.")
             has_alpha = img.mode in {"RGBA", "LA", "PA"} or (img.mode == "P" and "transparency" in img.info)
-            return ImageInfo(fmt, img.width, img.height, has_alpha)
+            info = ImageInfo(fmt, img.width, img.height, has_alpha)
+            return info, (_reduced(img) if keep else None)
     except PILImage.DecompressionBombError:
         raise ImageRejected("The image has too many pixels.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ImageRejected):
             raise
         raise ImageRejected("The file is not a readable image (or it is truncated).") from None
+
+
+def _reduced(img: PILImage.Image) -> PILImage.Image:
+    """RGB(A) pixels reduced by the integer factor Pillow's own thumbnail() would first
+    reduce by for the largest size (a box filter: fast, and the thumbnails come out as
+    before); a 4K image's copy is about 1000 px on its long edge."""
+    if img.mode not in {"RGB", "RGBA"}:
+        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+    factor = max(1, max(img.size) // (2 * max(THUMB_SIZES.values())))
+    return img.reduce(factor) if factor > 1 else img.copy()
+
+
+def inspect(data: bytes) -> ImageInfo:
+    """Verify the bytes really are a complete PNG/JPEG/WebP and read its metadata."""
+    with pixel_work():
+        return _decoded(data, keep=False)[0]
 
 
 def sha256(data: bytes) -> str:
@@ -68,10 +152,18 @@ def _put(name: str, data: bytes) -> str:
     return default_storage.save(name, ContentFile(data))
 
 
-def thumbnail_bytes(data: bytes) -> bytes:
-    with PILImage.open(io.BytesIO(data)) as opened:
+def _webp(img: PILImage.Image, edge: int) -> bytes:
+    small = img.copy()
+    small.thumbnail((edge, edge))
+    out = io.BytesIO()
+    small.save(out, "WEBP", quality=80, method=4)
+    return out.getvalue()
+
+
+def thumbnail_bytes(data: bytes, edge: int = THUMBNAIL_EDGE) -> bytes:
+    with pixel_work(), PILImage.open(io.BytesIO(data)) as opened:
         img: PILImage.Image = opened
-        img.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE))
+        img.thumbnail((edge, edge))
         if img.mode not in {"RGB", "RGBA"}:
             img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
         out = io.BytesIO()
@@ -79,29 +171,74 @@ def thumbnail_bytes(data: bytes) -> bytes:
         return out.getvalue()
 
 
-def store(data: bytes, strip: bool = False) -> dict:
-    """Write image + thumbnail; return the fields of a StoredImage row. With `strip`,
-    embedded metadata (a provider's signature naming the model) goes first."""
-    info = inspect(data)
+def thumbnail_name(digest: str, size: str = "run") -> str:
+    """Where the thumbnail of the image with this hash is stored, per `THUMB_SIZES` key."""
+    suffix = "" if size == "run" else f"-{THUMB_SIZES[size]}"
+    return f"thumbs/{digest[:2]}/{digest}{suffix}.webp"
+
+
+class Stored(dict[str, Any]):
+    """The fields of a StoredImage row (`Image(**stored)`), plus, until its thumbnails are
+    written, the small reduced copy they are made from (not a field)."""
+
+    preview: PILImage.Image | None = None
+
+
+def store(data: bytes, strip: bool = False, thumbnails: bool = True) -> Stored:
+    """Write the image; return the fields of a StoredImage row. With `strip`, embedded
+    metadata (a provider's signature naming the model) goes first. The image is decoded
+    once; its thumbnails are written now, or with `thumbnails=False` by `write_thumbnails`
+    later (the row's `thumbnail` name is the same either way)."""
+    with pixel_work():
+        info, preview = _decoded(data, keep=True)
     if strip:
         from compare.metadata import strip_metadata
 
         data = strip_metadata(data, info.format)
     digest = sha256(data)
-    name = f"images/{digest[:2]}/{digest}.{info.format}"
-    thumb = f"thumbs/{digest[:2]}/{digest}.webp"
-    name = _put(name, data)
-    thumb = _put(thumb, thumbnail_bytes(data))
-    return {
-        "sha256": digest,
-        "file": name,
-        "thumbnail": thumb,
-        "width": info.width,
-        "height": info.height,
-        "format": info.format,
-        "bytes": len(data),
-        "has_alpha": info.has_alpha,
-    }
+    name = _put(f"images/{digest[:2]}/{digest}.{info.format}", data)
+    stored = Stored(
+        sha256=digest,
+        file=name,
+        thumbnail=thumbnail_name(digest),
+        width=info.width,
+        height=info.height,
+        format=info.format,
+        bytes=len(data),
+        has_alpha=info.has_alpha,
+    )
+    stored.preview = preview
+    if thumbnails:
+        write_thumbnails(stored)
+    return stored
+
+
+def write_thumbnails(stored: Stored) -> dict[str, str]:
+    """Write every thumbnail size of a stored image from its reduced copy (decoding the
+    file again only if that copy is gone), then let the copy go. Returns the stored name
+    per size; the run page's is also set as `stored["thumbnail"]` (a storage may rename)."""
+    preview, stored.preview = stored.preview, None
+    if preview is None:
+        data = open_bytes(stored["file"])
+        with pixel_work(), PILImage.open(io.BytesIO(data)) as img:
+            img.load()
+            preview = _reduced(img)
+    with pixel_work():
+        encoded = {size: _webp(preview, edge) for size, edge in THUMB_SIZES.items()}
+    # Written outside the pixel slot: a remote storage's upload is no CPU work.
+    names = {size: _put(thumbnail_name(stored["sha256"], size), data) for size, data in encoded.items()}
+    stored["thumbnail"] = names["run"]
+    return names
+
+
+def ensure_thumbnail(file: str, digest: str, size: str = "run") -> str:
+    """The stored name of an image's thumbnail in `size`, made from the file first if it
+    is missing (an image stored before thumbnails were deferred, or a crash between
+    storing and thumbnailing)."""
+    name = thumbnail_name(digest, size)
+    if default_storage.exists(name):
+        return name
+    return write_thumbnails(Stored(sha256=digest, file=file, thumbnail=name))[size]
 
 
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
@@ -141,7 +278,7 @@ def normalise_upload(data: bytes, name: str = "image", content_type: str | None 
         raise ImageRejected(
             f"{name} is {info.width}×{info.height}; at most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels are accepted."
         )
-    with PILImage.open(io.BytesIO(data)) as opened:
+    with pixel_work(), PILImage.open(io.BytesIO(data)) as opened:
         img = ImageOps.exif_transpose(opened)
         out = io.BytesIO()
         if info.has_alpha:
@@ -159,7 +296,7 @@ def open_bytes(name: str) -> bytes:
         return handle.read()
 
 
-def discard_unreferenced(stored: list[dict]) -> None:
+def discard_unreferenced(stored: Sequence[dict]) -> None:
     """Delete files written for rows that were never saved (and that no other row uses)."""
     from compare.models import Image, Reference
 
@@ -167,6 +304,6 @@ def discard_unreferenced(stored: list[dict]) -> None:
         digest = fields["sha256"]
         if Image.objects.filter(sha256=digest).exists() or Reference.objects.filter(sha256=digest).exists():
             continue
-        for name in (fields["file"], fields["thumbnail"]):
+        for name in (fields["file"], fields["thumbnail"], *(thumbnail_name(digest, s) for s in THUMB_SIZES)):
             if default_storage.exists(name):
                 default_storage.delete(name)

@@ -181,7 +181,8 @@ def _state(rows: list[tuple], arena: bool) -> State:
     withheld = hidden and pending  # compare/judging/blind.py `prepare`: no side shows an outcome yet
     # A pane shows its automatic checks (compare/checks/) too; the page keeps polling until they are done.
     panes = {
-        f"p{row[1]}": _digest(*row[:7], row[15], row[16], hidden, withheld) for row in sorted(rows, key=lambda r: r[1])
+        f"p{row[1]}": _digest(*row[:7], row[15], "" if hidden else row[16], hidden, withheld)
+        for row in sorted(rows, key=lambda r: r[1])
     }
     sides = _digest(*panes.values())
     finished = not pending and not any(row[15] == Generation.CheckStatus.PENDING for row in rows)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, router, transaction
 from django.db.models import (
     BooleanField,
     Case,
@@ -28,6 +28,8 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
@@ -105,26 +107,43 @@ def count_of(model, link: str = "run", **filters) -> Coalesce:
     return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0, output_field=IntegerField())
 
 
+def state_rule() -> Case:
+    """A run's status from its generations, as SQL over the outer run: "empty" (no side),
+    "running" (a side queued or running), "done" (every side succeeded), "partial" (some
+    succeeded) or "failed" (none did). Stored in `Run.state` by `RunQuerySet.refresh_state`."""
+    gens = Generation.objects.filter(run=OuterRef("pk"))
+    return Case(
+        When(~Exists(gens), then=Value("empty")),
+        When(Exists(gens.filter(status__in=Generation.PENDING)), then=Value("running")),
+        When(~Exists(gens.exclude(status=Generation.Status.SUCCEEDED)), then=Value("done")),
+        When(Exists(gens.filter(status=Generation.Status.SUCCEEDED)), then=Value("partial")),
+        default=Value("failed"),
+        output_field=CharField(),
+    )
+
+
 class RunQuerySet(models.QuerySet):
     """Runs as a viewer sees them. Each rule below is written once, in SQL, so a
     page, a filter, a paginator count, the API and the exports all agree."""
 
-    def with_status(self):
-        """`status_value`: "empty", "running", "done", "partial" or "failed" (read it as `Run.status`)."""
-        gens = Generation.objects.filter(run=OuterRef("pk"))
-        status = Case(
-            When(~Exists(gens), then=Value("empty")),
-            When(Exists(gens.filter(status__in=Generation.PENDING)), then=Value("running")),
-            When(~Exists(gens.exclude(status=Generation.Status.SUCCEEDED)), then=Value("done")),
-            When(Exists(gens.filter(status=Generation.Status.SUCCEEDED)), then=Value("partial")),
-            default=Value("failed"),
-            output_field=CharField(),
-        )
-        return self.annotate(status_value=status)
+    def refresh_state(self, run_ids=None) -> int:
+        """The one writer of `Run.state`: recompute the stored status of these runs from
+        their generations, in one UPDATE. Called on every change of a generation's status
+        (`GenerationQuerySet.update`, and the Generation signals at the end of this module
+        for a side added, saved or deleted); with no `run_ids`, every unfinished run (rows
+        written without signals, such as a bulk load). On PostgreSQL the runs' rows are
+        locked first, so two sides finishing at once cannot leave a stale "running" behind:
+        the second writer waits for the first to commit, then reads both outcomes."""
+        runs = self.filter(state__in=Run.UNFINISHED) if run_ids is None else self.filter(pk__in=run_ids)
+        alias = router.db_for_write(Run)
+        with transaction.atomic(using=alias):
+            if connections[alias].features.has_select_for_update:
+                list(runs.select_for_update().order_by("pk").values_list("pk", flat=True))
+            return runs.update(state=state_rule())
 
     def finished(self):
         """Runs whose every generation has finished (votes open then)."""
-        return self.with_status().exclude(status_value__in=Run.UNFINISHED)
+        return self.exclude(state__in=Run.UNFINISHED)
 
     def with_viewer(self, user, *, arena: bool = False):
         """`names_hidden`: the blind rule. A blind run (or any run judged from the arena
@@ -175,7 +194,7 @@ class RunQuerySet(models.QuerySet):
         """What every page, API reply and export of runs needs for this viewer: names
         hidden or not, the tally, the status and the number of notes. Further
         `generations__…` lookups may be prefetched on top."""
-        return self.with_status().with_viewer(user, arena=arena).with_tally().annotate(notes_total=count_of(Note))
+        return self.with_viewer(user, arena=arena).with_tally().annotate(notes_total=count_of(Note))
 
 
 class Run(models.Model):
@@ -193,12 +212,15 @@ class Run(models.Model):
     suite_run = models.ForeignKey("SuiteRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     suite_case = models.PositiveSmallIntegerField(null=True, blank=True)
     suite_sample = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The run's status, stored so lists can filter and page on it with an index: "empty",
+    # "running", "done", "partial" or "failed" (`state_rule`). Written only by
+    # `RunQuerySet.refresh_state`, whenever a generation's status changes.
+    state = models.CharField(max_length=8, default="empty", editable=False)
 
-    # Statuses (see RunQuerySet.with_status) of a run that still has work to do, or none.
+    # Statuses of a run that still has work to do, or none.
     UNFINISHED = ("running", "empty")
 
-    # Set on runs loaded through RunQuerySet (with_status, with_viewer, with_tally, for_viewer).
-    status_value: str
+    # Set on runs loaded through RunQuerySet (with_viewer, with_tally, for_viewer).
     names_hidden: bool
     voted_by_me: bool
     revealed_to_me: bool
@@ -214,6 +236,11 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The history's keyset pages: (created_at, id) in either direction, and by status.
+            models.Index(fields=["created_at", "id"], name="run_created_id"),
+            models.Index(fields=["state", "created_at", "id"], name="run_state_created_id"),
+        ]
 
     def __str__(self) -> str:
         return self.prompt[:60]
@@ -232,10 +259,8 @@ class Run(models.Model):
 
     @property
     def status(self) -> str:
-        """Computed by RunQuerySet.with_status; a run loaded without it asks the database."""
-        if not hasattr(self, "status_value"):
-            return Run.objects.with_status().values_list("status_value", flat=True).get(pk=self.pk)
-        return self.status_value
+        """The stored status (`state`)."""
+        return self.state
 
     @property
     def suite_case_snapshot(self) -> dict:
@@ -255,6 +280,19 @@ class Run(models.Model):
 
 
 class GenerationQuerySet(models.QuerySet):
+    def update(self, **kwargs) -> int:
+        """A change of `status` also refreshes the stored status of the runs concerned
+        (`RunQuerySet.refresh_state`), in the same transaction: a task's claim and outcome,
+        cancel, retry, the deadline sweeper and crash recovery all write this way."""
+        if "status" not in kwargs:
+            return super().update(**kwargs)
+        with transaction.atomic(using=self.db):
+            run_ids = set(self.values_list("run_id", flat=True))
+            updated = super().update(**kwargs)
+            if updated:
+                Run.objects.refresh_state(run_ids)
+        return updated
+
     def pending(self):
         return self.filter(status__in=Generation.PENDING)
 
@@ -651,6 +689,14 @@ class ProviderCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_key} at {self.started_at:%H:%M:%S}"
+
+
+@receiver(post_save, sender=Generation)
+@receiver(post_delete, sender=Generation)
+def _generation_written(sender, instance: Generation, update_fields=None, **kwargs) -> None:
+    """A side added, saved or deleted: its run's stored status follows (`Run.state`)."""
+    if update_fields is None or "status" in update_fields:
+        Run.objects.refresh_state([instance.run_id])
 
 
 # Models of this app that live in their own package; imported here so Django registers them.

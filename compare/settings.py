@@ -3,7 +3,8 @@
 Two profiles, chosen by environment only (never by code):
 - embedded (default): SQLite in WAL mode, tasks in a thread pool inside the web
   process, files under var/, the provider simulator for every model without a key.
-- scale-out / production: DATABASE_URL, a durable task backend, COMPARE_PROFILE=production.
+- scale-out / production: DATABASE_URL, COMPARE_TASK_BACKEND=celery (Celery workers fed
+  by RabbitMQ), COMPARE_PROFILE=production.
 """
 
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+from compare.storage import s3_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -174,6 +177,12 @@ if os.environ.get("DATABASE_URL"):
     import dj_database_url
 
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # At most this many PostgreSQL connections per process, shared by its threads (a Celery
+    # worker's 128 threads would otherwise open 128; compare/celery.py sets 20 for workers).
+    COMPARE_DB_POOL = env_int("COMPARE_DB_POOL", 0)
+    if COMPARE_DB_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections instead
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": COMPARE_DB_POOL}
 else:
     DATABASES = {
         "default": {
@@ -192,20 +201,51 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Tasks: a thread pool in the web process by default. Provider calls wait on the
-# network for minutes, so the pool is sized for I/O, not CPU. Scale-out:
-# COMPARE_TASK_BACKEND=django_tasks_db.DatabaseBackend and `manage.py db_worker`
-# processes on any number of machines.
+# Tasks: a thread pool in the web process by default, apart from the web server's threads.
+# Provider calls wait on the network for minutes, so the pool is sized for I/O, not CPU:
+# hundreds of calls in flight (a thread waiting on a socket costs little; the CPU and memory
+# of image work are bounded by COMPARE_PIXEL_WORKERS; the only caps on calls are the
+# per-model provider limits, compare/limits.py). Scale-out: COMPARE_TASK_BACKEND=celery and
+# `celery -A compare worker` processes on any number of machines (compare/celery.py, the
+# CELERY_* settings below). COMPARE_TASK_BACKEND takes a dotted path or one of these names.
+TASK_BACKEND_NAMES = {
+    "threads": "compare.taskbackend.ThreadPoolBackend",
+    "celery": "compare.celerybackend.CeleryBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+TASK_BACKEND = env_str("COMPARE_TASK_BACKEND", "compare.taskbackend.ThreadPoolBackend")
+TASK_BACKEND = TASK_BACKEND_NAMES.get(TASK_BACKEND, TASK_BACKEND)
 TASKS = {
     "default": {
-        "BACKEND": env_str("COMPARE_TASK_BACKEND", "compare.taskbackend.ThreadPoolBackend"),
+        "BACKEND": TASK_BACKEND,
         "OPTIONS": (
-            {"max_workers": env_int("COMPARE_TASK_WORKERS", 48, minimum=1)}
-            if env_str("COMPARE_TASK_BACKEND", "compare.taskbackend.ThreadPoolBackend").startswith("compare.")
+            {"max_workers": env_int("COMPARE_TASK_WORKERS", 512, minimum=1)}
+            if TASK_BACKEND == "compare.taskbackend.ThreadPoolBackend"
             else {}
         ),
     }
 }
+# The Celery profile (compare/celery.py reads every CELERY_* name here). RabbitMQ gives a
+# killed worker's unacknowledged messages back at once (Redis would wait for a visibility
+# timeout). Late acknowledgement: a message is acknowledged when its task has ended. One
+# message prefetched per thread; threads, because a generation waits on the network.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+CELERY_TASK_DEFAULT_QUEUE = env_str("COMPARE_CELERY_QUEUE", "compare")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_POOL = env_str("CELERY_WORKER_POOL", "threads")
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 128, minimum=1)
+CELERY_TASK_IGNORE_RESULT = True  # outcomes live on the Generation rows
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING below (redacted records) stays in charge
+CELERY_WORKER_REDIRECT_STDOUTS = False  # or each record would be logged twice
+# How long a redelivered generation waits for the workers to say whether one still runs it,
+# and how often each worker sweeps for generations past their deadline (compare/celerybackend.py).
+COMPARE_CELERY_INSPECT_TIMEOUT = env_float("COMPARE_CELERY_INSPECT_TIMEOUT", 1.0, minimum=0.1)
+COMPARE_SWEEP_SECONDS = env_float("COMPARE_SWEEP_SECONDS", 30.0, minimum=0.1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -237,6 +277,13 @@ STORAGES = {
         )
     },
 }
+# Images on S3-compatible storage when COMPARE_S3_BUCKET is set (compare/storage.py reads
+# COMPARE_S3_ENDPOINT_URL, COMPARE_S3_REGION, COMPARE_S3_PREFIX, COMPARE_S3_ADDRESSING_STYLE,
+# COMPARE_S3_URL_SECONDS; boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY itself).
+# Browsers then load images from the bucket through presigned URLs, so its origin joins img-src.
+COMPARE_S3 = s3_settings(os.environ)
+if COMPARE_S3 is not None:
+    STORAGES["default"] = COMPARE_S3.storage
 # The embedded profile serves static files without a collectstatic step.
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -247,7 +294,7 @@ SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF, CSP.NONCE],
-    "img-src": [CSP.SELF, "data:", "blob:"],
+    "img-src": [CSP.SELF, "data:", "blob:", *(COMPARE_S3.img_sources if COMPARE_S3 else [])],
     "connect-src": [CSP.SELF],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.NONE],
@@ -338,13 +385,25 @@ COMPARE_MODELS_FILE = Path(env_str("COMPARE_MODELS_FILE", str(BASE_DIR / "compar
 COMPARE_SIMULATOR_ENABLED = env_bool("COMPARE_SIMULATOR", not PRODUCTION)
 if COMPARE_SIMULATOR_ENABLED:
     INSTALLED_APPS.append("compare.simulator.apps.SimulatorConfig")
-COMPARE_SIMULATOR_URL = env_str("COMPARE_SIMULATOR_URL", f"http://127.0.0.1:{PORT}/sim")
+# `manage.py serve` runs the simulator in a process of its own on this port (by default the
+# web port + 1), so simulated calls never take the web server's threads; /sim/ on the web
+# port answers too. Workers on the same machine find it with no setting; workers elsewhere
+# (or a web server on another port) need COMPARE_SIMULATOR_URL, e.g. http://web-host:8001/sim.
+COMPARE_SIMULATOR_PORT = env_int("COMPARE_SIMULATOR_PORT", PORT + 1, minimum=1)
+COMPARE_SIMULATOR_URL = env_str("COMPARE_SIMULATOR_URL", f"http://127.0.0.1:{COMPARE_SIMULATOR_PORT}/sim")
+# Threads of the simulator's server: each simulated call sleeps its latency in one.
+COMPARE_SIMULATOR_THREADS = env_int("COMPARE_SIMULATOR_THREADS", 512, minimum=1)
+# The simulator keeps recently drawn pictures (their encoded bytes) up to this many MB.
+COMPARE_SIMULATOR_CACHE_MB = env_int("COMPARE_SIMULATOR_CACHE_MB", 64, minimum=0)
 # Multiplies each model's simulated latency (0 = instant; tests use 0).
 COMPARE_SIMULATOR_LATENCY = env_float("COMPARE_SIMULATOR_LATENCY", 1.0)
 # Per-attempt HTTP timeout and the overall deadline of one generation, in seconds.
 COMPARE_REQUEST_TIMEOUT = env_float("COMPARE_REQUEST_TIMEOUT", 300.0, minimum=1.0)
 COMPARE_GENERATION_DEADLINE = env_float("COMPARE_GENERATION_DEADLINE", 900.0, minimum=1.0)
 COMPARE_MAX_ATTEMPTS = env_int("COMPARE_MAX_ATTEMPTS", 4, minimum=1)
+# How many images one process decodes, thumbnails or renders at once (compare/images.py
+# `pixel_work`): about one per core, whatever the number of calls in flight; it bounds memory.
+COMPARE_PIXEL_WORKERS = env_int("COMPARE_PIXEL_WORKERS", os.cpu_count() or 1, minimum=1)
 COMPARE_RETRY_BASE_DELAY = env_float("COMPARE_RETRY_BASE_DELAY", 2.0)
 # Per-model provider limits (rpm, max_in_flight in the registry; compare/limits.py) hold for
 # calls to real providers; set this to make calls to the built-in simulator wait for them too.

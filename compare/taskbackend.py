@@ -1,9 +1,14 @@
 """A django.tasks backend that runs tasks in a thread pool inside the web process.
 
 Provider calls spend minutes waiting on the network, so threads (not processes)
-are the right tool, and a slow model never delays another model's start. The
-database row, not this pool, is the durable record: on start-up `serve` puts
-unfinished generations back in the queue.
+are the right tool, and a slow model never delays another model's start. The pool is
+sized for I/O (COMPARE_TASK_WORKERS, 512 by default) and apart from the web server's
+threads: a thread waiting on a socket costs little (512 waiting threads add ~8 MB of
+memory), the CPU and memory of image work are bounded separately (`pixel_work` in
+compare/images.py), and the per-model provider limits (compare/limits.py) are the only
+caps on calls. A generation waiting for its model's limits sleeps in its task thread,
+which a pool in the hundreds can afford. The database row, not this pool, is the
+durable record: on start-up `serve` puts unfinished generations back in the queue.
 """
 
 import logging
@@ -41,7 +46,7 @@ class ThreadPoolBackend(ImmediateBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
-        self.max_workers = int(self.options.get("max_workers", 48))
+        self.max_workers = int(self.options.get("max_workers", 512))
 
     @property
     def executor(self) -> ThreadPoolExecutor:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
@@ -115,16 +115,20 @@ def _finish(gen: Generation, status: str, **fields) -> bool:
 def _store_partial(gen: Generation, index: int, data: bytes) -> None:
     """Previews are best-effort: a bad one is skipped, never fails the generation."""
     try:
-        Image.objects.create(generation=gen, index=index, is_partial=True, **images.store(data, strip=True))
+        stored = images.store(data, strip=True, thumbnails=False)
+        row = Image.objects.create(generation=gen, index=index, is_partial=True, **stored)
+        if images.write_thumbnails(stored)["run"] != row.thumbnail:  # the storage renamed it
+            Image.objects.filter(pk=row.pk).update(thumbnail=stored["thumbnail"])
     except Exception:
         logger.warning("Skipping preview %s of generation %s", index, gen.pk, exc_info=True)
 
 
 def _record_success(gen: Generation, result: GenerationResult, attempts: list) -> None:
-    stored: list[dict] = []
+    stored: list[images.Stored] = []
     try:
         for img in result.images:
-            stored.append(images.store(img.data, strip=True))  # noqa: PERF401 (kept one by one: a failure removes those stored so far)
+            # Decoded once each, under the process's pixel limit; thumbnails once marked done.
+            stored.append(images.store(img.data, strip=True, thumbnails=False))  # noqa: PERF401 (kept one by one: a failure removes those stored so far)
         with transaction.atomic():
             if not _still_running(gen):
                 raise _Dropped
@@ -151,6 +155,18 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
         # No half-written record: files this attempt wrote and no row uses go again.
         images.discard_unreferenced(stored)
         raise
+    _write_thumbnails(gen, stored)
+
+
+def _write_thumbnails(gen: Generation, stored: list[images.Stored]) -> None:
+    """After the result is visible: a thumbnail that fails here is made on its first request."""
+    for fields in stored:
+        try:
+            planned = fields["thumbnail"]
+            if images.write_thumbnails(fields)["run"] != planned:  # the storage renamed it
+                Image.objects.filter(generation=gen, thumbnail=planned).update(thumbnail=fields["thumbnail"])
+        except Exception:
+            logger.warning("Thumbnails of generation %s deferred to first request", gen.pk, exc_info=True)
 
 
 class _Dropped(Exception):
@@ -198,6 +214,14 @@ def _from_cache(gen: Generation) -> bool:
     return True
 
 
+def _release_connection() -> None:
+    """Before a call that waits on the network: this thread's database connection goes back
+    (to the pool, where there is one: COMPARE_DB_POOL), so hundreds of calls in flight never
+    hold hundreds of PostgreSQL connections (its default limit is 100). SQLite's are kept."""
+    if connection.vendor != "sqlite" and not connection.in_atomic_block:
+        connection.close()
+
+
 def _attempt_timeout(deadline: float) -> float | None:
     remaining = deadline - time.monotonic()
     return max(1.0, min(settings.COMPARE_REQUEST_TIMEOUT, remaining))
@@ -224,6 +248,7 @@ def _call_with_retries(
         started = time.monotonic()
         try:
             try:
+                _release_connection()
                 result = adapter.generate(request, shared_client())
             finally:
                 slot.release()  # the call is over, whatever it brought

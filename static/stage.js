@@ -468,6 +468,9 @@
     var img = make("img", side.alpha ? "alpha-img" : "", frame);
     img.alt = side.name;
     img.draggable = false;
+    // Read back by the difference view's canvas: with images on S3 the address redirects to
+    // the bucket, and a cross-origin image must be fetched with CORS or the canvas is tainted.
+    img.crossOrigin = "anonymous";
     img.src = side.src;
     img.style.position = "absolute";
     img.style.left = place.x + "px";

@@ -4,6 +4,7 @@ recorder) are plain functions in tests/factories.py."""
 import pytest
 from django.test.utils import override_settings
 
+from compare.history import forget_choices
 from compare.http import reset_shared_client
 from compare.registry import registry
 from compare.simulator.faults import release_sleepers
@@ -26,6 +27,12 @@ def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.COMPARE_SIMULATOR_LATENCY = 0.0
     settings.COMPARE_RETRY_BASE_DELAY = 0.0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_history_choices():
+    # The history's filter choices are cached (compare/history.py); a rolled-back test leaves no signal behind.
+    forget_choices()
 
 
 @pytest.fixture(autouse=True)

@@ -133,6 +133,7 @@ def make_run(
             add_image(gen, index=index)
     if tags:
         run.tags.set(Tag.objects.get_or_create(name=name)[0] for name in tags)
+    run.refresh_from_db(fields=["state"])  # the stored status its generations gave it
     return run
 
 

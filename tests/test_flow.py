@@ -42,7 +42,10 @@ def test_whole_loop_from_prompt_to_history(auth_client, simulator, user):
         image = gen.images.get(is_partial=False)
         assert (image.width, image.height) == (1024, 1024)
         assert gen.latency_ms is not None and gen.cost_usd is not None and gen.cost_usd > 0
-        assert default_storage.exists(image.file) and default_storage.exists(image.thumbnail)
+        assert default_storage.exists(image.file)
+        # Thumbnails are written just after the generation is marked done (or on first request).
+        thumbnail = auth_client.get(image.thumbnail_url)
+        assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/webp"
         pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()
         assert "1024×1024" in pane and "PNG" in pane and image.url in pane
         assert 'hx-trigger="every' not in pane  # terminal panes stop polling

@@ -11,6 +11,7 @@ from PIL import Image as PILImage
 
 from compare import images
 from compare.models import Reference, Run
+from compare.taskbackend import wait_idle
 from tests.factories import BOTH, form_data, image_bytes, upload, wait_for_generations
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -232,6 +233,7 @@ def test_files_are_found_on_a_storage_that_renames_them(auth_client, simulator, 
     ref = run.references.get()
     gens = wait_for_generations(run)
     assert all(g.status == "succeeded" for g in gens)
+    assert wait_idle(timeout=30)  # thumbnails are written (and renamed) just after "done"
     rows = [ref] + [image for g in gens for image in g.images.all()]
     assert len(rows) == 3
     for row in rows:

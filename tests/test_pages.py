@@ -1,5 +1,6 @@
 """Pages around the loop: API tokens, full-size image, history pages, three-way votes."""
 
+import html
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -44,7 +45,11 @@ def test_history_is_paginated_newest_first(auth_client, user, settings):
         create_run(user, f"prompt number {i}", models, {"n": 1})
     first = auth_client.get("/runs/").content.decode()
     assert "prompt number 26" in first and "prompt number 2<" not in first and "Older →" in first
-    second = auth_client.get("/runs/?page=2").content.decode()
+    # Keyset pages: the "Older" link carries the cursor (and the page number it shows).
+    older = re.search(r'<a[^>]*href="([^"]+)"[^>]*>Older →</a>', first)
+    assert older is not None
+    href = html.unescape(older.group(1))
+    second = auth_client.get(href if href.startswith("/") else "/runs/" + href).content.decode()
     assert "prompt number 0" in second and "prompt number 26" not in second and "Page 2 of 2" in second
     assert auth_client.get("/runs/?page=banana").status_code == 200  # a bad page number shows page 1
 

@@ -97,7 +97,7 @@ def test_a_generation_past_its_deadline_is_failed_not_left_spinning(auth_client,
     gen = run.generations.get()
     auth_client.get(f"/runs/{run.id}/generations/{gen.id}")
     assert Generation.objects.get(pk=gen.pk).status == "running"  # a GET writes nothing: the sweeper does it
-    serve = importlib.import_module("compare.management.commands.serve")
+    sweeper = importlib.import_module("compare.sweeper")
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -105,10 +105,10 @@ def test_a_generation_past_its_deadline_is_failed_not_left_spinning(auth_client,
             raise SystemExit  # one pass of the sweeper is enough
         slept.append(seconds)
 
-    monkeypatch.setattr(serve, "time", SimpleNamespace(sleep=sleep))
-    monkeypatch.setattr(serve.connections, "close_all", lambda: None)  # keep the test's connection
+    monkeypatch.setattr(sweeper, "time", SimpleNamespace(sleep=sleep))
+    monkeypatch.setattr(sweeper.connections, "close_all", lambda: None)  # keep the test's connection
     with pytest.raises(SystemExit):
-        serve.sweep_forever(interval=0)
+        sweeper.sweep_forever(interval=0)
     gen.refresh_from_db()
     assert (gen.status, gen.error_kind) == ("failed", "timeout")
     pane = auth_client.get(f"/runs/{run.id}/generations/{gen.id}").content.decode()

@@ -128,7 +128,9 @@ def test_suite_run_end_to_end_prints_progress_and_the_table(admin, simulator):
     assert "2 Refused by one: GPT Image 2 ahead, 100 % vs 0 %, but the intervals overlap" in out
     assert "1 Lighthouse: No difference" in out
     # The specification half of the verdict: a refused side delivered nothing that met the request.
-    assert re.search(r"\n    Requested [a-z ,]+: GPT Image 2 met (them|it) in 2 of 2, Nano Banana Pro in 0 of 2\.", out), out
+    assert re.search(
+        r"\n    Requested [a-z ,]+: GPT Image 2 met (them|it) in 2 of 2, Nano Banana Pro in 0 of 2\.", out
+    ), out
     assert f"Suite run: http://127.0.0.1:8000/suite-runs/{suite_run.pk}/" in out
 
     # The progress bar: stderr, not a terminal, so one line per change, ending at 8 of 8.

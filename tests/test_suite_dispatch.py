@@ -216,7 +216,7 @@ def test_after_a_restart_held_generations_are_released_in_order(user, queue):
 def test_the_sweeper_releases_held_generations_when_it_expires_a_hung_one(user, queue, settings):
     """A hung generation's task never ends, so it never releases anything: the server's
     sweeper, which fails it after its deadline, sends the next held ones itself."""
-    from compare.management.commands.serve import sweep
+    from compare.sweeper import sweep
 
     team(max_in_flight=1)
     suite_run = queue(dispatch.start_suite_run, make_suite(), user, [GPT_KEY], 1)  # 3 generations

@@ -98,7 +98,8 @@ def compute(gen: Generation) -> tuple[dict[str, Any], bool]:
         read_text = available and bool(expected)
     results = []
     for img in sorted(finals, key=lambda i: i.index):
-        with PILImage.open(io.BytesIO(images.open_bytes(img.file))) as picture:
+        # The decode and OCR hold one of the process's pixel slots (compare/images.py).
+        with images.pixel_work(), PILImage.open(io.BytesIO(images.open_bytes(img.file))) as picture:
             picture.load()
             result: dict[str, Any] = {
                 "index": img.index,

@@ -38,7 +38,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, QuerySet
 from PIL import Image as PILImage
 
-from compare.images import open_bytes, thumbnail_bytes
+from compare.images import open_bytes, pixel_work, thumbnail_bytes
 from compare.models import Image, Run
 
 SAME_ASPECT = 0.03  # the stage's own rule for "the same shape" (static/stage.js)
@@ -102,7 +102,8 @@ def _cached(name: str, make) -> bytes:
 
 
 def _encode(image: Image, size: tuple[int, int]) -> bytes:
-    with PILImage.open(io.BytesIO(open_bytes(image.file))) as opened:
+    # Decoding and resizing hold one of the process's pixel slots (compare/images.py).
+    with pixel_work(), PILImage.open(io.BytesIO(open_bytes(image.file))) as opened:
         img: PILImage.Image = opened
         img.load()
         alpha = img.mode in {"RGBA", "LA", "PA"} or "transparency" in img.info

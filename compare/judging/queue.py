@@ -20,14 +20,14 @@ def summary(user) -> dict[str, int | bool]:
     - `own`: judgeable runs of their own (never in their queue);
     - `waiting`: other people's runs still generating (they join the queue later);
     - `all_judged`: the queue is empty because everything was judged."""
-    runs = Run.objects.with_status().with_viewer(user, arena=True).with_image_sides()
-    judgeable = Q(image_sides__gte=2) & ~Q(status_value__in=Run.UNFINISHED)
+    runs = Run.objects.with_viewer(user, arena=True).with_image_sides()
+    judgeable = Q(image_sides__gte=2) & ~Q(state__in=Run.UNFINISHED)
     others = ~Q(author=user)
     counts = runs.aggregate(
         judged=Count("pk", filter=judgeable & others & Q(voted_by_me=True)),
         seen=Count("pk", filter=judgeable & others & Q(voted_by_me=False, revealed_to_me=True)),
         own=Count("pk", filter=judgeable & Q(author=user)),
-        waiting=Count("pk", filter=others & Q(status_value__in=Run.UNFINISHED)),
+        waiting=Count("pk", filter=others & Q(state__in=Run.UNFINISHED)),
     )
     counts["left"] = Run.objects.judge_queue(user).count()  # the queue's own rule, not a copy of it
     return {**counts, "all_judged": counts["judged"] > 0 and counts["left"] == 0}

@@ -1,10 +1,18 @@
 """Helpers both adapters share: auth headers, Retry-After, key scrubbing (through
-compare/redact.py),
-transport-error mapping and a small SSE reader."""
+compare/redact.py), transport-error mapping, a small SSE reader, and reading a reply
+body without holding it whole: `post_to_file` streams it to a spooled temporary file,
+`load_json` parses it leaving long string values (the base64 images) on disk as `Blob`s,
+and `decode_b64` decodes such a value from disk in slices."""
 
+import base64
+import io
+import json
+import re
+import tempfile
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
+from typing import IO, Any
 
 import httpx
 
@@ -122,3 +130,166 @@ def _merge_modalities(mine: list, more: list) -> list:
         counts = {k: v for k, v in entry.items() if k != "modality"}
         by_modality[entry["modality"]] = merge_usage(current, counts) if current else dict(entry)
     return list(by_modality.values())
+
+
+# A reply body stays in memory up to this size, and goes to a temporary file beyond it.
+SPOOL_BYTES = 256 * 1024
+# A JSON string value longer than this stays on disk (in practice only base64 images are).
+BLOB_BYTES = 64 * 1024
+_CHUNK = 1024 * 1024
+_QUOTE_OR_ESCAPE = re.compile(rb'["\\]')
+_BASE64 = re.compile(rb"[A-Za-z0-9+/=]*")
+_MARK = "\ue000blob:"  # how a Blob is named in the parsed skeleton (a private-use character)
+
+
+def spooled() -> IO[bytes]:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+
+
+def post_to_file(client: httpx.Client, url: str, **kwargs: Any) -> tuple[httpx.Response, IO[bytes] | None]:
+    """POST and stream a successful reply's body into a spooled temporary file (rewound);
+    an error reply is read into the response as usual and the file is None. Transport
+    errors propagate as from `client.post`."""
+    with client.stream("POST", url, **kwargs) as response:
+        if not response.is_success:
+            response.read()
+            return response, None
+        body = spooled()
+        try:
+            for chunk in response.iter_bytes(_CHUNK):
+                body.write(chunk)
+        except BaseException:
+            body.close()
+            raise
+    body.seek(0)
+    return response, body
+
+
+class Blob(str):
+    """A long JSON string value kept on disk: its raw (still JSON-escaped) text is `file`.
+    As a str it is a placeholder, so only `decode_b64` should read it."""
+
+    file: IO[bytes]
+
+
+def load_json(body: IO[bytes]) -> Any:
+    """Parse a JSON body like json.load, except that every string value of an object that
+    is longer than BLOB_BYTES and made only of base64 characters comes back as a `Blob`,
+    read through the file once and never held whole in memory. Raises ValueError as
+    json.load does for text that is not JSON."""
+    skeleton = io.BytesIO()
+    blobs: list[IO[bytes]] = []
+    pieces: list[bytes] = []
+    size = 0
+    spill: IO[bytes] | None = None
+    in_string = False
+    carry = b""
+
+    def add(data: bytes) -> None:
+        nonlocal size, spill, pieces
+        size += len(data)
+        if spill is not None:
+            spill.write(data)
+            return
+        pieces.append(data)
+        if size > BLOB_BYTES:
+            spill = spooled()
+            spill.write(b"".join(pieces))
+            pieces = []
+
+    def close_string() -> None:
+        nonlocal spill, pieces, size
+        if spill is not None and _is_base64(spill):
+            blobs.append(spill)
+            skeleton.write(f"{_MARK}{len(blobs) - 1}".encode() + b'"')
+        else:
+            if spill is not None:  # long, but not base64: parsed as usual
+                spill.seek(0)
+                pieces = [spill.read()]
+                spill.close()
+            skeleton.write(b"".join(pieces) + b'"')
+        spill, pieces, size = None, [], 0
+
+    body.seek(0)
+    while chunk := body.read(_CHUNK):
+        buf, carry, pos = carry + chunk, b"", 0
+        while pos < len(buf):
+            if not in_string:
+                quote = buf.find(b'"', pos)
+                if quote < 0:
+                    skeleton.write(buf[pos:])
+                    break
+                skeleton.write(buf[pos : quote + 1])
+                pos, in_string = quote + 1, True
+                continue
+            found = _QUOTE_OR_ESCAPE.search(buf, pos)
+            if found is None:
+                add(buf[pos:])
+                break
+            at = found.start()
+            if buf[at : at + 1] == b"\\":
+                if at + 1 >= len(buf):  # the escaped character is in the next chunk
+                    add(buf[pos:at])
+                    carry = buf[at:]
+                    break
+                add(buf[pos : at + 2])
+                pos = at + 2
+                continue
+            add(buf[pos:at])
+            close_string()
+            pos, in_string = at + 1, False
+    if in_string or carry:
+        for blob in blobs:
+            blob.close()
+        if spill is not None:
+            spill.close()
+        raise ValueError("The JSON text ends inside a string.")
+    return json.loads(skeleton.getvalue(), object_hook=lambda obj: _with_blobs(obj, blobs))
+
+
+def _is_base64(spill: IO[bytes]) -> bool:
+    spill.seek(0)
+    return all(_BASE64.fullmatch(text) is not None for text in _unescaped(spill))
+
+
+def _unescaped(file: IO[bytes]) -> Iterator[bytes]:
+    """The raw text of a JSON string in slices, with the one escape base64 may carry
+    (`\\/`, for "/") undone, even when a slice ends between the two characters."""
+    pending = b""
+    while chunk := file.read(_CHUNK):
+        text, pending = pending + chunk, b""
+        if text.endswith(b"\\"):
+            text, pending = text[:-1], b"\\"
+        yield text.replace(b"\\/", b"/")
+    if pending:
+        yield pending
+
+
+def _with_blobs(obj: dict, blobs: list[IO[bytes]]) -> dict:
+    for key, value in obj.items():
+        if isinstance(value, str) and value.startswith("\ue000blob:"):
+            blob = Blob(value)
+            blob.file = blobs[int(value.removeprefix("\ue000blob:"))]
+            obj[key] = blob
+    return obj
+
+
+def decode_b64(value: Any) -> bytes:
+    """base64.b64decode(value, validate=True) of a str or a `Blob` (read in slices).
+    Raises binascii.Error, TypeError or ValueError as b64decode does."""
+    if not isinstance(value, Blob):
+        return base64.b64decode(value, validate=True)
+    out = io.BytesIO()
+    value.file.seek(0)
+    tail = b""
+    try:
+        for text in _unescaped(value.file):
+            text = tail + text
+            whole = len(text) - len(text) % 4
+            out.write(base64.b64decode(text[:whole], validate=True))
+            tail = text[whole:]
+        if tail:
+            out.write(base64.b64decode(tail, validate=True))
+    finally:
+        value.file.close()
+    return out.getvalue()

@@ -17,9 +17,12 @@ import httpx
 from compare import sizes
 from compare.providers._common import (
     auth_headers,
+    decode_b64,
     error_body_text,
+    load_json,
     merge_usage,
     parse_retry_after,
+    post_to_file,
     scrub,
     transport_error,
 )
@@ -161,15 +164,17 @@ def _attempt(client: httpx.Client, model: Model, body: dict[str, Any], timeout) 
 def _call(client: httpx.Client, model: Model, body: dict[str, Any], timeout) -> _Reply:
     url = f"{model.endpoint_base()}/models/{model.model_id}:generateContent"
     try:
-        response = client.post(url, json=body, headers=auth_headers(model), timeout=timeout)
+        # The body goes to a spooled file, its base64 image stays there until decoded.
+        response, raw = post_to_file(client, url, json=body, headers=auth_headers(model), timeout=timeout)
     except httpx.TransportError as exc:
         raise transport_error(exc, VENDOR, model) from None
-    if not response.is_success:
+    if raw is None:
         raise http_error(response, model)
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
+    with raw:
+        try:
+            data = load_json(raw)
+        except ValueError:
+            data = None
     if not isinstance(data, dict):
         raise ProviderError(
             ErrorKind.MALFORMED,
@@ -214,7 +219,7 @@ def parse_reply(data: dict[str, Any], model: Model) -> _Reply:
     if image_part is None:
         raise _no_image(finish, candidate.get("finishMessage"), text, usage, model)
     try:
-        image_bytes = base64.b64decode(image_part["data"], validate=True)
+        image_bytes = decode_b64(image_part["data"])
     except (binascii.Error, TypeError, ValueError):
         raise ProviderError(ErrorKind.MALFORMED, "Gemini sent image data that is not valid base64.") from None
     return _Reply(

@@ -5,21 +5,23 @@ No references → POST /images/generations (JSON). References → POST /images/e
 answer as server-sent events. No retries here: the task retries on ProviderError.
 """
 
-import base64
 import binascii
 import json
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
 from compare import sizes
 from compare.providers._common import (
     auth_headers,
+    decode_b64,
     error_body_text,
     iter_sse,
+    load_json,
     merge_usage,
     mime_for_format,
     parse_retry_after,
+    post_to_file,
     scrub,
     transport_error,
 )
@@ -88,12 +90,14 @@ def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResu
     if params.get("stream"):
         return _generate_streaming(client, url, headers, send, request, params)
     try:
-        response = client.post(url, headers=headers, timeout=request.http_timeout(), **send)
+        # The body goes to a spooled file, its base64 images stay there until decoded.
+        response, body = post_to_file(client, url, headers=headers, timeout=request.http_timeout(), **send)
     except httpx.TransportError as exc:
         raise transport_error(exc, VENDOR, model) from None
-    if not response.is_success:
+    if body is None:
         raise http_error(response, model)
-    return _parse_response(response, model, params)
+    with body:
+        return _parse_response(response, body, model, params)
 
 
 def _form_fields(prompt: str, params: dict[str, Any]) -> dict[str, str]:
@@ -114,16 +118,16 @@ def _files(request: GenerationRequest) -> list[tuple[str, tuple[str, bytes, str]
 
 def _decode(b64: Any, model: Model) -> bytes:
     try:
-        return base64.b64decode(b64, validate=True)
+        return decode_b64(b64)
     except (binascii.Error, TypeError, ValueError):
         raise ProviderError(
             ErrorKind.MALFORMED, f"OpenAI sent image data for {model.model_id} that is not valid base64."
         ) from None
 
 
-def _parse_response(response: httpx.Response, model: Model, params: dict[str, Any]) -> GenerationResult:
+def _parse_response(response: httpx.Response, raw: IO[bytes], model: Model, params: dict[str, Any]) -> GenerationResult:
     try:
-        body = response.json()
+        body = load_json(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):

@@ -5,6 +5,8 @@ import binascii
 import io
 import json
 import secrets
+import threading
+import time
 from functools import wraps
 
 from django.conf import settings
@@ -30,19 +32,50 @@ def credential(request) -> str:
     return (request.headers.get("x-goog-api-key") or request.GET.get("key") or "").strip()
 
 
+class InFlight:
+    """How many simulated calls are being answered right now (a streamed reply until its
+    first byte), and the most at once since the last reset: what a burst test or benchmark
+    reads to see the app's concurrency (GET /sim/stats, compare/simulator/stats.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+
+    def __enter__(self) -> "InFlight":
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.now -= 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.peak = self.now
+
+
+IN_FLIGHT = InFlight()
+
+
 def simulator_view(unauthorized):
     """Decorator: open to the world (no login, no CSRF) but demanding a credential.
 
     `unauthorized` builds the provider's own 401 reply, so clients see the
-    error shape they would see from the real API.
+    error shape they would see from the real API. The moment the request arrived is
+    kept on it: a reply's latency counts from there (see `Pacer`).
     """
 
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
+            request.sim_started = time.monotonic()
             if not credential(request):
                 return unauthorized(request)
-            return view(request, *args, **kwargs)
+            with IN_FLIGHT:
+                return view(request, *args, **kwargs)
 
         return csrf_exempt(login_not_required(wrapper))
 
@@ -121,6 +154,21 @@ def model_latency(model_id: str) -> float:
 def latency_for(request, protocol: str, model_id: str, prompt: str) -> float:
     override = faults.latency_override(protocol, prompt, request.headers.get("X-Simulator-Latency"))
     return model_latency(model_id) if override is None else override
+
+
+class Pacer:
+    """The simulated latency, counted from the request's arrival: the picture is drawn
+    first and only the rest of the latency is slept, so a reply takes about the latency,
+    not the latency plus the drawing. `until(f)` sleeps until fraction f of it has passed
+    (streamed replies send their parts along the way)."""
+
+    def __init__(self, request, latency: float) -> None:
+        self.started: float = getattr(request, "sim_started", None) or time.monotonic()
+        self.latency = latency
+
+    def until(self, fraction: float = 1.0) -> bool:
+        """False if woken early by faults.release_sleepers()."""
+        return faults.sleep(self.started + self.latency * fraction - time.monotonic())
 
 
 def registry_model_ids(protocol: str) -> set[str]:

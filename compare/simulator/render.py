@@ -26,11 +26,14 @@ import hashlib
 import io
 import re
 import threading
+from collections import OrderedDict
 from functools import cache
 from pathlib import Path
 
+from django.conf import settings
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
+from compare.images import pixel_work
 from compare.text import QUOTED
 
 # Pillow cannot guess a font that covers CJK, so look for one we know does.
@@ -350,3 +353,128 @@ def render(
     **options,
 ) -> bytes:
     return encode(compose(prompt, label, seed, width, height, **options), fmt, compression)
+
+
+# --- the cache of rendered bytes ----------------------------------------------------------
+# Drawing and encoding are CPU work: they take turns under the process-wide pixel-work limit
+# of compare/images.py (`pixel_work`, about one per core), however many requests wait on
+# their latency at once. In the app's own process the simulator and the app share it.
+
+
+def fingerprint(image: Image.Image | None) -> str:
+    """What a reference, edit base or mask contributes to the picture: its pixels."""
+    if image is None:
+        return "-"
+    return hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
+
+
+class RenderCache:
+    """Rendered bytes of recent requests, least recently used first out, bounded by
+    the total of their sizes (COMPARE_SIMULATOR_CACHE_MB). Identical requests arriving
+    together render once: the others wait for the first (one flight per key)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._flights: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.size = 0
+        self.renders = 0  # pictures drawn (cache misses): the tests count them
+        self.hits = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.size = self.renders = self.hits = 0
+
+    def _get(self, key: str) -> bytes | None:
+        data = self._items.get(key)
+        if data is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return data
+
+    def get_or_render(self, key: str, draw) -> bytes:
+        while True:
+            with self._lock:
+                data = self._get(key)
+                if data is not None:
+                    return data
+                flight = self._flights.get(key)
+                if flight is None:
+                    flight = self._flights[key] = threading.Event()
+                    break
+            flight.wait(60)  # another request draws this picture right now
+        try:
+            data = draw()
+            with self._lock:
+                self.renders += 1
+                self._put(key, data)
+            return data
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.set()
+
+    def _put(self, key: str, data: bytes) -> None:
+        limit = settings.COMPARE_SIMULATOR_CACHE_MB * 1024 * 1024
+        if len(data) > limit:
+            return
+        self._items[key] = data
+        self.size += len(data)
+        while self.size > limit:
+            _, dropped = self._items.popitem(last=False)
+            self.size -= len(dropped)
+
+
+CACHE = RenderCache()
+
+
+def image_bytes(
+    prompt: str,
+    label: str,
+    seed: bytes,
+    width: int,
+    height: int,
+    fmt: str = "png",
+    compression: int | None = None,
+    *,
+    transparent: bool = False,
+    references=(),
+    edit_base: Image.Image | None = None,
+    mask: Image.Image | None = None,
+) -> bytes:
+    """The encoded picture, from the cache when this exact picture was drawn lately (the
+    key holds everything that determines it), else drawn under the pixel-work limit."""
+    key = hashlib.sha256(
+        "\x1f".join(
+            [
+                prompt,
+                label,
+                seed.hex(),
+                f"{width}x{height}",
+                fmt,
+                str(compression),
+                str(transparent),
+                ",".join(fingerprint(ref) for ref in references),
+                fingerprint(edit_base),
+                fingerprint(mask),
+            ]
+        ).encode()
+    ).hexdigest()
+
+    def draw() -> bytes:
+        with pixel_work():
+            picture = compose(
+                prompt,
+                label,
+                seed,
+                width,
+                height,
+                transparent=transparent,
+                references=references,
+                edit_base=edit_base,
+                mask=mask,
+            )
+            return encode(picture, fmt, compression)
+
+    return CACHE.get_or_render(key, draw)

@@ -1,4 +1,6 @@
-"""Routes of the provider simulator, mounted at /sim/ by compare.urls when enabled.
+"""Routes of the provider simulator, mounted at /sim/ by compare.urls when enabled, and
+served alone at the same prefix by the simulator's own process (`manage.py simulator`,
+which `manage.py serve` starts: compare/simulator/management/commands/simulator.py).
 
 The prefixes mirror the real base URLs, so a client only swaps the host part:
     https://api.openai.com/v1                         → /sim/openai/v1
@@ -7,12 +9,14 @@ The prefixes mirror the real base URLs, so a client only swaps the host part:
 
 from django.urls import path, re_path
 
+from compare.simulator import stats
 from compare.simulator.gemini import views as views_gemini
 from compare.simulator.openai import views as views_openai
 
 app_name = "simulator"
 
 urlpatterns = [
+    path("stats", stats.stats, name="stats"),
     path("openai/v1/images/generations", views_openai.generations, name="openai-generations"),
     path("openai/v1/images/edits", views_openai.edits, name="openai-edits"),
     path("openai/v1/models", views_openai.models, name="openai-models"),

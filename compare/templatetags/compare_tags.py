@@ -28,7 +28,7 @@ def mark_invisible(value: str) -> str:
 
 @register.filter
 def waiting_text(generation, hidden: bool = False) -> str:
-    """Why a side has not started (compare/limits.py), with no model name while `hidden`."""
+    """Why a side has not started (compare/limits.py); nothing while `hidden` (names hidden from the viewer)."""
     return limits.waiting_text(generation, bool(hidden))
 
 

@@ -3,7 +3,10 @@ to logged-in viewers or API token holders; content-addressed, so cached for good
 A blind viewer gets display copies instead, addressed by run and side letter
 (`blind_image`, `blind_thumbnail`; compare/judging/blind_images.py says why and how),
 and an original by its hash only once the names of a run holding it are shown to
-them (`blind_images.originals`): a hash learnt elsewhere fetches nothing before the vote."""
+them (`blind_images.originals`): a hash learnt elsewhere fetches nothing before the vote.
+With files on S3 (compare/storage.py) an original, a thumbnail or a reference is answered,
+after those same checks, by a redirect to a short-lived presigned URL; display copies are
+always answered here."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
@@ -12,7 +15,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
+from PIL import Image as PILImage
 
+from compare import images, storage
 from compare.api.auth import bearer_token
 from compare.judging import blind, blind_images
 from compare.models import ApiToken, Image, Reference, Run
@@ -51,7 +56,9 @@ def _blind_file(request: HttpRequest, run_id, letter: str, number: int, thumbnai
     if found is None:
         raise Http404("No such side or image (or a side is still working).")
     image, size = found
-    if thumbnail:
+    if thumbnail and request.GET.get("size") == "list":  # the history's small slot
+        response = HttpResponse(_blind_list_thumbnail(image, size), content_type="image/webp")
+    elif thumbnail:
         response = HttpResponse(blind_images.display_thumbnail(image, size), content_type="image/webp")
     else:
         response = HttpResponse(blind_images.display_bytes(image, size), content_type="image/png")
@@ -61,6 +68,17 @@ def _blind_file(request: HttpRequest, run_id, letter: str, number: int, thumbnai
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="side-{letter}-{number}.png"'
     return response
+
+
+def _blind_list_thumbnail(image: Image, size: tuple[int, int]) -> bytes:
+    """The display copy's thumbnail at the lists' size (compare/images.py `THUMB_SIZES`),
+    made from its run-page thumbnail once and kept next to it."""
+    key = blind_images.version(image, size)
+    edge = images.THUMB_SIZES["list"]
+    return blind_images._cached(
+        f"blind/{key[:2]}/{key}-thumb-{edge}.webp",
+        lambda: images.thumbnail_bytes(blind_images.display_thumbnail(image, size), edge),
+    )
 
 
 @login_not_required
@@ -77,7 +95,12 @@ def blind_thumbnail(request: HttpRequest, run_id, letter: str, number: int) -> H
     return _blind_file(request, run_id, letter, number, thumbnail=True)
 
 
-def _serve(name: str, content_type: str) -> FileResponse:
+def _serve(name: str, content_type: str, filename: str | None = None, download: bool = False) -> HttpResponseBase:
+    """The file `name`, for a viewer already allowed to see it: on S3 a redirect to a
+    short-lived presigned URL (compare/storage.py), else the bytes streamed from disk."""
+    url = storage.presigned_url(name, content_type, filename=filename, download=download)
+    if url is not None:
+        return storage.redirect(url)
     try:
         handle = default_storage.open(name, "rb")
     except FileNotFoundError:
@@ -85,6 +108,8 @@ def _serve(name: str, content_type: str) -> FileResponse:
     response = FileResponse(handle, content_type=content_type)
     # Content-addressed: the bytes behind a name never change.
     response["Cache-Control"] = "private, max-age=31536000, immutable"
+    if download and filename:
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -117,22 +142,20 @@ def image_file(request: HttpRequest, sha256: str) -> HttpResponseBase:
     if viewer is None:
         return redirect_to_login(request.get_full_path())
     image = _original(viewer, sha256)
-    response = _serve(image.file, image.mime_type)
-    if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="{image.sha256[:16]}.{image.format}"'
-    return response
+    filename = f"{image.sha256[:16]}.{image.format}"
+    return _serve(image.file, image.mime_type, filename=filename, download=bool(request.GET.get("download")))
 
 
 @require_GET
-def reference_file(request: HttpRequest, reference_id: int) -> FileResponse:
+def reference_file(request: HttpRequest, reference_id: int) -> HttpResponseBase:
     ref = get_object_or_404(Reference, pk=reference_id)
     return _serve(ref.file, ref.mime_type)
 
 
 @require_GET
-def reference_thumbnail(request: HttpRequest, reference_id: int) -> FileResponse:
+def reference_thumbnail(request: HttpRequest, reference_id: int) -> HttpResponseBase:
     ref = get_object_or_404(Reference, pk=reference_id)
-    return _serve(ref.thumbnail, "image/webp")
+    return _serve_thumbnail(ref, request)
 
 
 @login_not_required
@@ -141,4 +164,20 @@ def image_thumbnail(request: HttpRequest, sha256: str) -> HttpResponseBase:
     viewer = _viewer(request)
     if viewer is None:
         return redirect_to_login(request.get_full_path())
-    return _serve(_original(viewer, sha256).thumbnail, "image/webp")
+    return _serve_thumbnail(_original(viewer, sha256), request)
+
+
+def _serve_thumbnail(row: Image | Reference, request: HttpRequest) -> HttpResponseBase:
+    """The thumbnail in the size asked for (`?size=list`, else the run page's), made from
+    the original on this first request if it is missing (compare/images.py)."""
+    size = request.GET.get("size", "run")
+    size = size if size in images.THUMB_SIZES else "run"
+    name = row.thumbnail if size == "run" else images.thumbnail_name(row.sha256, size)
+    if not default_storage.exists(name):
+        try:
+            name = images.ensure_thumbnail(row.file, row.sha256, size)
+        except (OSError, images.ImageRejected, PILImage.DecompressionBombError):
+            raise Http404("The image file is missing or unreadable.") from None
+        if size == "run" and name != row.thumbnail:  # the storage renamed it: remember where
+            type(row).objects.filter(pk=row.pk).update(thumbnail=name)
+    return _serve(name, "image/webp")

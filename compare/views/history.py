@@ -4,7 +4,6 @@ downloads: the filtered history as CSV or JSON, one run as a ZIP."""
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -12,11 +11,15 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from compare import export
-from compare.history import HistoryFilters, HistoryRow, activity, filtered, row, with_rows
+from compare.history import HistoryFilters, HistoryRow, activity, filtered, paginate, row, with_rows
 from compare.views.base import AuthenticatedRequest
 
 # Rows fetched per database round trip while an export streams.
 EXPORT_CHUNK = 200
+# The query parameters that say which page, not which runs.
+PAGING = ("page", "after", "before")
+# Rows whose thumbnails load at once; the others are fetched as they scroll into view.
+EAGER_ROWS = 4
 
 
 def _shared_query(request: HttpRequest) -> QueryDict:
@@ -31,17 +34,18 @@ def _shared_query(request: HttpRequest) -> QueryDict:
 @require_GET
 def history(request: AuthenticatedRequest) -> HttpResponse:
     form = HistoryFilters(request.GET)
-    runs = with_rows(filtered(form, request.user))
-    page = Paginator(runs, settings.COMPARE_RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    runs = filtered(form, request.user)
+    page = paginate(form, with_rows(runs), request.GET, settings.COMPARE_RUNS_PER_PAGE)
     query = _shared_query(request)
     context = {
         "form": form,
         "page": page,
-        "rows": [row(run, request.user) for run in page.object_list],
+        "rows": [row(run, request.user) for run in page.runs],
         "query": query,
-        "filtering": any(key != "page" for key in query),
+        "filtering": any(key not in PAGING for key in query),
         # the runs-and-spend chart above the list, on the first page
-        "activity": activity(form, request.user) if page.number == 1 else None,
+        "activity": activity(form, request.user, runs=runs) if page.newer is None else None,
+        "eager_rows": EAGER_ROWS,
     }
     # A back-button cache miss asks for the whole page, with the HX headers set.
     partial = request.htmx and not request.htmx.history_restore_request
@@ -54,7 +58,7 @@ def history(request: AuthenticatedRequest) -> HttpResponse:
 
 
 def _export_rows(request: HttpRequest, form: HistoryFilters) -> Iterator[tuple[HistoryRow, str]]:
-    runs = with_rows(filtered(form, request.user))
+    runs = with_rows(filtered(form, request.user)).prefetch_related("tags")
     for run in runs.iterator(chunk_size=EXPORT_CHUNK):
         yield row(run, request.user), request.build_absolute_uri(run.get_absolute_url())
 

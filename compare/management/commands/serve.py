@@ -2,20 +2,24 @@
 forwarding headers of COMPARE_TRUSTED_PROXIES only (compare/proxies.py). Tasks run in this
 process's thread pool unless a durable task backend is configured."""
 
+import atexit
 import logging
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import connections
 from django.utils import timezone
 
 from compare.models import Generation
 from compare.proxies import TrustedProxyMiddleware
 from compare.registry import enabled_models
-from compare.suites.dispatch import release_all_held
-from compare.tasks import enqueue_generations, expire_overdue, resume_checks
+from compare.sweeper import sweep_forever
+from compare.tasks import enqueue_generations, resume_checks
 
 logger = logging.getLogger("compare")
 
@@ -36,24 +40,73 @@ def resume_unfinished() -> tuple[int, int]:
     return len(queued), interrupted
 
 
-def sweep() -> tuple[int, int]:
-    """Fail generations that outlive their deadline (see tasks.expire_overdue), then send
-    the held suite generations their places free (compare/suites/dispatch.py): a hung
-    generation's task never ends, so nothing else would release them. (expired, sent)."""
-    expired = expire_overdue()
-    return expired, release_all_held()
+def _port_free(host: str, port: int) -> bool:
+    try:
+        with socket.create_server((host, port)):
+            return True
+    except OSError:
+        return False
 
 
-def sweep_forever(interval: float = 30.0) -> None:
-    """`sweep` every `interval` seconds."""
-    while True:
-        time.sleep(interval)
+def _free_port(host: str) -> int:
+    with socket.create_server((host, 0)) as probe:
+        return probe.getsockname()[1]
+
+
+def _answers(host: str, port: int, child: subprocess.Popen, timeout: float = 30.0) -> bool:
+    """Wait until the simulator accepts connections (False if it died or never did)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
         try:
-            sweep()
-        except Exception:
-            logger.exception("The deadline sweeper failed; it will try again.")
-        finally:
-            connections.close_all()
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def start_simulator(host: str, web_port: int) -> tuple[subprocess.Popen, str] | None:
+    """The provider simulator in a process of its own (compare/simulator/management/commands/
+    simulator.py) on COMPARE_SIMULATOR_PORT, unless it is off, no model is simulated, or
+    COMPARE_SIMULATOR_URL names a simulator elsewhere. The process ends with this one.
+    Returns the process and the URL this process now calls it at."""
+    if not settings.COMPARE_SIMULATOR_ENABLED or "COMPARE_SIMULATOR_URL" in os.environ:
+        return None
+    if not any(m.simulated for m in enabled_models()):
+        return None
+    bind = "127.0.0.1" if host in {"localhost", ""} else host
+    port = settings.COMPARE_SIMULATOR_PORT
+    if port == web_port or not _port_free(bind, port):
+        port = _free_port(bind)
+        logger.warning(
+            "Port %s is taken: the simulator serves on %s instead; workers elsewhere need "
+            "COMPARE_SIMULATOR_URL=http://THIS-HOST:%s/sim.",
+            settings.COMPARE_SIMULATOR_PORT,
+            port,
+            port,
+        )
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "simulator",
+            "--host",
+            bind,
+            "--port",
+            str(port),
+            "--parent",
+            str(os.getpid()),
+        ],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "compare.settings")},
+    )
+    atexit.register(child.terminate)
+    local = "127.0.0.1" if bind in {"0.0.0.0", "::"} else bind  # where this process calls it
+    if not _answers(local, port, child):
+        child.terminate()
+        logger.warning("The simulator did not start; simulated calls go to this server's /sim/ instead.")
+        return None
+    return child, f"http://{local}:{port}/sim"
 
 
 class Command(BaseCommand):
@@ -63,11 +116,24 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=settings.PORT)
         parser.add_argument("--threads", type=int, default=32, help="Web request threads (tasks have their own pool).")
+        parser.add_argument(
+            "--no-simulator-process",
+            action="store_true",
+            help="Answer simulated calls on this server's /sim/ instead of a simulator process of their own.",
+        )
 
-    def handle(self, *args, host: str, port: int, threads: int, **options):
+    def handle(self, *args, host: str, port: int, threads: int, no_simulator_process: bool = False, **options):
         from waitress import serve
 
         from compare.wsgi import application
+
+        # Before anything is sent: resumed generations already call the simulator.
+        simulator = None if no_simulator_process else start_simulator(host, port)
+        if simulator is not None:
+            settings.COMPARE_SIMULATOR_URL = simulator[1]
+            self.stdout.write(f"The provider simulator answers at {simulator[1]} (a process of its own)")
+        elif settings.COMPARE_SIMULATOR_ENABLED and "COMPARE_SIMULATOR_URL" not in os.environ:
+            settings.COMPARE_SIMULATOR_URL = f"http://127.0.0.1:{port}/sim"
 
         # Only when tasks run in this process: with a durable queue, workers elsewhere
         # still own the running generations.

@@ -11,8 +11,9 @@ import json
 import secrets
 import threading
 
-from compare.simulator import faults
+from compare.simulator import faults, render
 from compare.simulator.common import (
+    Pacer,
     b64,
     body_too_big,
     json_response,
@@ -24,7 +25,7 @@ from compare.simulator.common import (
     truncated_response,
 )
 from compare.simulator.gemini.rules import ApiError, Request, known_models, parse, pixel_size, slug, usage
-from compare.simulator.render import compose, draft, encode, misrender, seed_bytes
+from compare.simulator.render import draft, encode, misrender, seed_bytes
 
 PROTOCOL = "gemini"
 METHODS = ["generateContent", "countTokens", "streamGenerateContent", "batchGenerateContent"]
@@ -111,6 +112,31 @@ class Reply:
         self.seed = seed_bytes(self.prompt, model_id, next_variation(self.prompt, model_id))
         self.response_id = secrets.token_urlsafe(16)
         self.thoughts = (150 + self.seed[1] % 250) if req.show_thoughts else 0
+        self._pictures: dict[str, bytes] = {}
+
+    def draw(self) -> None:
+        """Draw the pictures now (kept as PNG bytes; the base64 JSON is built when sent),
+        so the latency can be slept after the drawing, not on top of it."""
+        if self.req.want_image:
+            self.picture()
+            if self.req.show_thoughts:
+                self.sketch()
+
+    def sketch(self) -> bytes:
+        if "sketch" not in self._pictures:
+            w, h = pixel_size(self.req.aspect, "1K")
+            with render.pixel_work():
+                self._pictures["sketch"] = encode(draft(self.seed, w, h), "png")
+        return self._pictures["sketch"]
+
+    def picture(self) -> bytes:
+        if "final" not in self._pictures:
+            w, h = pixel_size(self.req.aspect, self.req.image_size)
+            drawn = faults.strip_markers(misrender(self.req.prompt, PROTOCOL, self.model_id))
+            self._pictures["final"] = render.image_bytes(
+                drawn, model_label(self.model_id), self.seed, w, h, references=self.req.references
+            )
+        return self._pictures["final"]
 
     def envelope(self, candidate: dict | None, with_usage: bool, **usage_args) -> dict:
         body: dict[str, object] = {}
@@ -125,7 +151,6 @@ class Reply:
     def thought_parts(self) -> list[dict]:
         if not self.req.show_thoughts or not self.req.want_image:
             return []
-        w, h = pixel_size(self.req.aspect, "1K")
         return [
             {
                 "text": "**Composing the image**\n\nI'm planning the layout: a soft gradient backdrop, the key "
@@ -133,19 +158,15 @@ class Reply:
                 "thought": True,
             },
             {
-                "inlineData": {"mimeType": "image/png", "data": b64(encode(draft(self.seed, w, h), "png"))},
+                "inlineData": {"mimeType": "image/png", "data": b64(self.sketch())},
                 "thought": True,
             },
         ]
 
     def image_part(self) -> dict:
-        w, h = pixel_size(self.req.aspect, self.req.image_size)
-        label = model_label(self.model_id)
-        drawn = faults.strip_markers(misrender(self.req.prompt, PROTOCOL, self.model_id))
-        image = compose(drawn, label, self.seed, w, h, references=self.req.references)
         signature = b64(hashlib.sha256(self.seed + b"signature").digest() * 3)
         return {
-            "inlineData": {"mimeType": "image/png", "data": b64(encode(image, "png"))},
+            "inlineData": {"mimeType": "image/png", "data": b64(self.picture())},
             "thoughtSignature": signature,
         }
 
@@ -228,13 +249,15 @@ class Reply:
         )
 
 
-def sse(chunks, pause: float):
-    for chunk in chunks:
-        faults.sleep(pause)
+def sse(chunks, pacer: Pacer | None):
+    """One event per chunk, spread evenly over the latency (None: at once)."""
+    for i, chunk in enumerate(chunks, 1):
+        if pacer is not None:
+            pacer.until(i / len(chunks))
         yield f"data: {json.dumps(chunk)}\r\n\r\n".encode()
 
 
-def stream_reply(reply: Reply, latency: float, cutoff: bool, as_sse: bool):
+def stream_reply(reply: Reply, pacer: Pacer | None, cutoff: bool, as_sse: bool):
     chunks = reply.chunks()
     if cutoff:
         # The connection drops before the final image: no finishReason, no usage.
@@ -243,15 +266,16 @@ def stream_reply(reply: Reply, latency: float, cutoff: bool, as_sse: bool):
             reply.envelope({"content": {"role": "model", "parts": [{"text": "Generating your image"}]}}, False)
         ]
     if as_sse:
-        return sse_response(sse(chunks, latency / len(chunks)))
+        return sse_response(sse(chunks, pacer))
     body = json.dumps(chunks).encode()  # without alt=sse the API streams one JSON array
     if cutoff:
         return truncated_response(body)
-    faults.sleep(latency)
+    if pacer is not None:
+        pacer.until()
     return json_response(chunks)
 
 
-def fault_reply(fault: faults.Fault, reply: Reply, latency: float, streaming: bool, as_sse: bool):
+def fault_reply(fault: faults.Fault, reply: Reply, pacer: Pacer, streaming: bool, as_sse: bool):
     name, model_id = fault.name, reply.model_id
     if name == "auth":
         return error(
@@ -281,7 +305,7 @@ def fault_reply(fault: faults.Fault, reply: Reply, latency: float, streaming: bo
     if name == "timeout":
         faults.sleep(faults.DEFAULT_TIMEOUT if fault.seconds is None else fault.seconds)
         return error("Deadline expired before operation could complete.", 504, "DEADLINE_EXCEEDED")
-    faults.sleep(latency)  # the remaining faults come back after the model has worked on it
+    pacer.until()  # the remaining faults come back after the model has worked on it
     if name == "malformed":
         text = (
             'data: {"candidates": [{"content": {"role": "model", "parts": [{"inlineData": {"mimeT\r\n\r\n'
@@ -295,11 +319,11 @@ def fault_reply(fault: faults.Fault, reply: Reply, latency: float, streaming: bo
         return response
     if name == "cutoff":
         if streaming:
-            return stream_reply(reply, 0.0, True, as_sse)
+            return stream_reply(reply, None, True, as_sse)
         return truncated_response(json.dumps(reply.whole()).encode())
     body = reply.no_image(name)
     if streaming and as_sse:
-        return sse_response(sse([body], 0.0))
+        return sse_response(sse([body], None))
     return json_response([body] if streaming else body)
 
 
@@ -330,13 +354,14 @@ def model_action(request, version: str, model_id: str, method: str):
         return error(str(exc))
     streaming = method == "streamGenerateContent"
     as_sse = request.GET.get("alt") == "sse"
-    latency = latency_for(request, PROTOCOL, model_id, req.prompt)
+    pacer = Pacer(request, latency_for(request, PROTOCOL, model_id, req.prompt))
     reply = Reply(req, model_id)
     if fault is not None:
-        return fault_reply(fault, reply, latency, streaming, as_sse)
+        return fault_reply(fault, reply, pacer, streaming, as_sse)
     if streaming:
-        return stream_reply(reply, latency, False, as_sse)
-    faults.sleep(latency)
+        return stream_reply(reply, pacer, False, as_sse)
+    reply.draw()  # drawn first: only the rest of the latency is slept
+    pacer.until()
     return json_response(reply.whole())
 
 

@@ -6,11 +6,13 @@ our adapter parse them exactly as they would parse OpenAI's.
 
 import json
 import time
+from typing import Any
 
 from django.http.multipartparser import MultiPartParserError
 
-from compare.simulator import faults
+from compare.simulator import faults, render
 from compare.simulator.common import (
+    Pacer,
     b64,
     body_too_big,
     json_response,
@@ -141,21 +143,31 @@ def echo(params: Params) -> dict:
     }
 
 
+def _drawing(params: Params, index: int) -> dict[str, Any]:
+    """What determines output `index`'s picture, as keyword arguments of render.compose."""
+    width, height = params.resolved_size()
+    return {
+        "prompt": faults.strip_markers(misrender(params.prompt, PROTOCOL, params.model)),
+        "label": model_label(params.model),
+        "seed": seed_bytes(faults.strip_markers(params.prompt), params.model, index),
+        "width": width,
+        "height": height,
+        "transparent": params.resolved_background() == "transparent",
+        "references": params.images,
+        "edit_base": params.images[0] if params.images else None,
+        "mask": params.mask,
+    }
+
+
 def picture(params: Params, index: int):
     """The final image for output `index` as a Pillow image."""
-    width, height = params.resolved_size()
-    prompt = faults.strip_markers(params.prompt)
-    label = model_label(params.model)
-    return compose(
-        faults.strip_markers(misrender(params.prompt, PROTOCOL, params.model)),
-        label,
-        seed_bytes(prompt, params.model, index),
-        width,
-        height,
-        transparent=params.resolved_background() == "transparent",
-        references=params.images,
-        edit_base=params.images[0] if params.images else None,
-        mask=params.mask,
+    return compose(**_drawing(params, index))
+
+
+def picture_bytes(params: Params, index: int) -> bytes:
+    """Output `index` encoded as asked, from the simulator's cache of rendered bytes if drawn lately."""
+    return render.image_bytes(
+        **_drawing(params, index), fmt=params.output_format, compression=params.output_compression
     )
 
 
@@ -163,9 +175,12 @@ def encoded(params: Params, image) -> str:
     return b64(encode(image, params.output_format, params.output_compression))
 
 
-def reply(params: Params, latency: float, cutoff: bool):
-    faults.sleep(latency)
-    data = [{"b64_json": encoded(params, picture(params, i))} for i in range(params.n)]
+def reply(params: Params, pacer: Pacer, cutoff: bool):
+    """Draw first, then wait out the rest of the latency (holding the encoded bytes only:
+    the base64 JSON, a third larger, is built once the wait is over)."""
+    pictures = [picture_bytes(params, i) for i in range(params.n)]
+    pacer.until()
+    data = [{"b64_json": b64(picture)} for picture in pictures]
     body = {"created": int(time.time()), "data": data, **echo(params), "usage": usage(params, params.n)}
     if cutoff:
         return truncated_response(json.dumps(body).encode())
@@ -176,19 +191,25 @@ def frame(event: dict) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
-def stream_frames(params: Params, latency: float, edit: bool, cutoff: bool):
-    """Previews (blurriest first) then one completed event per image, then [DONE]."""
+def stream_frames(params: Params, pacer: Pacer, edit: bool, cutoff: bool):
+    """Previews (blurriest first) then one completed event per image, then [DONE], spread
+    evenly over the latency (each event leaves at its share of it, drawing included)."""
     partials = params.partial_images
-    pause = latency / (params.n * (partials + 1))
+    steps = params.n * (partials + 1)
+    step = 0
     for index in range(params.n):
-        final = picture(params, index)
+        with render.pixel_work():
+            final = picture(params, index)
         for p in range(partials if not cutoff else max(1, partials)):
-            faults.sleep(pause)
             divisor = 8 * 2 ** (max(partials, 1) - 1 - p)
+            with render.pixel_work():
+                preview = encoded(params, blurred(final, divisor))
+            step += 1
+            pacer.until(step / steps)
             yield frame(
                 {
                     "type": f"{kind(edit)}.partial_image",
-                    "b64_json": encoded(params, blurred(final, divisor)),
+                    "b64_json": preview,
                     "partial_image_index": p,
                     "created_at": int(time.time()),
                     **echo(params),
@@ -196,11 +217,14 @@ def stream_frames(params: Params, latency: float, edit: bool, cutoff: bool):
             )
             if cutoff:
                 return  # the connection drops: no completed event, no [DONE]
-        faults.sleep(pause)
+        with render.pixel_work():
+            completed = encoded(params, final)
+        step += 1
+        pacer.until(step / steps)
         yield frame(
             {
                 "type": f"{kind(edit)}.completed",
-                "b64_json": encoded(params, final),
+                "b64_json": completed,
                 "created_at": int(time.time()),
                 **echo(params),
                 "usage": usage(params, 1, partials),
@@ -215,15 +239,15 @@ def generate(request, params: Params, edit: bool):
         fault = faults.select_fault(PROTOCOL, params.prompt, request.headers.get("X-Simulator-Fault"))
     except faults.UnknownFault as exc:
         return error(str(exc), 400, param="prompt", code="simulator_unknown_fault")
-    latency = latency_for(request, PROTOCOL, params.model, params.prompt)
+    pacer = Pacer(request, latency_for(request, PROTOCOL, params.model, params.prompt))
     cutoff = fault is not None and fault.name == "cutoff"
     if fault is not None and not cutoff:
         if fault.name in {"refusal", "prompt_blocked", "text_only", "no_image", "malformed"}:
-            faults.sleep(latency)  # these come back after the model has worked on it
+            pacer.until()  # these come back after the model has worked on it
         return fault_reply(fault, params, edit)
     if params.stream:
-        return sse_response(stream_frames(params, latency, edit, cutoff))
-    return reply(params, latency, cutoff)
+        return sse_response(stream_frames(params, pacer, edit, cutoff))
+    return reply(params, pacer, cutoff)
 
 
 # --- views -----------------------------------------------------------------------------------
