@@ -222,9 +222,12 @@
 
   function restoreFocus() {
     var memo = focusBefore;
-    focusBefore = null;
-    if (!memo || Date.now() - memo.at > 2000) { return; }
+    if (!memo) { return; }
+    if (Date.now() - memo.at > 2000) { focusBefore = null; return; }
+    // Still focused: another request's swap settled first (a live poll beside a click), so
+    // keep the memo for the swap that takes the focused element away.
     if (document.activeElement && document.activeElement !== document.body) { return; }
+    focusBefore = null;
     var holder = document.getElementById(memo.holder);
     if (!holder) { return; }
     var found = memo.selector ? holder.querySelector(memo.selector) : null;
