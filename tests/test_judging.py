@@ -6,6 +6,8 @@ import importlib
 import io
 import json
 import re
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -688,3 +690,27 @@ def test_while_a_side_works_no_blind_side_shows_an_outcome(auth_client, user, ot
     page = auth_client.get(run.get_absolute_url()).content.decode()
     assert page.count('data-status="succeeded"') == 2 and len(re.findall(r'<img src="/runs/[^"]+/sides/', page)) == 2
     assert "Preview" not in page
+
+
+@pytest.mark.django_db
+def test_a_blind_copy_asked_for_by_many_requests_at_once_is_made_once_and_read_whole():
+    """The side and list thumbnails of a page are asked for at once: before, a second
+    request could read the first one's half-written file ("cannot identify image", a 500)."""
+    made: list[int] = []
+    whole = bytes(range(256)) * 4096  # 1 MB: long enough to be caught half-written
+
+    def make() -> bytes:
+        made.append(1)
+        time.sleep(0.05)
+        return whole
+
+    results: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(blind_images._cached("blind/te/st-copy.webp", make)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(made) == 1 and len(results) == 8 and all(r == whole for r in results)

@@ -29,6 +29,9 @@ viewer who may see them: `originals` is that rule, in one query."""
 
 import hashlib
 import io
+import os
+import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -90,15 +93,41 @@ def version(image: Image, size: tuple[int, int]) -> str:
     return hashlib.sha256(f"blind:{image.sha256}:{size[0]}x{size[1]}".encode()).hexdigest()[:20]
 
 
+_making: dict[str, threading.Lock] = {}
+_making_lock = threading.Lock()
+
+
 def _cached(name: str, make) -> bytes:
+    """The stored copy `name`, made and stored on first use. Requests of this process for
+    the same copy take turns (the side and list thumbnails of a page come at once), and a
+    copy on local disk appears whole or not at all, so no reader gets half a file."""
+    with _making_lock:
+        lock = _making.setdefault(name, threading.Lock())
+    with lock:
+        try:
+            return open_bytes(name)
+        except FileNotFoundError:
+            pass
+        data = make()
+        if not default_storage.exists(name):  # another process may have stored it meanwhile
+            _save_whole(name, data)
+        return data
+
+
+def _save_whole(name: str, data: bytes) -> None:
+    """Store `data` as `name` atomically: on local disk written aside and renamed into place
+    (another process reading meanwhile sees no file, never a short one); elsewhere (S3) a
+    single upload is atomic already."""
     try:
-        return open_bytes(name)
-    except FileNotFoundError:
-        pass
-    data = make()
-    if not default_storage.exists(name):  # two first requests at once: either file will do
+        final = default_storage.path(name)
+    except NotImplementedError:
         default_storage.save(name, ContentFile(data))
-    return data
+        return
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    aside = f"{final}.{uuid.uuid4().hex}.part"
+    with open(aside, "wb") as out:
+        out.write(data)
+    os.replace(aside, final)
 
 
 def _encode(image: Image, size: tuple[int, int]) -> bytes:
