@@ -31,12 +31,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connections
 from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import Task, TaskResult, TaskResultStatus
+from django.tasks.base import Task, TaskResult
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from compare import live, sweeper
 from compare.models import Generation
+from compare.taskbackend import ready_result
 
 logger = logging.getLogger(__name__)
 GENERATE = "compare.tasks.generate"
@@ -59,20 +60,7 @@ class CeleryBackend(BaseTaskBackend):
             raise ImproperlyConfigured(
                 f"COMPARE_TASK_BACKEND=celery needs Celery: pip install 'celery>=5.4' ({exc})."
             ) from None
-        result: TaskResult[P, R] = TaskResult(
-            task=task,
-            id=str(uuid.uuid4()),
-            status=TaskResultStatus.READY,
-            enqueued_at=timezone.now(),
-            started_at=None,
-            last_attempted_at=None,
-            finished_at=None,
-            args=args,
-            kwargs=kwargs,
-            backend=self.alias,
-            errors=[],
-            worker_ids=[],
-        )
+        result = ready_result(self.alias, task, args, kwargs, str(uuid.uuid4()), timezone.now())
         message = (task.module_path, result.args, result.kwargs)
         try:
             if task.run_after is None:

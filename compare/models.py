@@ -126,15 +126,19 @@ class RunQuerySet(models.QuerySet):
     """Runs as a viewer sees them. Each rule below is written once, in SQL, so a
     page, a filter, a paginator count, the API and the exports all agree."""
 
-    def refresh_state(self, run_ids=None) -> int:
+    def refresh_state(self, run_ids=None, *, now_pending: bool = False) -> int:
         """The one writer of `Run.state`: recompute the stored status of these runs from
         their generations, in one UPDATE. Called on every change of a generation's status
         (`GenerationQuerySet.update`, and the Generation signals at the end of this module
         for a side added, saved or deleted); with no `run_ids`, every unfinished run (rows
         written without signals, such as a bulk load). On PostgreSQL the runs' rows are
         locked first, so two sides finishing at once cannot leave a stale "running" behind:
-        the second writer waits for the first to commit, then reads both outcomes."""
+        the second writer waits for the first to commit, then reads both outcomes.
+        `now_pending`: a side of each run has just been queued or claimed, so the rule's answer
+        is "running" without reading the sides (the hot path of every claim and new side)."""
         runs = self.filter(state__in=Run.UNFINISHED) if run_ids is None else self.filter(pk__in=run_ids)
+        if now_pending:  # a side is queued or running: the run is "running", whatever its other sides
+            return runs.exclude(state="running").update(state="running")
         alias = router.db_for_write(Run)
         with transaction.atomic(using=alias):
             if connections[alias].features.has_select_for_update:
@@ -290,7 +294,7 @@ class GenerationQuerySet(models.QuerySet):
             run_ids = set(self.values_list("run_id", flat=True))
             updated = super().update(**kwargs)
             if updated:
-                Run.objects.refresh_state(run_ids)
+                Run.objects.refresh_state(run_ids, now_pending=kwargs["status"] in Generation.PENDING)
         return updated
 
     def pending(self):
@@ -696,7 +700,8 @@ class ProviderCall(models.Model):
 def _generation_written(sender, instance: Generation, update_fields=None, **kwargs) -> None:
     """A side added, saved or deleted: its run's stored status follows (`Run.state`)."""
     if update_fields is None or "status" in update_fields:
-        Run.objects.refresh_state([instance.run_id])
+        pending = kwargs.get("signal") is post_save and instance.status in Generation.PENDING
+        Run.objects.refresh_state([instance.run_id], now_pending=pending)
 
 
 # Models of this app that live in their own package; imported here so Django registers them.

@@ -16,6 +16,22 @@ MAX_RATIO = 3.0
 RESOLUTION_PIXELS = {"1K": 1024 * 1024, "2K": 2048 * 2048, "4K": MAX_PIXELS}
 # The three sizes every GPT image model accepts (and gpt-image-2 renders fastest).
 CLASSIC_SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
+# Gemini's documented pixel sizes at 1K per aspect ratio; 2K and 4K are exact multiples
+# (`GEMINI_SIZE_FACTOR`). The specification check (compare/checks/spec.py) and the
+# simulator (compare/simulator/gemini/rules.py) both read them here.
+GEMINI_SIZES_1K = {
+    "1:1": (1024, 1024),
+    "2:3": (848, 1264),
+    "3:2": (1264, 848),
+    "3:4": (896, 1200),
+    "4:3": (1200, 896),
+    "4:5": (928, 1152),
+    "5:4": (1152, 928),
+    "9:16": (768, 1376),
+    "16:9": (1376, 768),
+    "21:9": (1584, 672),
+}
+GEMINI_SIZE_FACTOR = {"1K": 1, "2K": 2, "4K": 4}
 WXH = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
 
 

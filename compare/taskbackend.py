@@ -41,6 +41,26 @@ def wait_idle(timeout: float | None = None) -> bool:
     return not not_done
 
 
+def ready_result[**P, R](
+    alias: str, task: Task[P, R], args: list[Any], kwargs: dict[str, Any], result_id: str, enqueued_at=None
+) -> TaskResult[P, R]:
+    """The TaskResult of a task just handed to a backend (this pool, or Celery: compare/celerybackend.py)."""
+    return TaskResult(
+        task=task,
+        id=result_id,
+        status=TaskResultStatus.READY,
+        enqueued_at=enqueued_at,
+        started_at=None,
+        last_attempted_at=None,
+        finished_at=None,
+        args=args,
+        kwargs=kwargs,
+        backend=alias,
+        errors=[],
+        worker_ids=[],
+    )
+
+
 class ThreadPoolBackend(ImmediateBackend):
     supports_async_task = False
 
@@ -74,20 +94,7 @@ class ThreadPoolBackend(ImmediateBackend):
 
     def enqueue[**P, R](self, task: Task[P, R], args: list[Any], kwargs: dict[str, Any]) -> TaskResult[P, R]:
         self.validate_task(task)
-        task_result: TaskResult[P, R] = TaskResult(
-            task=task,
-            id=get_random_string(32),
-            status=TaskResultStatus.READY,
-            enqueued_at=None,
-            started_at=None,
-            last_attempted_at=None,
-            finished_at=None,
-            args=args,
-            kwargs=kwargs,
-            backend=self.alias,
-            errors=[],
-            worker_ids=[],
-        )
+        task_result = ready_result(self.alias, task, args, kwargs, get_random_string(32))
         future = self.executor_for(task).submit(self._run, task_result)
         with _lock:
             _pending.add(future)

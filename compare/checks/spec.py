@@ -7,7 +7,7 @@ judges each model against its own request:
 - size: gpt-image-2 and the other OpenAI image models get an explicit `size` ("1536x1024",
   edges already multiples of 16: compare/sizes.py `openai_size`) and deliver exactly
   that; Gemini gets `aspectRatio` + `imageSize` and delivers the pixel size of its
-  documented table (`GEMINI_1K` × 1, 2 or 4). An edge may differ by `SIZE_SLACK` pixels
+  documented table (`sizes.GEMINI_SIZES_1K` × 1, 2 or 4). An edge may differ by `SIZE_SLACK` pixels
   or 1 %, whichever is more (rounding). Nothing is checked when the model chose
   ("auto", or no aspect ratio sent).
 - aspect: the delivered width / height within `ASPECT_TOLERANCE` of the ratio asked.
@@ -28,20 +28,6 @@ from PIL import Image
 
 from compare import sizes
 
-# Gemini's documented 1K pixel sizes per aspect ratio; 2K and 4K are 2× and 4× these.
-GEMINI_1K = {
-    "1:1": (1024, 1024),
-    "2:3": (848, 1264),
-    "3:2": (1264, 848),
-    "3:4": (896, 1200),
-    "4:3": (1200, 896),
-    "4:5": (928, 1152),
-    "5:4": (1152, 928),
-    "9:16": (768, 1376),
-    "16:9": (1376, 768),
-    "21:9": (1584, 672),
-}
-GEMINI_FACTOR = {"1K": 1, "2K": 2, "4K": 4}
 SIZE_SLACK = 16  # pixels per edge
 ASPECT_TOLERANCE = 0.03  # relative
 
@@ -76,12 +62,12 @@ def _aspect_label(width: int, height: int) -> str:
 
 
 def _gemini_pixels(aspect: str, image_size: str | None) -> tuple[int, int] | None:
-    factor = GEMINI_FACTOR.get(image_size or "1K")
+    factor = sizes.GEMINI_SIZE_FACTOR.get(image_size or "1K")
     ratio = _ratio(aspect)
     if factor is None or ratio is None:
         return None
-    if aspect in GEMINI_1K:
-        w, h = GEMINI_1K[aspect]
+    if aspect in sizes.GEMINI_SIZES_1K:
+        w, h = sizes.GEMINI_SIZES_1K[aspect]
     else:  # an aspect missing from the table: about a megapixel, edges multiples of 8
         side = math.sqrt(1024 * 1024 * ratio)
         w, h = round(side / 8) * 8, round(side / ratio / 8) * 8

@@ -45,6 +45,19 @@ FLAGS = {
 }
 
 
+def exit_interrupted(command: BaseCommand, message: str) -> NoReturn:
+    """Ctrl+C after the rows are cancelled: from a shell with the in-process pool, leave at
+    once (its threads would hold the process until their provider calls return, minutes,
+    and those results are discarded anyway); otherwise a CommandError with status 130."""
+    # A private BaseCommand attribute (set by run_from_argv) that django-stubs does not declare.
+    from_shell = command._called_from_command_line  # type: ignore[attr-defined]
+    if from_shell and isinstance(generate.get_backend(), ImmediateBackend):
+        command.stderr.write(message, style_func=str)
+        command.stderr.flush()
+        os._exit(130)
+    raise CommandError(message, returncode=130)
+
+
 class Command(BaseCommand):
     help = "Send one prompt to several image models, wait for them, and print a table of the results."
 
@@ -117,16 +130,7 @@ class Command(BaseCommand):
                 error_message="Cancelled from the command line.",
             )
         )
-        message = f"Interrupted: {cancelled} generation(s) cancelled."
-        # A private BaseCommand attribute (set by run_from_argv) that django-stubs does not declare.
-        from_shell = self._called_from_command_line  # type: ignore[attr-defined]
-        if from_shell and isinstance(generate.get_backend(), ImmediateBackend):
-            # The pool's threads would hold the process until their provider calls
-            # return (minutes); the rows are cancelled, so their results are discarded anyway.
-            self._note(message)
-            self.stderr.flush()
-            os._exit(130)
-        raise CommandError(message, returncode=130)
+        exit_interrupted(self, f"Interrupted: {cancelled} generation(s) cancelled.")
 
     def _note(self, message: str) -> None:
         # stderr is styled red by default; progress and notes are not errors.

@@ -14,7 +14,6 @@ Wilson interval, median latency, cost — compare/suites/results.py, the numbers
 suite run page) goes to stdout. Ctrl+C cancels what has not finished.
 """
 
-import os
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -23,15 +22,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import IntegrityError
 from django.db.models import Count, Max
-from django.tasks.backends.immediate import ImmediateBackend
 
 from compare.management.commands.compare import Command as CompareCommand
-from compare.management.commands.compare import _quiet_loggers, _simulator_reachable
+from compare.management.commands.compare import _quiet_loggers, _simulator_reachable, exit_interrupted
 from compare.parsing import parse_whole_number
 from compare.registry import default_model_keys, get_model
 from compare.suites import dispatch, edits, io, results
 from compare.suites.models import Suite, SuiteRun
-from compare.tasks import expire_overdue, generate
+from compare.tasks import expire_overdue
 
 POLL_SECONDS = 0.25
 SWEEP_SECONDS = 30.0  # how often the wait fails generations past their deadline, as the server's sweeper does
@@ -155,14 +153,7 @@ class Command(BaseCommand):
 
     def _interrupted(self, suite_run: SuiteRun) -> NoReturn:
         cancelled = dispatch.cancel_suite_run(suite_run)
-        message = f"Interrupted: the suite run is cancelled ({cancelled} generation(s) had not finished)."
-        from_shell = self._called_from_command_line  # type: ignore[attr-defined]
-        if from_shell and isinstance(generate.get_backend(), ImmediateBackend):
-            # As in `compare`: the pool's threads would hold the process until their calls return.
-            self._note(message)
-            self.stderr.flush()
-            os._exit(130)
-        raise CommandError(message, returncode=130)
+        exit_interrupted(self, f"Interrupted: the suite run is cancelled ({cancelled} generation(s) had not finished).")
 
     def _note(self, message: str) -> None:
         self.stderr.write(message, style_func=str)

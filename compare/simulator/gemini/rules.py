@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 
 from compare.registry import ALL_ASPECTS
 from compare.simulator.common import RETIRED_IDS, b64decode, configured_models, decode_image
+from compare.sizes import GEMINI_SIZE_FACTOR, GEMINI_SIZES_1K
 
 EXTRA_ASPECTS = ["1:4", "4:1", "1:8", "8:1"]
 MAX_REFERENCES = 14
@@ -38,21 +39,6 @@ BUILTIN = {
     ),
 }
 
-# Gemini's own pixel sizes at 1K (2K and 4K are exact multiples); other aspects are
-# computed to keep about a megapixel with edges on multiples of 8.
-SIZES_1K = {
-    "1:1": (1024, 1024),
-    "2:3": (848, 1264),
-    "3:2": (1264, 848),
-    "3:4": (896, 1200),
-    "4:3": (1200, 896),
-    "4:5": (928, 1152),
-    "5:4": (1152, 928),
-    "9:16": (768, 1376),
-    "16:9": (1376, 768),
-    "21:9": (1584, 672),
-}
-SIZE_FACTOR = {"1K": 1, "2K": 2, "4K": 4}
 IMAGE_TOKENS = {"1K": 1120, "2K": 1120, "4K": 2000}
 REFERENCE_TOKENS = 560
 
@@ -152,9 +138,11 @@ def _unknown(fields: dict, known: set[str], where: str) -> None:
 
 
 def pixel_size(aspect: str, image_size: str) -> tuple[int, int]:
-    factor = SIZE_FACTOR[image_size]
-    if aspect in SIZES_1K:
-        w, h = SIZES_1K[aspect]
+    # Gemini's own pixel sizes (compare/sizes.py); other aspects are computed to keep
+    # about a megapixel with edges on multiples of 8.
+    factor = GEMINI_SIZE_FACTOR[image_size]
+    if aspect in GEMINI_SIZES_1K:
+        w, h = GEMINI_SIZES_1K[aspect]
     else:
         a, b = (int(x) for x in aspect.split(":"))
         side = math.sqrt(1024 * 1024 * a / b)
