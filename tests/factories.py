@@ -195,15 +195,17 @@ def submit_and_wait(
 
 
 def wait_for_generations(run: Run, timeout: float = 30.0) -> list[Generation]:
-    """Wait until every generation of `run` is terminal (tasks run in threads)."""
+    """Wait until every generation of `run` is terminal and its automatic checks have
+    landed (tasks run in threads; a pane is drawn again when its check ends, so a
+    browser test that starts earlier can find the element it holds replaced)."""
     deadline = time.monotonic() + timeout
     gens: list[Generation] = []
     while time.monotonic() < deadline:
         gens = list(Generation.objects.filter(run=run))
-        if gens and all(g.is_terminal for g in gens):
+        if gens and all(g.is_terminal and g.check_status != Generation.CheckStatus.PENDING for g in gens):
             return gens
         time.sleep(0.05)
-    raise AssertionError(f"generations still pending: {[(g.model_key, g.status) for g in gens]}")
+    raise AssertionError(f"generations still pending: {[(g.model_key, g.status, g.check_status) for g in gens]}")
 
 
 # --- providers faked at the HTTP boundary ---------------------------------------------------------
