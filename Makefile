@@ -69,7 +69,8 @@ browser:
 # The scale-out profile's tests: the same flows against the PostgreSQL on 127.0.0.1:5432.
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/compare
 POSTGRES_TESTS := tests/test_flow.py tests/test_api.py tests/test_judging.py tests/test_history.py tests/test_leaderboard.py tests/test_scaleout.py \
-	tests/test_limits.py tests/test_suite_dispatch.py tests/test_suite_results.py tests/test_celery.py tests/test_history_speed.py
+	tests/test_limits.py tests/test_suite_dispatch.py tests/test_suite_results.py tests/test_celery.py tests/test_history_speed.py \
+	tests/test_livefeed.py
 
 test: check browser
 	$(PY) -m pytest
@@ -81,8 +82,8 @@ test: check browser
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pytest tests/bench -m bench -q -s
-	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then echo "Scale-out profile: the burst on two Celery workers, history at 100k runs (PostgreSQL)"; \
-		DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest tests/bench/test_scaleout_bench.py tests/bench/test_history_bench.py -m bench -q -s; \
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then echo "Scale-out profile: the burst on two Celery workers, history at 100k runs, live updates across processes (PostgreSQL)"; \
+		DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest tests/bench/test_scaleout_bench.py tests/bench/test_history_bench.py tests/bench/test_live_bench.py -m bench -q -s; \
 	else echo "PostgreSQL is not answering at 127.0.0.1:5432: the scale-out burst was not measured."; fi
 
 clean:

@@ -24,9 +24,12 @@ below (a new image or preview, note, vote, reveal or side) and the task and view
 that changes generations with `.update()`. For a moment after each write (`SETTLE`,
 while its transaction may still be open) the run is read on every poll. The embedded
 default runs its tasks in the web process, so a finished generation reaches the page
-within one poll interval; writes of another process (a `db_worker`, the command line)
-are seen within `RECHECK` seconds. A poll is authenticated by a signed key in its URL
-(`poll_key`), so a "nothing new" answer needs no session or user query either."""
+within one poll interval. Writes of another process (a Celery worker, the command line,
+another web process) are pushed to this one on PostgreSQL by LISTEN/NOTIFY
+(compare/livefeed.py, `heard`): they too reach the page within one poll interval, and
+within `RECHECK` seconds where nothing is pushed (SQLite, or the listener reconnecting).
+A poll is authenticated by a signed key in its URL (`poll_key`), so a "nothing new"
+answer needs no session or user query either."""
 
 import hashlib
 import threading
@@ -40,6 +43,7 @@ from django.db.models import DateTimeField, Exists, F, Func, IntegerField, Outer
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from compare import livefeed
 from compare.models import Generation, Image, Note, Reveal, Vote
 
 INTERVAL_MS = 200  # the page's poll interval while the run is unfinished
@@ -210,6 +214,7 @@ _known: dict[tuple, tuple[int, float, State]] = {}  # (run id, user id, arena) â
 def current(run_id, user_id, arena: bool) -> State:
     """`read`, or what it returned less than `RECHECK` seconds ago, unless this process
     has written to the run since (or so shortly before that the read may have missed it)."""
+    livefeed.ensure_listening(heard)
     key = (str(run_id), user_id, arena)
     with _lock:
         known = _known.get(key)
@@ -244,14 +249,27 @@ def _remember(key: tuple, read_at: tuple[int, float], state: State) -> None:
 def changed(run_id=None) -> None:
     """This process wrote to the run (to some runs, when `run_id` is None). A remembered
     state read before the write, or within `SETTLE` seconds after it (the write's
-    transaction may not have committed yet), is read again."""
+    transaction may not have committed yet), is read again; other processes are told
+    when the write commits (compare/livefeed.py)."""
+    _mark(run_id, time.monotonic())
+    livefeed.publish(run_id)
+
+
+def heard(run_id=None) -> None:
+    """Another process's write to the run (to every run, with None) has committed, so
+    one more read sees it: the next poll reads the run once, with no settling time."""
+    _mark(run_id, time.monotonic() - SETTLE)
+
+
+def _mark(run_id, at: float) -> None:
     global _tick, _everything
     with _lock:
         _tick += 1
         if run_id is None:
-            _everything = (_tick, time.monotonic())
+            _everything = (_tick, max(at, _everything[1]))
         else:
-            _writes[str(run_id)] = (_tick, time.monotonic())
+            key = str(run_id)
+            _writes[key] = (_tick, max(at, _writes.get(key, (0, 0.0))[1]))
 
 
 def forget() -> None:

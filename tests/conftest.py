@@ -4,6 +4,7 @@ recorder) are plain functions in tests/factories.py."""
 import pytest
 from django.test.utils import override_settings
 
+from compare import livefeed
 from compare.history import forget_choices
 from compare.http import reset_shared_client
 from compare.registry import registry
@@ -20,6 +21,15 @@ def _fast_password_hasher():
     subprocesses (test_crash, test_production) keep the production hasher."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _live_listener_closed(django_db_setup):
+    """On PostgreSQL the first run-page poll opens this process's LISTEN connection
+    (compare/livefeed.py); it is closed before the test database is dropped, which
+    PostgreSQL refuses while anyone is connected."""
+    yield
+    livefeed.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,10 @@ import statistics
 import time
 
 import pytest
+from django.db import connection
 from playwright.sync_api import sync_playwright
 
-from compare import live
+from compare import live, livefeed
 from compare.models import Generation
 from tests.e2e.test_browser import CHROMIUM, log_in
 from tests.factories import make_run, png, succeed
@@ -64,16 +65,26 @@ def test_lag_from_stored_to_shown_in_this_process(page, simulator, user):
         median=round(statistics.median(found)),
         max=round(max(found)),
         target="≤ 300",
+        result="met" if statistics.median(found) <= 300 else "missed",
     )
     assert statistics.median(found) < 1000
 
 
 def test_lag_from_stored_to_shown_by_another_process(page, simulator, user, monkeypatch):
-    """A worker elsewhere (db_worker, the command line): this process is not told, and
-    sees the change when it next reads the run (within live.RECHECK)."""
-    monkeypatch.setattr(live, "changed", lambda run_id=None: None)
-    found = lags(page, simulator, user, 6, lambda gen: succeed(Generation.objects.get(pk=gen.pk), png("green")))
-    report("live lag, written by another process (ms)", median=round(statistics.median(found)), max=round(max(found)))
+    """A worker elsewhere (a Celery worker, the command line): its write does not mark this
+    process's memory; it only sends what another process sends. On PostgreSQL that is a
+    NOTIFY this process's listener hears (compare/livefeed.py); on SQLite nothing, and the
+    page sees the change when it next reads the run (within live.RECHECK)."""
+    monkeypatch.setattr(live, "changed", livefeed.publish)
+    found = lags(page, simulator, user, 8, lambda gen: succeed(Generation.objects.get(pk=gen.pk), png("green")))
+    pushed = connection.vendor == "postgresql"
+    report(
+        f"live lag, written by another process, {connection.vendor} (ms)",
+        median=round(statistics.median(found)),
+        max=round(max(found)),
+        target="≤ 300" if pushed else f"≤ {live.RECHECK * 1000:.0f} (nothing pushed on SQLite)",
+        result=("met" if statistics.median(found) <= 300 else "missed") if pushed else "n/a",
+    )
     assert statistics.median(found) < 3000
 
 
