@@ -17,7 +17,14 @@ from compare.text import TextField
 
 @admin.register(TeamSettings)
 class TeamSettingsAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "blind_by_default", "leaderboard_min_votes", "daily_budget_usd", "max_in_flight"]
+    list_display = [
+        "__str__",
+        "blind_by_default",
+        "leaderboard_min_votes",
+        "daily_budget_usd",
+        "max_in_flight",
+        "rerun_interrupted",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return not TeamSettings.objects.exists()

@@ -14,7 +14,8 @@ What a killed worker leaves behind, and who finishes it:
   that call, so it is not made again behind the user's back: the redelivered task asks
   the workers whether any of them still runs it and, when none does, ends it as
   interrupted, as `serve` does after a crash (compare/management/commands/serve.py); the
-  user's Retry runs it again. The claim (compare/tasks.py `_claim`) keeps a generation
+  user's Retry runs it again, or it runs again by itself where the team allows automatic
+  re-runs (compare/recovery.py). The claim (compare/tasks.py `_claim`) keeps a generation
   from ever running twice at once, whatever the broker delivers.
 - every worker sweeps for generations past their deadline and releases held suite
   generations (`start_sweeper`), so the scale-out profile needs no `serve` for them.
@@ -37,6 +38,7 @@ from django.utils.module_loading import import_string
 
 from compare import live, sweeper
 from compare.models import Generation
+from compare.recovery import recover
 from compare.taskbackend import ready_result
 
 logger = logging.getLogger(__name__)
@@ -108,26 +110,21 @@ def execute(module_path: str, args: list, kwargs: dict, request: Any) -> None:
 
 def end_if_orphaned(generation_id: str, hostname: str) -> str:
     """A redelivered generate task: when its generation is running and no worker runs it
-    any more, end it as interrupted. What it found: "queued" (never started: the task then
-    runs it as usual), "alive" (another delivery still runs it), "interrupted", or "ended"."""
-    row = Generation.objects.filter(pk=generation_id).values("status", "claim", "run_id").first()
+    any more, end it as interrupted, or queue it again where the team allows automatic
+    re-runs (compare/recovery.py; this delivery then runs it). What it found: "queued"
+    (never started: the task then runs it as usual), "alive" (another delivery still runs
+    it), "interrupted", "requeued" or "ended"."""
+    row = Generation.objects.filter(pk=generation_id).values("status", "claim").first()
     if row is None or row["status"] != Generation.Status.RUNNING:
         return "queued" if row and row["status"] == Generation.Status.QUEUED else "ended"
     if deliveries_running(generation_id, hostname) > 0:
         return "alive"
-    interrupted = Generation.objects.filter(
-        pk=generation_id, status=Generation.Status.RUNNING, claim=row["claim"]
-    ).update(
-        status=Generation.Status.FAILED,
-        finished_at=timezone.now(),
-        error_kind="interrupted",
-        error_message=INTERRUPTED,
-    )
-    if not interrupted:
+    requeued, interrupted = recover(Generation.objects.filter(pk=generation_id, claim=row["claim"]), INTERRUPTED)
+    if not (requeued or interrupted):
         return "ended"  # it finished (or was cancelled) while the workers were asked
-    live.changed(row["run_id"])
-    logger.warning("Generation %s was running on a worker that stopped; marked interrupted.", generation_id)
-    return "interrupted"
+    outcome = "requeued" if requeued else "interrupted"
+    logger.warning("Generation %s was running on a worker that stopped; %s.", generation_id, outcome)
+    return outcome
 
 
 def deliveries_running(generation_id: str, hostname: str) -> int:

@@ -23,6 +23,7 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from compare import budget
 from compare.checks import report
 from compare.history import HistoryRow
 from compare.images import ensure_thumbnail, open_bytes
@@ -44,6 +45,7 @@ CSV_COLUMNS = [
     "tally",
     "notes_count",
     "total_cost_usd",
+    "total_cost_at_most_usd",
     "check_status",
     "checks",
 ]
@@ -148,6 +150,21 @@ def _hidden_generation(
     }
 
 
+def _cost(gen: Generation) -> dict[str, Any]:
+    """The estimate (its high end: what the budget reserved), what the providers' usage reports
+    over every attempt, and the bounds (compare/budget.py `charge`): they differ when an attempt
+    stopped without usage and may have been billed."""
+    charge = budget.charge(gen)
+    checked = gen.model.pricing.prices_checked if gen.model else None
+    return {
+        "estimated_usd": _money(gen.estimated_cost_usd),
+        "actual_usd": _money(gen.cost_usd),
+        "at_least_usd": _money(charge.at_least),
+        "at_most_usd": _money(charge.at_most),
+        "prices_checked": checked.isoformat() if checked else None,
+    }
+
+
 def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str) -> dict[str, Any]:
     failed = bool(gen.error_kind or gen.error_message)
     images = [_add_image(archive, img, f"{stem}-{n}") for n, img in enumerate(gen.final_images(), start=1)]
@@ -168,7 +185,7 @@ def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str) -> dict[st
         },
         "images": images,
         "attempt_log": gen.attempt_log,
-        "cost": {"estimated_usd": _money(gen.estimated_cost_usd), "actual_usd": _money(gen.cost_usd)},
+        "cost": _cost(gen),
         "usage": gen.usage,
         "params_sent": gen.params_sent,
         "params_echoed": gen.params_echoed,
@@ -182,7 +199,7 @@ def _generation(archive: zipfile.ZipFile, gen: Generation, stem: str) -> dict[st
 
 
 def _add_reference(archive: zipfile.ZipFile, ref: Reference) -> dict[str, Any]:
-    stem = "mask" if ref.kind == Reference.Kind.MASK else f"reference-{ref.position + 1}"
+    stem = ref.kind if ref.kind != Reference.Kind.REFERENCE else f"reference-{ref.position + 1}"
     record = {
         "kind": ref.kind,
         "position": ref.position,
@@ -322,6 +339,9 @@ def history_record(row: HistoryRow, url: str) -> dict[str, Any]:
         "tally": None if row.hidden else _tally_by_key(row),
         "notes_count": row.notes,
         "total_cost_usd": _money(row.cost),
+        # Set when some attempt may have been billed without saying so: the cost is then at
+        # least total_cost_usd and at most this.
+        "total_cost_at_most_usd": _money(row.cost_max),
         "checks": _checks_by_side(row),
     }
 
@@ -359,6 +379,7 @@ def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
             "models": " ".join(record["models"]) if record["models"] is not None else "",
             "tally": " ".join(f"{k}={n}" for k, n in record["tally"].items()) if record["tally"] is not None else "",
             "total_cost_usd": record["total_cost_usd"] or "",
+            "total_cost_at_most_usd": record["total_cost_at_most_usd"] or "",
             **_flat_checks(record["checks"]),
         }
         yield writer.writerow([_cell(flat[column]) for column in CSV_COLUMNS])

@@ -13,14 +13,35 @@ from typing import Any
 
 from django import forms
 
+from compare import sizes
 from compare.inputs import InputFile, InputsForm
 from compare.judging.forms import parse_tags
 from compare.models import Run
-from compare.options import IGNORED_AS, OPTION_FIELDS, OptionsForm, model_choices
-from compare.registry import Model, get_model
+from compare.options import ASPECT_CHOICES, IGNORED_AS, OPTION_FIELDS, ModelsField, OptionsForm, model_choices
+from compare.registry import Model, format_day, get_model
 from compare.text import TextField
 
 __all__ = ["OPTION_FIELDS", "InputFile", "RunForm"]
+
+
+def _replacement(key: str) -> str:
+    """The key a fork picks for a model of its parent: its replacement once it is retired."""
+    model = get_model(key)
+    return model.replaced_by if model is not None and model.retired and model.replaced_by else key
+
+
+def replaced_models(run: Run) -> list[str]:
+    """What a fork of `run` says about its retired models: "GPT Image 1.5 was retired on …;
+    GPT Image 2 is picked instead." (or "… pick another model." without a replacement)."""
+    notes = []
+    for key in dict.fromkeys(run.generations.values_list("model_key", flat=True)):
+        model = get_model(key)
+        if model is None or not model.retired or model.retires_on is None:
+            continue
+        replacement = get_model(model.replaced_by) if model.replaced_by else None
+        instead = f"{replacement.label} is picked instead." if replacement else "Pick another model."
+        notes.append(f"{model.label} was retired on {format_day(model.retires_on)}; {instead}")
+    return notes
 
 
 class RunForm(OptionsForm, InputsForm):
@@ -28,7 +49,7 @@ class RunForm(OptionsForm, InputsForm):
         widget=forms.Textarea(attrs={"rows": 4, "autofocus": True}),
         error_messages={"required": "A prompt is required (invisible characters alone do not count)."},
     )
-    models = forms.MultipleChoiceField(choices=model_choices, widget=forms.CheckboxSelectMultiple)
+    models = ModelsField(choices=model_choices, widget=forms.CheckboxSelectMultiple)
     blind = forms.BooleanField(
         required=False,
         label="Blind",
@@ -42,7 +63,7 @@ class RunForm(OptionsForm, InputsForm):
     )
     parent = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
-    field_order = ["prompt", "models", *OPTION_FIELDS, "references", "mask", "blind", "tags", "parent"]
+    field_order = ["prompt", "models", *OPTION_FIELDS, "references", "mask", "markup", "blind", "tags", "parent"]
 
     def clean_models(self) -> list[str]:
         keys = list(dict.fromkeys(self.cleaned_data["models"]))
@@ -87,9 +108,19 @@ class RunForm(OptionsForm, InputsForm):
         return [m for m in map(get_model, keys) if m]
 
     def restrict_to(self, chosen: list[Model]) -> None:
-        """Offer only what at least one chosen model can honour."""
+        """Offer only what at least one chosen model can honour: the options, and the
+        aspect ratios (one chosen already stays; the notes say how each model snaps it)."""
         for name in IGNORED_AS:
             self.fields[name].disabled = bool(chosen) and not any(m.capabilities.supports(name) for m in chosen)
+        if chosen:
+            field = self.fields["aspect_ratio"]
+            assert isinstance(field, forms.ChoiceField)
+            current = self["aspect_ratio"].value()
+            field.choices = [
+                (value, label)
+                for value, label in ASPECT_CHOICES
+                if value == current or any(sizes.takes_aspect(m.capabilities, value) for m in chosen)
+            ]
 
     # --- a valid form, as create_run takes it --------------------------------------
 
@@ -97,7 +128,8 @@ class RunForm(OptionsForm, InputsForm):
         return [m for m in map(get_model, self.cleaned_data["models"]) if m]
 
     def options(self) -> dict[str, Any]:
-        """Run.options: every option, and how many references and whether a mask."""
+        """Run.options: every option, how many references and whether a mask (a markup is
+        recorded by create_run, only when there is one)."""
         references, mask = self.inputs()
         return {
             **{name: self.cleaned_data[name] for name in OPTION_FIELDS},
@@ -114,6 +146,7 @@ class RunForm(OptionsForm, InputsForm):
             "options": self.options(),
             "references": references,
             "mask": mask,
+            "markup": self.markup_input(),
             "blind": self.cleaned_data.get("blind", False),
             "tags": self.cleaned_data.get("tags") or [],
             "parent": self.cleaned_data.get("parent"),
@@ -121,14 +154,16 @@ class RunForm(OptionsForm, InputsForm):
 
     @classmethod
     def initial_from(cls, run: Run | None, default_models: list[str], blind_default: bool) -> dict[str, Any]:
-        """Initial values: a fork starts from its parent's prompt, models and options."""
+        """Initial values: a fork starts from its parent's prompt, models and options; a model
+        its provider has retired since is swapped for its replacement (`replaced_models`)."""
         if run is None:
             return {"models": default_models, "blind": blind_default}
         initial = {k: v for k, v in run.options.items() if k in OPTION_FIELDS and v is not None}
+        keys = [g.model_key for g in run.generations.order_by("position")]
         return {
             **initial,
             "prompt": run.prompt,
-            "models": [g.model_key for g in run.generations.order_by("position")],
+            "models": list(dict.fromkeys(_replacement(key) for key in keys)),
             "blind": run.blind,
             "tags": " ".join(t.name for t in run.tags.all()),
             "parent": run.id,

@@ -394,6 +394,7 @@ class HistoryRow:
     notes: int
     tally: list[tuple[str, int]]  # the choices that got votes; empty while hidden (it tells sides apart)
     cost: Decimal | None  # None while hidden: prices tell the models apart
+    cost_max: Decimal | None  # at most (some attempt may have been billed without usage), else None
     # The automatic checks in one badge (compare/checks/report.py `run_outcome`).
     checks: tuple[str, str, str] = ("", "", "")
     tags: list[str] = field(default_factory=list)  # names, sorted
@@ -437,6 +438,7 @@ def row(run: Run, user) -> HistoryRow:
         notes=run.notes_total,
         tally=[] if hidden else _tally(run, sides),
         cost=None if hidden else run.total_cost,
+        cost_max=None if hidden else run.total_cost_max,
         checks=report.run_outcome(sides),
         tags=sorted(names.split(TAG_SEPARATOR)) if (names := getattr(run, "tag_names", None)) else [],
         thumbs=[list_thumbnail(gen.shown_images[0]) if gen.shown_images else "" for gen in sides],

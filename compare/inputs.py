@@ -1,6 +1,7 @@
 """The images a run starts from: reference images (uploaded, or earlier outputs
-reused by their sha256) and the mask, as form fields with their cleaning, and
-the checks against what the chosen models can take. Part of RunForm
+reused by their sha256), the mask and the markup overlay, as form fields with their
+cleaning, and the checks against what the chosen models can take (how many references,
+whether a request with them stays under a model's size limit). Part of RunForm
 (compare/forms.py); every upload is verified and re-encoded by compare/images.py.
 """
 
@@ -12,6 +13,7 @@ from django import forms
 
 from compare import images
 from compare.models import Image
+from compare.providers._common import inline_base64, over_request_limit, sent_bytes
 from compare.registry import Model
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -55,6 +57,13 @@ class InputsForm(forms.Form):
         help_text="A PNG with transparency, the size of the first reference: transparent areas get edited.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png"}),
     )
+    markup = forms.FileField(
+        required=False,
+        label="Markup (GPT Image 2.5)",
+        help_text="A PNG with transparency, the size of the first reference: what you draw on it guides the edit. "
+        "Not together with a mask.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png"}),
+    )
 
     def clean_references(self) -> list[InputFile]:
         result, problems = [], []
@@ -83,25 +92,32 @@ class InputsForm(forms.Form):
         return self.data.get("reuse") or []
 
     def clean_mask(self) -> InputFile | None:
-        upload = self.cleaned_data.get("mask")
+        return self._overlay("mask", "The mask must be a PNG with transparency (alpha 0 marks the area to edit).")
+
+    def clean_markup(self) -> InputFile | None:
+        return self._overlay("markup", "The markup must be a PNG with transparency (drawn over the first reference).")
+
+    def _overlay(self, name: str, not_png: str) -> InputFile | None:
+        """A mask or markup: one rule for both, a PNG with an alpha channel, re-encoded."""
+        upload = self.cleaned_data.get(name)
         if not upload:
             return None
         raw = upload.read()
         try:
             original = images.inspect(raw)
         except images.ImageRejected as exc:
-            raise forms.ValidationError(f"Mask: {exc}") from None
+            raise forms.ValidationError(f"{name.capitalize()}: {exc}") from None
         if original.format != "png" or not original.has_alpha:
-            raise forms.ValidationError("The mask must be a PNG with transparency (alpha 0 marks the area to edit).")
+            raise forms.ValidationError(not_png)
         try:
             data, info = images.normalise_upload(raw, upload.name, upload.content_type)
         except images.ImageRejected as exc:
-            raise forms.ValidationError(f"Mask: {exc}") from None
+            raise forms.ValidationError(f"{name.capitalize()}: {exc}") from None
         return InputFile(upload.name[:200], data, info)
 
     def check_inputs(self, data: dict[str, Any], chosen: list[Model]) -> None:
-        """Errors for inputs the chosen models cannot take, or a mask that does not fit."""
-        refs, mask = data.get("references") or [], data.get("mask")
+        """Errors for inputs the chosen models cannot take, or a mask or markup that does not fit."""
+        refs = data.get("references") or []
         for model in chosen:
             if not model.capabilities.supports("references", len(refs)):
                 limit = model.capabilities.max_references
@@ -110,19 +126,49 @@ class InputsForm(forms.Form):
                     f"{model.label} takes at most {limit} reference image{'s' if limit != 1 else ''}; "
                     f"you gave {len(refs)}.",
                 )
-        if mask is None:
-            return
+            elif too_big := request_too_big(model, refs):
+                self.add_error("references", too_big)
+        if data.get("mask") is not None and data.get("markup") is not None:
+            self.add_error("markup", "Use a mask or a markup, not both: a model takes one or the other.")
+        for name, what in (("mask", "A mask"), ("markup", "A markup")):
+            overlay = data.get(name)
+            if overlay is not None:
+                self._check_overlay(name, what, overlay, refs, chosen)
+
+    def _check_overlay(self, name: str, what: str, overlay: InputFile, refs: list[InputFile], chosen: list[Model]):
         if not refs:
-            self.add_error("mask", "A mask applies to the first reference image: add a reference image too.")
-        elif (mask.info.width, mask.info.height) != (refs[0].info.width, refs[0].info.height):
+            self.add_error(name, f"{what} applies to the first reference image: add a reference image too.")
+        elif (overlay.info.width, overlay.info.height) != (refs[0].info.width, refs[0].info.height):
             self.add_error(
-                "mask",
-                f"The mask is {mask.info.width}×{mask.info.height} but the first reference is "
+                name,
+                f"The {name} is {overlay.info.width}×{overlay.info.height} but the first reference is "
                 f"{refs[0].info.width}×{refs[0].info.height}; they must be the same size.",
             )
-        if chosen and not any(m.capabilities.supports("mask", True) for m in chosen):
-            self.add_error("mask", "None of the chosen models can take a mask.")
+        if chosen and not any(m.capabilities.supports(name, True) for m in chosen):
+            self.add_error(name, f"None of the chosen models can take a {name}.")
 
     def inputs(self) -> tuple[list[InputFile], InputFile | None]:
         """The cleaned references (uploads first, then reused images) and mask."""
         return self.cleaned_data.get("references") or [], self.cleaned_data.get("mask")
+
+    def markup_input(self) -> InputFile | None:
+        return self.cleaned_data.get("markup")
+
+
+def request_too_big(model: Model, refs: list[InputFile]) -> str:
+    """Why a request with these references would exceed the model's size limit, or "".
+
+    Counts the references sent as uploaded (those within the model's `reference_max_edge`);
+    a downscaled one's size is known only once it is downscaled, just before the request
+    (compare/providers/_common.py checks the whole request again there)."""
+    caps = model.capabilities
+    kept = [
+        r for r in refs if not caps.reference_max_edge or max(r.info.width, r.info.height) <= caps.reference_max_edge
+    ]
+    size = sent_bytes([len(r.data) for r in kept], base64_encoded=inline_base64(model))
+    if not over_request_limit(model, size):
+        return ""
+    return (
+        f"{model.label} takes at most {caps.max_request_mb} MB per request, and these reference images come to "
+        f"{size / 1_000_000:.1f} MB as sent. Use fewer or smaller images."
+    )

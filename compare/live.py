@@ -4,7 +4,7 @@ Each part of the run page that can change while someone looks at it carries a st
 `data-live="key:digest"`: every pane (`p<position>`), the notes (`n`), the verdict
 (`v`), the fairness ledger (`l`), the run's actions (`a`) and its cost (`c`). The
 digest is a hash of what that part shows, read by `read` in **one query**. While the
-run is unfinished the page sends all its stamps every 200 ms to the `run_updates`
+run is unfinished the page sends all its stamps every 100 ms to the `run_updates`
 view (compare/views/run.py), which answers:
 
 - 204 when nothing changed (286, which stops htmx's polling, once the run is finished);
@@ -46,7 +46,7 @@ from django.dispatch import receiver
 from compare import livefeed
 from compare.models import Generation, Image, Note, Reveal, Vote
 
-INTERVAL_MS = 200  # the page's poll interval while the run is unfinished
+INTERVAL_MS = 100  # the poll interval while the run is unfinished; most polls cost no query
 RECHECK = 1.0  # seconds a remembered state is trusted without news from this process
 KEY_MAX_AGE = 7 * 24 * 3600  # a poll key from an older page falls back to the session
 _SALT = "compare.live.poll"
@@ -209,6 +209,8 @@ _tick = 0  # counts the writes this process has made
 _everything: tuple[int, float] = (0, 0.0)  # (tick, time) of the last write to runs not named
 _writes: dict[str, tuple[int, float]] = {}  # run id → (tick, monotonic time) of its last write
 _known: dict[tuple, tuple[int, float, State]] = {}  # (run id, user id, arena) → (tick, time) of a read, its state
+_polled: dict[str, float] = {}  # run id → when an open page of it last polled this process
+WATCHING = 5.0  # seconds after its last poll a page counts as open
 
 
 def current(run_id, user_id, arena: bool) -> State:
@@ -217,6 +219,7 @@ def current(run_id, user_id, arena: bool) -> State:
     livefeed.ensure_listening(heard)
     key = (str(run_id), user_id, arena)
     with _lock:
+        _polled[key[0]] = time.monotonic()
         known = _known.get(key)
         if known is not None:
             tick, at, state = known
@@ -229,6 +232,13 @@ def current(run_id, user_id, arena: bool) -> State:
     return read(run_id, user_id, arena)
 
 
+def watched(run_id) -> bool:
+    """Whether a page of the run polled this process within `WATCHING` seconds: someone
+    is looking, so its results' thumbnails are worth making at once (compare/tasks.py)."""
+    with _lock:
+        return time.monotonic() - _polled.get(str(run_id), -WATCHING) < WATCHING
+
+
 def _now() -> tuple[int, float]:
     with _lock:
         return _tick, time.monotonic()
@@ -238,12 +248,14 @@ def _remember(key: tuple, read_at: tuple[int, float], state: State) -> None:
     tick, at = read_at
     with _lock:
         _known[key] = (tick, at, state)
-        if len(_known) > 2000 or len(_writes) > 2000:
+        if len(_known) > 2000 or len(_writes) > 2000 or len(_polled) > 2000:
             now = time.monotonic()
             for stale in [k for k, (_, seen, _) in _known.items() if now - seen > RECHECK]:
                 del _known[stale]
             for run in [k for k, (_, done) in _writes.items() if now - done > RECHECK + SETTLE]:
                 del _writes[run]
+            for run in [k for k, seen in _polled.items() if now - seen > WATCHING]:
+                del _polled[run]
 
 
 def changed(run_id=None) -> None:
@@ -278,6 +290,7 @@ def forget() -> None:
     with _lock:
         _known.clear()
         _writes.clear()
+        _polled.clear()
         _everything = (0, 0.0)
 
 

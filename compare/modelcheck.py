@@ -4,7 +4,13 @@ Model ids are retired often, so an admin needs a quick way to
 see that `gemini-3-pro-image-preview` died before designers see failed panes.
 Each provider account is asked once for its model list (GET /v1/models or
 GET /v1beta/models); every registry model is then marked ok, missing, error,
-no_key or disabled. Provider trouble never raises: it becomes a row.
+no_key, disabled or retired. Provider trouble never raises: it becomes a row.
+
+A model past its registry `retires_on` day is "retired" without asking anyone: it is
+no longer offered for new runs, but while the registry still enables it the check fails,
+so an admin disables it (or switches to its replacement) before the list of models
+quietly shrinks. A disabled retired model is only noted. Before the day, the row's
+note says when it retires and what to use.
 """
 
 from collections.abc import Iterable
@@ -17,9 +23,9 @@ from compare.providers._common import auth_headers, scrub
 from compare.redact import shorten_redacted
 from compare.registry import Model, registry
 
-OK, MISSING, ERROR, NO_KEY, DISABLED = "ok", "missing", "error", "no_key", "disabled"
-FAILING = {MISSING, ERROR}  # what makes `check_models` exit 1
-LABELS = {OK: "OK", MISSING: "Missing", ERROR: "Error", NO_KEY: "No key", DISABLED: "Disabled"}
+OK, MISSING, ERROR, NO_KEY, DISABLED, RETIRED = "ok", "missing", "error", "no_key", "disabled", "retired"
+FAILING = {MISSING, ERROR, RETIRED}  # what makes `check_models` exit 1 (only enabled models get these)
+LABELS = {OK: "OK", MISSING: "Missing", ERROR: "Error", NO_KEY: "No key", DISABLED: "Disabled", RETIRED: "Retired"}
 
 # A model list is small and quick; the 300 s generation timeout would hang the page.
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -143,6 +149,8 @@ def _account(model: Model) -> tuple[str, str, str]:
 
 
 def _row(model: Model, status: str, note: str) -> ModelStatus:
+    if model.retires_on is not None and status != RETIRED:
+        note = f"{note} {model.retirement_note()}"
     return ModelStatus(
         key=model.key,
         label=model.label,
@@ -162,6 +170,9 @@ def check_models(client: httpx.Client | None = None, models: Iterable[Model] | N
     listed: dict[tuple[str, str, str], set[str] | ListError] = {}
     rows: list[ModelStatus] = []
     for model in models:
+        if model.enabled and model.retired:
+            rows.append(_row(model, RETIRED, f"{model.retirement_note()} No longer offered for new runs: disable it."))
+            continue
         if not model.enabled:
             rows.append(_row(model, DISABLED, "Disabled in the registry; not checked."))
             continue

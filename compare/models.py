@@ -38,6 +38,7 @@ from compare.registry import get_model
 if TYPE_CHECKING:  # only names for the type checker: both modules import this one
     from compare.budget import Charge
     from compare.live import State
+    from compare.pricing import Estimate
 
 
 class TeamSettings(models.Model):
@@ -57,6 +58,12 @@ class TeamSettings(models.Model):
     )
     max_in_flight = models.PositiveIntegerField(
         default=24, help_text="How many generations one person may have queued or running at once; 0 = no limit."
+    )
+    rerun_interrupted = models.BooleanField(
+        "re-run interrupted generations",
+        default=False,
+        help_text="When the server or worker running a generation stops, run it again by itself (once) instead of"
+        " waiting for Retry. The provider may have billed the interrupted call, so such a generation can cost twice.",
     )
 
     class Meta:
@@ -279,8 +286,19 @@ class Run(models.Model):
 
     @property
     def total_cost(self) -> Decimal | None:
+        """What the providers' usage says the run cost: a lower bound when some attempt
+        stopped without usage (it may have been billed all the same: `total_cost_max`)."""
         costs = [g.cost_usd for g in self.generations.all() if g.cost_usd is not None]
         return sum(costs, Decimal("0")) if costs else None
+
+    @property
+    def total_cost_max(self) -> Decimal | None:
+        """At most what the run cost, counting each attempt that may have been billed at its
+        estimate (compare/budget.py `tally`); None when every attempt's cost is known."""
+        gens = list(self.generations.all())
+        if all(g.cost_max_usd is None for g in gens):
+            return None
+        return sum((g.cost_max_usd or g.cost_usd or Decimal("0") for g in gens), Decimal("0"))
 
 
 class GenerationQuerySet(models.QuerySet):
@@ -367,7 +385,11 @@ class Generation(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     usage = models.JSONField(default=dict, blank=True)
     estimated_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    # What the providers' usage reports, summed over every attempt (compare/budget.py).
     cost_usd = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    # The most its attempts may have cost when some were billed without reporting usage (a
+    # timeout, an unreadable reply): cost_usd plus each such attempt at its estimate; None otherwise.
+    cost_max_usd = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     params_sent = models.JSONField(default=dict, blank=True)
     params_echoed = models.JSONField(default=dict, blank=True)
     text = models.TextField(blank=True)
@@ -411,6 +433,7 @@ class Generation(models.Model):
     live: str
     live_changed: bool
     charge: "Charge"
+    estimate: "Estimate | None"  # the estimate as a range (compare/pricing.py), for a pane still working
     latency_s: float | None
 
     class Meta:
@@ -427,6 +450,17 @@ class Generation(models.Model):
     @property
     def model(self):
         return get_model(self.model_key)
+
+    def estimate_range(self) -> "Estimate | None":
+        """Its estimate as a range (compare/pricing.py: with quality "auto" the provider picks),
+        while today's registry still gives the high end stored when it was made; None once the
+        prices or the size rules have changed since (the stored number is what it was estimated at)."""
+        from compare import pricing  # pricing reads the registry; this module is imported first
+
+        if self.model is None:
+            return None
+        span = pricing.estimate_range(self.model, {**self.run.options, **self.option_overrides}, self.run.prompt)
+        return span if span is not None and span.high == self.estimated_cost_usd else None
 
     @property
     def elapsed_seconds(self) -> float | None:
@@ -517,7 +551,8 @@ class Image(StoredImage):
 
 
 class Reference(StoredImage):
-    """An input image of a run: a reference image, or the mask for the first one.
+    """An input image of a run: a reference image, or the mask or the markup overlay
+    (GPT Image 2.5) for the first one.
 
     Uploads are verified and re-encoded before they get here; the file is
     content-addressed like every output image."""
@@ -525,6 +560,7 @@ class Reference(StoredImage):
     class Kind(models.TextChoices):
         REFERENCE = "reference", "Reference"
         MASK = "mask", "Mask"
+        MARKUP = "markup", "Markup overlay"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="references")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REFERENCE)

@@ -11,11 +11,22 @@ from typing import Any
 from django import forms
 
 from compare import sizes
-from compare.registry import ALL_ASPECTS, IMAGE_SIZES, Model, enabled_models, get_model
+from compare.parsing import parse_whole_number
+from compare.registry import ALL_ASPECTS, IMAGE_SIZES, Model, get_model, offered_models
 
 ASPECT_CHOICES = [("auto", "Auto")] + [(a, a) for a in ALL_ASPECTS]
 RESOLUTION_CHOICES = [(r, r) for r in IMAGE_SIZES]
-QUALITY_CHOICES = [("auto", "Auto"), ("low", "Low"), ("medium", "Medium"), ("high", "High")]
+# xhigh and max: GPT Image 2.5 only; pro: Gemini through an OpenAI-compatible gateway
+# (compare/models.gateway-example.toml). A model without them is told "auto" (see the notes).
+QUALITY_CHOICES = [
+    ("auto", "Auto"),
+    ("low", "Low"),
+    ("medium", "Medium"),
+    ("high", "High"),
+    ("xhigh", "Extra high"),
+    ("max", "Max"),
+    ("pro", "Pro (Gemini via a gateway)"),
+]
 FORMAT_CHOICES = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP")]
 BACKGROUND_CHOICES = [("auto", "Auto"), ("opaque", "Opaque"), ("transparent", "Transparent")]
 MODERATION_CHOICES = [("auto", "Standard"), ("low", "Less strict")]
@@ -50,14 +61,28 @@ IGNORED_AS = {
     "partial_images": "streamed previews",
     "grounding": "Google Search grounding",
     "mask": "the mask (it edits the whole image)",  # an input (compare/inputs.py), noted here too
+    "markup": "the markup overlay",  # likewise
 }
 
-# The options checked against the chosen models here (the mask is checked in compare/inputs.py).
+# The options checked against the chosen models here (mask and markup in compare/inputs.py).
 SUPPORT_CHECKED = [name for name in IGNORED_AS if name in OPTION_FIELDS]
 
 
 def model_choices() -> list[tuple[str, str]]:
-    return [(m.key, m.label) for m in enabled_models()]
+    """The models a new run may choose: retired ones are not offered (registry.offered_models)."""
+    return [(m.key, m.label) for m in offered_models()]
+
+
+class ModelsField(forms.MultipleChoiceField):
+    """The chosen models. A retired model is refused with its date and replacement
+    (the API's 400 and the command line say it too), not as an unknown choice."""
+
+    def validate(self, value: Any) -> None:
+        for key in value or []:
+            model = get_model(key)
+            if model is not None and model.enabled and model.retired:
+                raise forms.ValidationError(model.retirement_refusal(), code="retired")
+        super().validate(value)
 
 
 def fallback_choices() -> list[tuple[str, str]]:
@@ -191,8 +216,10 @@ class OptionsForm(forms.Form):
         for name, value in options.items():
             if not _is_set(value):
                 options[name] = self.option_default(name)
-        # compare.js reports whether a mask file is picked, so the notes can follow.
+        # compare.js reports whether a mask or markup file is picked, so the notes can follow.
         options["mask"] = self.data.get("has_mask") == "1"
+        options["markup"] = self.data.get("has_markup") == "1"
+        options["references"] = parse_whole_number(self.data.get("reference_count"), default=0)
         return options
 
 
@@ -208,19 +235,22 @@ def ignored_options(models: list[Model], options: dict[str, Any]) -> list[str]:
         ]
         if ignored:
             notes.append(f"{model.label} ignores {', '.join(ignored)}: it decides these itself.")
+        if _moderation_dropped(model, options):
+            notes.append(f"{model.label} edits reference images with its standard moderation: edits take no level.")
         notes.extend(_size_notes(model, options))
     return notes
 
 
-def _size_notes(model: Model, options: dict[str, Any]) -> list[str]:
+def _moderation_dropped(model: Model, options: dict[str, Any]) -> bool:
+    """A moderation level that is not sent because the request is an edit (reference images):
+    the model takes a level, but not on edits (`Capabilities.sends_moderation`)."""
     caps = model.capabilities
-    if caps.sizes != "aspect":
-        return []
+    asked = options.get("moderation") not in (None, "", "auto")
+    return asked and bool(options.get("references")) and caps.moderation and not caps.sends_moderation(edit=True)
+
+
+def _size_notes(model: Model, options: dict[str, Any]) -> list[str]:
+    """How this model's size differs from the one chosen (compare/sizes.py words it)."""
     aspect, resolution = options.get("aspect_ratio") or "1:1", options.get("resolution") or "1K"
-    cfg = sizes.gemini_config(aspect, resolution, options.get("size"), caps)
-    given = f"{cfg.get('aspectRatio', 'auto')} at {cfg['imageSize']}"
-    if options.get("size"):
-        return [f"{model.label} takes an aspect ratio and size class, not pixels: {options['size']} becomes {given}."]
-    if cfg["imageSize"] != resolution or cfg.get("aspectRatio", "auto") != aspect:
-        return [f"{model.label} cannot do {aspect} at {resolution}; it gets {given}."]
-    return []
+    note = sizes.size_note(model, aspect, resolution, options.get("size") or None)
+    return [note] if note else []

@@ -1,14 +1,50 @@
 """Estimated cost (before a run, from the registry's published per-image prices)
-and actual cost (after, from the usage tokens the provider reports)."""
+and actual cost (after, from the usage tokens the provider reports).
+
+An estimate is a range (`Estimate`): with quality "auto" the provider picks the
+quality, so it may render at low or at high, and the price differs about thirtyfold.
+`estimate_range` is the one rule; `estimate` is its high end, the number stored on a
+Generation and counted by the budget guard (compare/budget.py): a limit must hold
+whatever the provider picks.
+"""
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from compare import sizes
-from compare.registry import Model
+from compare.registry import Model, format_day
 
-QUALITY_COLUMN = {"low": 0, "medium": 1, "high": 2, "auto": 1}
 CENT = Decimal("0.0001")
+# What "auto" may come to: the provider chooses among these (not the premium xhigh / max).
+AUTO_RANGE = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """USD, from `low` (the cheapest quality the request allows) to `high` (the dearest)."""
+
+    low: Decimal
+    high: Decimal
+
+    @property
+    def exact(self) -> bool:
+        return self.low == self.high
+
+    def __str__(self) -> str:
+        """'$0.2110', or '$0.0060–$0.2110' for a range (to the hundredth of a cent, like every cost shown)."""
+        return f"${self.high}" if self.exact else f"${self.low}–${self.high}"
+
+    def __add__(self, other: "Estimate") -> "Estimate":
+        return Estimate(self.low + other.low, self.high + other.high)
+
+
+def total(estimates: Iterable["Estimate | None"]) -> Estimate | None:
+    """The sum of the known estimates; None when none is known."""
+    known = [e for e in estimates if e is not None]
+    return sum(known[1:], known[0]) if known else None
 
 
 def _money(value: float) -> Decimal:
@@ -19,37 +55,77 @@ def _prompt_tokens(prompt: str) -> int:
     return max(1, math.ceil(len(prompt) / 4))
 
 
-def _nearest_size_row(table: dict, width: int, height: int) -> list[float]:
+def _nearest_size(table: dict, width: int, height: int) -> str:
     def distance(key: str) -> float:
         w, h = (int(v) for v in key.split("x"))
         return abs(math.log((w * h) / (width * height))) + abs(math.log((w / h) / (width / height)))
 
-    return table[min(table, key=distance)]
+    return min(table, key=distance)
+
+
+def _openai_per_image(model: Model, options: dict) -> tuple[float, float] | None:
+    """The cheapest and dearest price of one image at the run's size and quality."""
+    pricing = model.pricing
+    size = sizes.openai_size(
+        options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size"), model.capabilities
+    )
+    parsed = sizes.parse_wxh(size) or (1024, 1024)
+    prices = pricing.by_quality(_nearest_size(pricing.per_image_by_size, *parsed))
+    quality = options.get("quality", "auto")
+    if quality in prices:
+        return prices[quality], prices[quality]
+    picks = [prices[q] for q in AUTO_RANGE if q in prices] or list(prices.values())
+    return min(picks), max(picks)
+
+
+def _gemini_per_image(model: Model, options: dict) -> float | None:
+    """One image's price at its image size: the published price, else its output tokens × the token price."""
+    pricing = model.pricing
+    config = sizes.gemini_config(
+        options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size"), model.capabilities
+    )
+    image_size = config.get("imageSize", "1K")
+    if image_size in pricing.per_image_by_image_size:
+        return pricing.per_image_by_image_size[image_size]
+    tokens = pricing.image_output_tokens_by_image_size.get(image_size)
+    if tokens is not None:
+        return tokens * pricing.image_output_per_mtok / 1e6
+    table = pricing.per_image_by_image_size
+    return max(table.values()) if table else None  # an unlisted size: the dearest known, never less
+
+
+def estimate_range(model: Model, options: dict, prompt: str = "") -> Estimate | None:
+    """Estimated USD for `n` images of this model with these canonical options; None
+    when the registry has no per-image prices for it."""
+    n = int(options.get("n", 1))
+    span: tuple[float, float] | None = None
+    if model.protocol == "openai-images" and model.pricing.per_image_by_size:
+        span = _openai_per_image(model, options)
+    elif model.pricing.per_image_by_image_size or model.pricing.image_output_tokens_by_image_size:
+        price = _gemini_per_image(model, options)
+        span = None if price is None else (price, price)
+    if span is None:
+        return None
+    requests = n if model.protocol == "gemini" else 1
+    prompt_cost = _prompt_tokens(prompt) * model.pricing.text_input_per_mtok / 1e6 * requests
+    return Estimate(_money(span[0] * n + prompt_cost), _money(span[1] * n + prompt_cost))
 
 
 def estimate(model: Model, options: dict, prompt: str = "") -> Decimal | None:
-    """Estimated USD for `n` images of this model with these canonical options."""
-    pricing = model.pricing
-    n = int(options.get("n", 1))
-    per_image = None
-    if model.protocol == "openai-images" and pricing.per_image_by_size:
-        size = sizes.openai_size(
-            options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size")
-        )
-        parsed = sizes.parse_wxh(size) or (1024, 1024)
-        row = _nearest_size_row(pricing.per_image_by_size, *parsed)
-        per_image = row[QUALITY_COLUMN.get(options.get("quality", "auto"), 1)]
-    elif pricing.per_image_by_image_size:
-        config = sizes.gemini_config(
-            options.get("aspect_ratio", "1:1"), options.get("resolution", "1K"), options.get("size"), model.capabilities
-        )
-        table = pricing.per_image_by_image_size
-        per_image = table.get(config["imageSize"]) or max(table.values())
-    if per_image is None:
-        return None
-    requests = n if model.protocol == "gemini" else 1
-    prompt_cost = _prompt_tokens(prompt) * pricing.text_input_per_mtok / 1e6 * requests
-    return _money(per_image * n + prompt_cost)
+    """The high end of `estimate_range`: what a Generation stores and the budget counts."""
+    found = estimate_range(model, options, prompt)
+    return None if found is None else found.high
+
+
+def prices_checked(models: Iterable[Model | None]) -> date | None:
+    """The oldest day on which these models' prices were checked (what a total is as good as)."""
+    days = [m.pricing.prices_checked for m in models if m is not None and m.pricing.prices_checked]
+    return min(days) if days else None
+
+
+def as_of(day: date | None) -> str:
+    """'prices as of 29 Nov 2026', or '' when the registry gives no date."""
+    return f"prices as of {format_day(day)}" if day else ""
 
 
 def _openai_actual(model: Model, usage: dict) -> float | None:
@@ -82,9 +158,15 @@ def _gemini_actual(model: Model, usage: dict) -> float | None:
     ) / 1e6
 
 
+def _has_token_prices(model: Model) -> bool:
+    p = model.pricing
+    return any((p.text_input_per_mtok, p.image_input_per_mtok, p.image_output_per_mtok, p.text_output_per_mtok))
+
+
 def actual(model: Model, usage: dict) -> Decimal | None:
-    """Actual USD from the provider's usage numbers; None when the reply gave none."""
-    if not usage:
+    """Actual USD from the provider's usage numbers; None when the reply gave none, or when
+    the registry has no token prices for the model (unknown, not free: $0 would pass any limit)."""
+    if not usage or not _has_token_prices(model):
         return None
     value = _openai_actual(model, usage) if model.protocol == "openai-images" else _gemini_actual(model, usage)
     return None if value is None else _money(value)

@@ -13,10 +13,12 @@ from compare.registry import Model
 from compare.tasks import enqueue_generations
 
 
-def _store_inputs(run: Run, references: list, mask) -> None:
+def _store_inputs(run: Run, references: list, mask, markup) -> None:
     inputs = [(Reference.Kind.REFERENCE, i, f) for i, f in enumerate(references)]
     if mask is not None:
         inputs.append((Reference.Kind.MASK, 0, mask))
+    if markup is not None:
+        inputs.append((Reference.Kind.MARKUP, 0, markup))
     for kind, position, item in inputs:
         Reference.objects.create(
             run=run,
@@ -36,6 +38,7 @@ def create_run(
     references=(),
     mask=None,
     *,
+    markup=None,
     blind: bool = False,
     tags=(),
     parent: Run | None = None,
@@ -43,17 +46,21 @@ def create_run(
     suite_case: int | None = None,
     suite_sample: int | None = None,
 ) -> Run:
-    """references / mask: verified inputs (forms.InputFile) in the order the user gave them.
+    """references / mask / markup: verified inputs (forms.InputFile) in the order the user
+    gave them, stored as the run's Reference rows (the markup one of its own kind; the run's
+    options say `markup: True`, which the option notes and the fairness ledger read).
 
     A case-sample of a suite run (`suite_run`, its case index and sample number) is
     neither checked against the budget nor enqueued here: compare/suites/dispatch.py
     checks the whole suite run once and enqueues its generations within the in-flight limit."""
+    if markup is not None:
+        options = {**options, "markup": True}
     # Blind runs show the sides in a random order, so "left" says nothing about the model.
     order = random.sample(range(len(models)), len(models)) if blind else list(range(len(models)))
     estimates = [pricing.estimate(model, options, prompt) for model in models]
     with transaction.atomic():
         if suite_run is None:
-            budget.check(author, estimates, len(models))  # raises BudgetExceeded
+            budget.check(author, estimates, len(models), labels=[m.label for m in models])  # raises BudgetExceeded
         run = Run.objects.create(
             author=author,
             prompt=prompt,
@@ -66,7 +73,7 @@ def create_run(
         )
         if tags:
             run.tags.set(Tag.objects.get_or_create(name=name)[0] for name in tags)
-        _store_inputs(run, list(references), mask)
+        _store_inputs(run, list(references), mask, markup)
         generations = [
             Generation.objects.create(
                 run=run,
@@ -112,22 +119,42 @@ def rate(generation: Generation, user, criterion: Criterion, stars: int) -> Rati
 
 def cancel_generations(queryset) -> int:
     """Mark unfinished generations cancelled. A call already on its way is not
-    aborted, but its result is dropped (tasks only write to running rows)."""
-    return queryset.pending().update(
-        status=Generation.Status.CANCELLED,
-        finished_at=timezone.now(),
-        error_kind="",
-        error_message="Cancelled by a user.",
-        waiting_for="",
-    )
+    aborted, but its result is dropped (tasks only write to running rows); the provider
+    may still bill it, so a running one's log records that, as compare/recovery.py does
+    for an interrupted one, and its cost is tallied again (compare/budget.py)."""
+    now = timezone.now()
+    ended = {
+        "status": Generation.Status.CANCELLED,
+        "finished_at": now,
+        "error_kind": "",
+        "error_message": "Cancelled by a user.",
+        "waiting_for": "",
+    }
+    count = 0
+    with transaction.atomic():  # the task cannot append to a log between its read and this write
+        running = queryset.filter(status=Generation.Status.RUNNING).select_for_update(of=("self",))
+        for pk, claim, log, estimate in running.values_list("pk", "claim", "attempt_log", "estimated_cost_usd"):
+            lost = {"kind": "cancelled", "at": now.isoformat(), **budget.attempt_cost("cancelled", None, 1)}
+            attempts = [*log, lost]
+            same = Generation.objects.filter(pk=pk, status=Generation.Status.RUNNING, claim=claim)
+            count += same.update(**ended, attempt_log=attempts, **budget.tally(attempts, estimate))
+        count += queryset.pending().update(**ended)
+    return count
 
 
 RETRYABLE_STATES = {Generation.Status.FAILED, Generation.Status.REFUSED, Generation.Status.CANCELLED}
 
 
+class CannotRetry(Exception):
+    """Why a generation cannot run again, in words for its page."""
+
+
 def retry_generation(gen: Generation, user) -> bool:
     """Queue a generation that did not succeed once more; its earlier attempts stay in
-    the log. A retry is paid like a new run, so the budget guard applies (BudgetExceeded)."""
+    the log. A retry is paid like a new run, so the budget guard applies (BudgetExceeded);
+    a model its provider has retired is not called again (CannotRetry)."""
+    if gen.model is not None and gen.model.retired:
+        raise CannotRetry(gen.model.retirement_refusal())
     history = [*list(gen.attempt_log), {"retried_at": timezone.now().isoformat(), "after": gen.status}]
     with transaction.atomic():
         budget.check(user, [gen.estimated_cost_usd], 1)

@@ -23,7 +23,7 @@ from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
-from compare import checks, images, limits, live, pricing, reuse
+from compare import budget, checks, images, limits, live, pricing, reuse
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
 from compare.providers import adapter_for
@@ -35,20 +35,24 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF = 120.0
 
 
-def _inputs(gen: Generation) -> tuple[list[InputImage], InputImage | None]:
-    refs, mask = [], None
+def _inputs(gen: Generation) -> tuple[list[InputImage], InputImage | None, InputImage | None]:
+    """The run's references, and its mask and markup overlay for the models that take them."""
+    caps = gen.model.capabilities
+    refs, mask, markup = [], None, None
     for ref in gen.run.references.all():
         item = InputImage(images.open_bytes(ref.file), ref.mime_type, f"{ref.kind}-{ref.position + 1}.{ref.format}")
         if ref.kind == Reference.Kind.MASK:
-            mask = item if gen.model.capabilities.mask else None
+            mask = item if caps.mask else None
+        elif ref.kind == Reference.Kind.MARKUP:
+            markup = item if caps.markup else None
         else:
             refs.append(item)
-    return refs, mask
+    return refs, mask, markup
 
 
 def build_request(gen: Generation) -> GenerationRequest:
     options = {**gen.run.options, **gen.option_overrides}
-    references, mask = _inputs(gen)
+    references, mask, markup = _inputs(gen)
     return GenerationRequest(
         model=gen.model,
         prompt=gen.run.prompt,
@@ -65,6 +69,7 @@ def build_request(gen: Generation) -> GenerationRequest:
         grounding=bool(options.get("grounding", False)),
         references=references,
         mask=mask,
+        markup=markup,
     )
 
 
@@ -138,7 +143,7 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
                 gen,
                 Generation.Status.SUCCEEDED,
                 usage=result.usage,
-                cost_usd=pricing.actual(gen.model, result.usage),
+                **budget.tally(attempts, gen.estimated_cost_usd),
                 params_sent=result.sent,
                 params_echoed=redact_json(result.echoed),
                 text=redact(result.text),
@@ -155,11 +160,16 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
         # No half-written record: files this attempt wrote and no row uses go again.
         images.discard_unreferenced(stored)
         raise
-    _write_thumbnails(gen, stored)
+    if live.watched(gen.run_id):
+        _write_thumbnails(gen, stored)
+    # Else nobody has the run open in this process (a burst through the API, a suite, a
+    # worker elsewhere): each thumbnail is made on its first request (images.ensure_thumbnail),
+    # and the reduced copies go now.
 
 
 def _write_thumbnails(gen: Generation, stored: list[images.Stored]) -> None:
-    """After the result is visible: a thumbnail that fails here is made on its first request."""
+    """After the result is visible, for a page that shows it now: a thumbnail that fails
+    here is made on its first request."""
     for fields in stored:
         try:
             planned = fields["thumbnail"]
@@ -182,14 +192,17 @@ def _record_failure(gen: Generation, err: ProviderError, attempts: list, sent: d
         error_message=err.message,
         attempt_log=attempts,
         usage=err.usage,
-        cost_usd=pricing.actual(gen.model, err.usage) if err.usage else None,
+        **budget.tally(attempts, gen.estimated_cost_usd),
         params_sent=sent,
+        params_echoed=redact_json(err.echoed),  # a refusal's where and why (blind-safe wording)
     )
     if finished and status == Generation.Status.FAILED:
         start_fallback(gen)
 
 
 def _from_cache(gen: Generation) -> bool:
+    """A reused result costs nothing; the attempts before it (a Retry after billed ones) stay
+    on the log and in the cost."""
     hit = reuse.find_hit(gen)
     if hit is None:
         return False
@@ -197,17 +210,21 @@ def _from_cache(gen: Generation) -> bool:
         if not _still_running(gen):
             return True
         reuse.copy_images(hit, gen)
+        attempts = [
+            *(_mine(gen).values_list("attempt_log", flat=True).first() or []),
+            {"attempt": 0, "ok": True, "cached_from": str(hit.pk), **budget.attempt_cost(None, Decimal("0"))},
+        ]
         if _finish(
             gen,
             Generation.Status.SUCCEEDED,
             cached_from=hit,
             usage={},
-            cost_usd=Decimal("0"),
+            **budget.tally(attempts, gen.estimated_cost_usd),
             params_sent=hit.params_sent,
             params_echoed=hit.params_echoed,
             text=hit.text,
             grounding=hit.grounding,
-            attempt_log=[{"attempt": 0, "ok": True, "cached_from": str(hit.pk)}],
+            attempt_log=attempts,
             check_status=Generation.CheckStatus.PENDING,
         ):
             enqueue_checks(gen)
@@ -227,6 +244,14 @@ def _attempt_timeout(deadline: float) -> float | None:
     return max(1.0, min(settings.COMPARE_REQUEST_TIMEOUT, remaining))
 
 
+def _bill(gen: Generation, kind: str | None, usage: dict, unknown_share: float | None = None) -> dict:
+    """What an attempt's log entry says about its bill (compare/budget.py `attempt_cost`):
+    its usage and cost when the reply reported usage, and the share the adapter says may
+    have been billed without usage to show it."""
+    cost = pricing.actual(gen.model, usage) if usage else None
+    return budget.attempt_cost(kind, cost, unknown_share) | ({"usage": usage} if cost is not None else {})
+
+
 def _call_with_retries(
     gen: Generation, adapter, request: GenerationRequest, sent: dict, deadline: float, slot: limits.Slot | None = None
 ) -> str:
@@ -234,6 +259,7 @@ def _call_with_retries(
     (monotonic, set once in `run_generation`: waiting for the model's limits spends it too)."""
     # A user's retry keeps the earlier attempts on record (see runs.retry_generation).
     attempts: list[dict] = list(gen.attempt_log)
+    timeouts = 0  # of this call: each may be billed, so the model says how many to retry
     for attempt in range(1, settings.COMPARE_MAX_ATTEMPTS + 1):
         if slot is None:  # every attempt waits for the model's limits; waiting is not an attempt
             try:
@@ -253,7 +279,14 @@ def _call_with_retries(
             finally:
                 slot.release()  # the call is over, whatever it brought
                 slot = None
-            attempts.append({"attempt": attempt, "ok": True, "seconds": round(time.monotonic() - started, 2)})
+            attempts.append(
+                {
+                    "attempt": attempt,
+                    "ok": True,
+                    "seconds": round(time.monotonic() - started, 2),
+                    **_bill(gen, None, result.usage, result.unknown_share),
+                }
+            )
             _record_success(gen, result, attempts)
             return "succeeded"
         except _Dropped:
@@ -277,10 +310,15 @@ def _call_with_retries(
                 "error": err.message,
                 "status": err.status,
                 "seconds": round(time.monotonic() - started, 2),
+                **_bill(gen, err.kind.value, err.usage, err.unknown_share),
             }
         )
-        _mine(gen).update(attempt_log=attempts)
+        _mine(gen).update(attempt_log=attempts, **budget.tally(attempts, gen.estimated_cost_usd))
         if not err.retryable or attempt == settings.COMPARE_MAX_ATTEMPTS:
+            break
+        timeouts += err.kind == ErrorKind.TIMEOUT
+        if timeouts > request.model.timeout_retries:
+            err = ProviderError(err.kind, f"{err.message} (not retried again: a timed-out call may still be billed)")
             break
         delay = backoff_delay(attempt, err.retry_after)
         if time.monotonic() + delay > deadline:
@@ -349,6 +387,9 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
         )
         _record_failure(gen, err, [], {})
         return "failed"
+    if model.retired:  # shut down by its provider (a retry, a fallback or a re-run of an older run): no call
+        _record_failure(gen, ProviderError(ErrorKind.NOT_FOUND, model.retirement_refusal()), [], {})
+        return "failed"
     gen.cache_key = reuse.key_for(gen)
     _mine(gen).update(cache_key=gen.cache_key)
     if _from_cache(gen):
@@ -389,7 +430,7 @@ def start_fallback(gen: Generation) -> Generation | None:
     if gen.fallback_of_id or not (key or quality):
         return None
     model = get_model(key) if key else gen.model
-    if model is None or not model.available:
+    if model is None or not model.available or model.retired:
         return None
     overrides = {"quality": quality} if quality and model.capabilities.qualities else {}
     with transaction.atomic():

@@ -31,6 +31,11 @@ urlpatterns = [
     path("runs/<uuid:run_id>/cancel", run.cancel, name="cancel_run"),
     path("runs/<uuid:run_id>/generations/<uuid:generation_id>/cancel", run.cancel, name="cancel_generation"),
     path("runs/<uuid:run_id>/generations/<uuid:generation_id>/retry", run.retry, name="retry_generation"),
+    path(
+        "runs/<uuid:run_id>/generations/<uuid:generation_id>/search/<int:index>",
+        files.search_suggestions,
+        name="search_suggestions",
+    ),
     path("judge", run.judge_next, name="judge_next"),
     path("suites/", suites.suites, name="suites"),
     path("suites/new", suites.suite_create, name="suite_create"),

@@ -22,6 +22,9 @@
     var mask = form.querySelector("input[name=mask]");
     var hasMask = form.querySelector("[data-has-mask]");
     if (hasMask) { hasMask.value = mask && mask.files && mask.files.length ? "1" : ""; }
+    var markup = form.querySelector("input[name=markup]");
+    var hasMarkup = form.querySelector("[data-has-markup]");
+    if (hasMarkup) { hasMarkup.value = markup && markup.files && markup.files.length ? "1" : ""; }
   }
 
   function showPicked(zone, input) {
@@ -102,7 +105,7 @@
   document.addEventListener("htmx:afterSettle", markPick);
 
   // --- Live updates of the run page (compare/live.py) ---------------------------------
-  // One poll per page (#live-poll, htmx `every 200ms`) sends the stamps of every part the
+  // One poll per page (#live-poll, htmx `every 100ms`) sends the stamps of every part the
   // page shows; the server answers 204/286 (nothing new) or the changed parts out of band.
   // Every other request of the page sends the stamps too (X-Live-Since), so its answer
   // can bring the parts it changed. No poll while the tab is hidden, while another request

@@ -732,12 +732,25 @@
       if (level) { level.textContent = percent(state.scale); }
     }, true);
     dialog.addEventListener("keydown", function (event) { self.key(event); });
-    dialog.addEventListener("close", function () { self.zoomer.attach([], [], self.zoomer.size); });
+    dialog.addEventListener("close", function () {
+      self.zoomer.attach([], [], self.zoomer.size);
+      // Focus leaves the closed viewer at once (the browser may leave it on the hidden viewport
+      // for a while, and the page's keys ignore a dialog): back to what opened it, else nowhere.
+      var active = document.activeElement;
+      if (active && dialog.contains(active)) {
+        if (self.opener && self.opener !== document.body && document.contains(self.opener)) {
+          self.opener.focus({ preventScroll: true });
+        } else {
+          active.blur();
+        }
+      }
+    });
   }
 
   Viewer.prototype.open = function (sideIndex, imageIndex) {
     if (!this.stage.imageSides.length) { return; }
     if (!this.dialog.open) {
+      this.opener = document.activeElement;
       this.dialog.showModal();
       this.viewport.focus({ preventScroll: true });  // keys work at once, no focus ring on a button
     }

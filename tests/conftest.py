@@ -1,10 +1,13 @@
 """Fixtures every test file can use. Builders (users, runs, images, PNGs, a provider
 recorder) are plain functions in tests/factories.py."""
 
+from datetime import date
+
 import pytest
 from django.test.utils import override_settings
 
 from compare import livefeed
+from compare import registry as registry_module
 from compare.history import forget_choices
 from compare.http import reset_shared_client
 from compare.registry import registry
@@ -30,6 +33,14 @@ def _live_listener_closed(django_db_setup):
     PostgreSQL refuses while anyone is connected."""
     yield
     livefeed.stop()
+
+
+@pytest.fixture(autouse=True)
+def _a_fixed_day(monkeypatch):
+    """Retirements (compare/registry.py `today`, which the simulator's model list reads
+    too) are judged on a fixed day, so that a test of what a soon-retired model takes
+    does not start failing on its retirement day. Tests of retirement move the day."""
+    monkeypatch.setattr(registry_module, "today", lambda: date(2026, 11, 29))
 
 
 @pytest.fixture(autouse=True)

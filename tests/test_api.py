@@ -278,6 +278,7 @@ def test_run_detail_of_a_queued_run(api, user, no_task_execution):
         "latency_ms",
         "estimated_cost_usd",
         "cost_usd",
+        "cost",
         "error",
         "params_sent",
         "images",
@@ -285,6 +286,8 @@ def test_run_detail_of_a_queued_run(api, user, no_task_execution):
         "checks",
         "waiting_for",
     }
+    # Queued: nothing spent yet; its estimate, with the day its prices were checked.
+    assert gen["cost"]["kind"] == "estimate" and gen["cost"]["prices_checked"]
     assert (gen["position"], gen["model"], gen["status"], gen["error"], gen["images"]) == (
         0,
         "gpt-image-2",

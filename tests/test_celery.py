@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Queue
 
-from compare.models import ApiToken, Generation, Run
+from compare.models import ApiToken, Generation, Run, TeamSettings
 from tests.factories import BOTH, GPT, make_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,6 +186,26 @@ def test_a_killed_worker_loses_nothing_and_runs_nothing_twice(client, user, work
     assert statuses(fast) == {"gpt-image-2": "succeeded", "gemini-3-pro-image": "succeeded"}, [
         (g.error_kind, g.error_message, g.attempt_log) for g in fast.generations.all()
     ]
+
+
+def test_where_the_team_allows_it_a_killed_workers_generation_runs_again_on_another_once(client, user, workers):
+    TeamSettings.objects.create(pk=1, rerun_interrupted=True)
+    first = workers.start("a", concurrency=2)
+    run = api_post(client, user, {"prompt": "a slow harbour at dusk [[latency:5]]", "models": BOTH})
+    wait_until(lambda: set(statuses(run).values()) == {"running"}, what="both generations to run on worker a")
+    claims = {g.pk: g.claim for g in run.generations.all()}
+
+    workers.kill(first)
+    workers.start("b", concurrency=8)
+    wait_until(lambda: all(g.is_terminal for g in run.generations.all()), what="the run to end on worker b")
+
+    for gen in run.generations.all():
+        assert gen.status == "succeeded", (gen.error_kind, gen.error_message, gen.attempt_log)
+        assert gen.claim != claims[gen.pk]  # run again under a new claim, by worker b
+        assert gen.images.filter(is_partial=False).count() == 1
+        reruns = [e for e in gen.attempt_log if e.get("rerun") == "automatic"]
+        lost = [e for e in gen.attempt_log if e.get("kind") == "interrupted"]
+        assert len(reruns) == 1 and len(lost) == 1 and lost[0]["billed"] == "unknown"
 
 
 def test_each_worker_sweeps_generations_past_their_deadline(settings, user, workers):

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import sys
+from datetime import date
 from io import StringIO
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from compare import modelcheck
+from compare import registry as registry_module
 from compare.http import build_client
 from compare.modelcheck import check_models
 from compare.registry import load_registry, registry
@@ -22,6 +24,7 @@ from tests.factories import Recorder
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "compare" / "models.toml"
 FAKE_OPENAI_KEY = "sk-abc123def456ghi789jkl"
 FAKE_GEMINI_KEY = "AIzaSyFAKEfake0123456789abcdef"
+BEFORE, ON = date(2026, 11, 30), date(2026, 12, 1)  # OpenAI shuts gpt-image-1.5 down on 2026-12-01
 RETIRED_ENTRY = """
 [models."nano-banana-pro-preview"]
 label = "Nano Banana Pro (preview)"
@@ -36,6 +39,12 @@ enabled = true
 [models."nano-banana-pro-preview".capabilities]
 sizes = "aspect"
 """
+
+
+@pytest.fixture
+def day(monkeypatch):
+    """Set the day retirements are judged by (compare.registry.today)."""
+    return lambda value: monkeypatch.setattr(registry_module, "today", lambda: value)
 
 
 @pytest.fixture(autouse=True)
@@ -140,10 +149,70 @@ def test_check_models_json_with_a_failure(simulator, retired_model):
     assert statuses[retired_model] == "missing"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_model_past_its_retirement_day_is_retired_and_the_command_fails(simulator, enable_models, day):
+    enable_models("gpt-image-1.5")
+    day(BEFORE)
+    row = by_key(check_models())["gpt-image-1.5"]
+    assert (row.status, row.failing) == ("ok", False)
+    assert row.note == "Listed by the simulator. Retires on 1 Dec 2026 — use GPT Image 2."
+    call_command("check_models", stdout=StringIO())  # exit 0: a warning, not a failure
+
+    day(ON)
+    rows = by_key(check_models())
+    assert (rows["gpt-image-1.5"].status, rows["gpt-image-1.5"].failing) == ("retired", True)
+    assert rows["gpt-image-1.5"].note == (
+        "Retired on 1 Dec 2026 — use GPT Image 2. No longer offered for new runs: disable it."
+    )
+    assert rows["gpt-image-2"].status == "ok"
+    out = StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("check_models", stdout=out)
+    assert info.value.returncode == 1
+    assert "gpt-image-1.5 (retired)" in str(info.value)
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("gpt-image-1.5"))
+    assert "retired" in line and "Retired on 1 Dec 2026 — use GPT Image 2." in line
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_disabled_retired_model_is_only_noted(simulator, day):
+    day(ON)
+    rows = by_key(check_models())
+    assert (rows["gpt-image-1-mini"].status, rows["gpt-image-1-mini"].failing) == ("disabled", False)
+    assert rows["gpt-image-1-mini"].note.endswith("Retired on 1 Dec 2026 — use GPT Image 2.")
+    call_command("check_models", stdout=StringIO())  # nothing enabled is retired: exit 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_simulated_model_list_drops_a_shut_down_id(simulator, settings, tmp_path, day):
+    """A registry that does not know the shutdown day (an older file of one's own) sees
+    the id leave the provider's list, as OpenAI's would: missing, from the day on."""
+    text = DEFAULT_FILE.read_text()
+    head, tail = text.split('[models."gpt-image-1.5"]')
+    tail = tail.replace("enabled = false", "enabled = true", 1).replace("retires_on = 2026-12-01\n", "", 1)
+    path = tmp_path / "models.toml"
+    path.write_text(head + '[models."gpt-image-1.5"]' + tail)
+    settings.COMPARE_MODELS_FILE = path
+    registry.cache_clear()
+    try:
+        assert registry()["gpt-image-1.5"].retires_on is None
+        day(BEFORE)
+        assert by_key(check_models())["gpt-image-1.5"].status == "ok"
+        day(ON)
+        listed = httpx.get(f"{simulator.url}/sim/openai/v1/models", headers={"Authorization": "Bearer x"}).json()
+        assert "gpt-image-1.5" not in {m["id"] for m in listed["data"]}
+        assert "gpt-image-2" in {m["id"] for m in listed["data"]}
+        row = by_key(check_models())["gpt-image-1.5"]
+        assert (row.status, row.note) == ("missing", "Missing or retired: gpt-image-1.5 is not in the model list.")
+    finally:
+        registry.cache_clear()
+
+
 # --- the wire: MockTransport ---------------------------------------------------------------
 
 
-def test_outgoing_requests_one_per_account(monkeypatch):
+def test_outgoing_requests_one_per_account(monkeypatch, day):
+    day(BEFORE)  # gpt-image-1.5 is still asked about (from 2026-12-01 it is retired without asking)
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
     monkeypatch.setenv("GEMINI_API_KEY", FAKE_GEMINI_KEY)
 
@@ -303,6 +372,20 @@ def test_status_page_shows_the_check(simulator, auth_client, monkeypatch, settin
     response = auth_client.post("/status")
     assert (response.status_code, response["Location"]) == (302, "/status")
     assert len(calls) == 2  # the button asks the providers again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_status_page_says_retired_and_when(simulator, auth_client, enable_models, day):
+    enable_models("gpt-image-1.5")
+    day(BEFORE)
+    html = auth_client.get("/status").content.decode()
+    assert "Retires on 1 Dec 2026 — use GPT Image 2." in html
+    day(ON)
+    auth_client.post("/status")  # check again
+    html = auth_client.get("/status").content.decode()
+    assert '<span class="badge check-status check-bad">Retired</span>' in html
+    assert "Retired on 1 Dec 2026 — use GPT Image 2." in html
+    assert "1 model needs attention" in html
 
 
 @pytest.mark.django_db

@@ -222,6 +222,7 @@ def test_history_csv_and_json_follow_the_filters_and_hide_blind_runs(auth_client
         "tally": "gpt-image-2=0 gemini-3-pro-image=1 tie=0 all_bad=0",
         "notes_count": "1",
         "total_cost_usd": "0.0800",
+        "total_cost_at_most_usd": "",  # every attempt's cost is known
         "check_status": "",  # never checked (tests/test_checks_ui.py has checked runs)
         "checks": "",
     }
@@ -238,6 +239,15 @@ def test_history_csv_and_json_follow_the_filters_and_hide_blind_runs(auth_client
     assert blind_row["models"] is None and blind_row["tally"] is None and blind_row["total_cost_usd"] is None
     assert blind_row["votes_total"] == 1 and blind_row["blind"] is True
     assert auth_client.get("/runs/export.json?tag=nope").json()["count"] == 0
+
+
+def test_history_export_says_at_most_when_an_attempt_may_have_been_billed(auth_client, user):
+    # One side stopped without usage after reaching the provider (a timeout): billed or not.
+    run = make_run(user, "a timed-out fox", cost_usd="0.0400")
+    Generation.objects.filter(run=run, position=1).update(cost_usd=None, cost_max_usd="0.0500")
+    text = b"".join(auth_client.get("/runs/export.csv?q=timed-out").streaming_content).decode("utf-8-sig")
+    (record,) = list(csv.DictReader(io.StringIO(text)))
+    assert (record["total_cost_usd"], record["total_cost_at_most_usd"]) == ("0.0400", "0.0900")
 
 
 def test_history_links_the_exports_with_the_current_filters(auth_client, user):

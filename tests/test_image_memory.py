@@ -7,11 +7,13 @@ import base64
 import binascii
 import io
 import json
+import re
 import tempfile
 import threading
 import time
 import zlib
 from contextlib import ExitStack
+from html import unescape
 
 import pytest
 from django.conf import settings
@@ -19,11 +21,12 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFile, PngImagePlugin
 
-from compare import images
+from compare import images, live
 from compare.metadata import strip_metadata
-from compare.models import Image
+from compare.models import Image, Run
 from compare.providers import _common
-from tests.factories import add_image, make_run, png, submit_and_wait
+from compare.taskbackend import wait_idle
+from tests.factories import add_image, form_data, make_run, png, submit_and_wait, wait_for_generations
 
 
 class PixelWatch:
@@ -190,18 +193,44 @@ def test_a_thumbnail_whose_original_is_gone_is_a_404_not_a_500(auth_client, user
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_generation_has_its_thumbnails_in_both_sizes_once_done(auth_client, simulator):
-    _run, gens = submit_and_wait(auth_client, "a red bicycle", n="2")
-    finals = Image.objects.filter(generation__in=gens, is_partial=False)
+def _thumbnail_names(finals) -> list[str]:
+    return [images.thumbnail_name(image.sha256, size) for image in finals for size in images.THUMB_SIZES]
+
+
+def test_with_the_run_page_open_its_thumbnails_are_made_once_done(auth_client, simulator):
+    # [[latency:2]]: time for the page to open and poll before the results arrive.
+    response = auth_client.post("/", form_data("a red bicycle [[latency:2]]", n="2"))
+    run = Run.objects.latest("created_at")
+    page = auth_client.get(run.get_absolute_url()).content.decode()
+    found = re.search(r'id="live-poll"[^>]*hx-get="([^"]+)"', page)
+    assert response.status_code == 302 and found, "the running run's page polls"
+    assert auth_client.get(unescape(found.group(1))).status_code in (200, 204)
+    assert live.watched(run.pk) and run.generations.pending().count() == 2
+    finals = Image.objects.filter(generation__in=wait_for_generations(run), is_partial=False)
     assert finals.count() == 4
-    names = {(images.thumbnail_name(image.sha256, size), image) for image in finals for size in images.THUMB_SIZES}
     deadline = time.monotonic() + 30  # written just after the generation is marked done
-    while not all(default_storage.exists(name) for name, _ in names) and time.monotonic() < deadline:
+    while not all(default_storage.exists(name) for name in _thumbnail_names(finals)) and time.monotonic() < deadline:
         time.sleep(0.05)
     for image in finals:
         for size, edge in images.THUMB_SIZES.items():
             with PILImage.open(default_storage.open(images.thumbnail_name(image.sha256, size), "rb")) as thumb:
                 assert thumb.format == "WEBP" and max(thumb.size) == min(edge, max(image.width, image.height))
+
+
+def test_with_nobody_looking_a_thumbnail_is_made_on_its_first_request(auth_client, simulator):
+    run, gens = submit_and_wait(auth_client, "a red bicycle")  # an API burst, a suite: no page open
+    assert wait_idle(timeout=30) and not live.watched(run.pk)
+    finals = list(Image.objects.filter(generation__in=gens, is_partial=False))
+    assert not any(default_storage.exists(name) for name in _thumbnail_names(finals))  # no work for nobody
+    for image in finals:
+        served = auth_client.get(image.thumbnail_url)
+        assert served.status_code == 200
+        body = b"".join(served.streaming_content) if served.streaming else served.content
+        with PILImage.open(io.BytesIO(body)) as thumb:
+            assert thumb.format == "WEBP" and max(thumb.size) == min(
+                images.THUMBNAIL_EDGE, max(image.width, image.height)
+            )
+    assert all(default_storage.exists(images.thumbnail_name(image.sha256)) for image in finals)
 
 
 # --- reply bodies read from disk (compare/providers/_common.py) ---------------------------------

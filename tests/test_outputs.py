@@ -21,7 +21,7 @@ def test_streamed_previews_are_stored_and_shown_before_the_final_image(auth_clie
     running = auth_client.get(f"/runs/{run.id}/generations/{gpt.id}").content.decode()
     assert previews[-1].url in running and "Preview 2" in running
     page = auth_client.get(f"/runs/{run.id}/").content.decode()
-    assert 'hx-trigger="every 200ms"' in page  # the page's one poll (compare/live.py) follows the running pane
+    assert 'hx-trigger="every 100ms"' in page  # the page's one poll (compare/live.py) follows the running pane
     Generation.objects.filter(pk=gpt.pk).update(status="succeeded")
     done = auth_client.get(f"/runs/{run.id}/generations/{gpt.id}").content.decode()
     assert previews[-1].url not in done and gpt.images.get(is_partial=False).url in done

@@ -212,7 +212,36 @@ def test_grounding_with_search(model):
             {"title": "example.com", "uri": "https://example.com/a"},
             {"title": "example.org", "uri": "https://example.org/b"},
         ],
+        "search_entry_points": ["<div></div>"],  # Google's search suggestions, kept to be shown
     }
+
+
+def test_search_suggestions_are_shown_sandboxed_and_not_while_blind(auth_client, simulator):
+    """The run page frames Google's search suggestions from a URL of their own, served under
+    a sandboxing policy of its own; a blind viewer gets neither the frame nor the URL."""
+    from compare.models import Run
+    from tests.factories import BOTH, submit_and_wait
+
+    run, (_, nano) = submit_and_wait(auth_client, '"Grounded" fox', BOTH, grounding="on")
+    assert nano.params_sent["tools"] == [{"googleSearch": {}}]
+    (entry,) = (nano.grounding or {})["search_entry_points"]
+    assert '<a class="chip" href="https://www.google.com/search?q=' in entry
+    url = f"/runs/{run.id}/generations/{nano.id}/search/0"
+    page = auth_client.get(f"/runs/{run.id}/").content.decode()
+    assert f'<iframe class="search-suggestions" src="{url}" sandbox="allow-popups' in page
+    assert entry not in page  # never inlined into the page
+    framed = auth_client.get(url)
+    assert framed.status_code == 200 and entry in framed.content.decode()
+    policy = framed["Content-Security-Policy"]
+    assert policy.startswith("sandbox ") and "default-src 'none'" in policy and "script-src" not in policy
+    assert "style-src 'unsafe-inline'" in policy and "img-src https: data:" in policy
+    assert framed["X-Frame-Options"] == "SAMEORIGIN"
+    assert auth_client.get(f"/runs/{run.id}/generations/{nano.id}/search/1").status_code == 404
+    Run.objects.filter(pk=run.pk).update(blind=True)
+    assert auth_client.get(url).status_code == 404
+    assert "search-suggestions" not in auth_client.get(f"/runs/{run.id}/").content.decode()
+    auth_client.logout()
+    assert auth_client.get(url).status_code == 302  # to the login page
 
 
 # --- no image (HTTP 200) ----------------------------------------------------

@@ -205,10 +205,21 @@ def test_edit_with_one_reference_sends_part_named_image(model):
         "quality": "high",
         "output_format": "png",
         "background": "auto",
-        "moderation": "auto",
-    }
+    }  # no `moderation`: the edits endpoint rejects it (it goes on generations only)
     files = [(name, filename, ctype, payload) for name, filename, ctype, payload in parts if filename is not None]
     assert files == [("image", "fox.png", "image/png", ref)]
+
+
+def test_edit_sends_moderation_where_the_registry_says_edits_take_it(model):
+    takes_it = dataclasses.replace(
+        model, capabilities=dataclasses.replace(model.capabilities, moderation_on_edits=True)
+    )
+    rec = Recorder(ok(images_response(png())))
+    ref = InputImage(png("yellow", (16, 16)), "image/png", "fox.png")
+    openai_images.generate(make_request(takes_it, references=[ref], moderation="low"), rec.client())
+
+    fields = {name: payload.decode() for name, filename, _, payload in multipart(rec.requests[0]) if not filename}
+    assert fields["moderation"] == "low"
 
 
 def test_edit_with_several_references_and_mask_keeps_order(model):

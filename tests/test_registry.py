@@ -1,5 +1,7 @@
 """The model registry is configuration: a bad file fails at start, clearly."""
 
+from datetime import date
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -66,6 +68,22 @@ def test_gateway_base_url_and_auth_come_from_configuration(tmp_path):
         (GOOD.replace('sizes = "wxh"', 'sizes = "wxh"\nqualities = ["ultra"]'), "unknown values ['ultra']"),
         (GOOD.replace('sizes = "wxh"', 'sizes = "wxh"\nteleport = true'), "unknown capabilities"),
         (GOOD + "[models.m1.pricing]\nper_image_by_size = { big = [1, 2, 3] }\n", "'big' is not WIDTHxHEIGHT"),
+        (
+            GOOD.replace('api_key_env = "M1_KEY"', 'api_key_env = "M1_KEY"\nretires_on = "soon"'),
+            "retires_on must be a day",
+        ),
+        (
+            GOOD.replace('api_key_env = "M1_KEY"', 'api_key_env = "M1_KEY"\nretires_on = 2026-12-01T00:00:00Z'),
+            "retires_on must be a day",
+        ),
+        (
+            GOOD.replace('api_key_env = "M1_KEY"', 'api_key_env = "M1_KEY"\nreplaced_by = "gpt-image-9"'),
+            "replaced_by names 'gpt-image-9', which is not a model in the registry",
+        ),
+        (GOOD.replace('sizes = "wxh"', 'sizes = "fixed"'), "fixed_sizes lists the sizes"),
+        (GOOD.replace('sizes = "wxh"', 'sizes = "fixed"\nfixed_sizes = ["big"]'), "fixed_sizes ['big'] are not"),
+        (GOOD.replace('sizes = "wxh"', 'sizes = "wxh"\nfixed_sizes = ["1024x1024"]'), "fixed_sizes lists the sizes"),
+        (GOOD.replace('sizes = "wxh"', 'sizes = "wxh"\naspect_ratios = ["2:1"]'), "unknown values ['2:1']"),
     ],
 )
 def test_invalid_registry_fails_with_a_clear_message(tmp_path, text, message):
@@ -93,3 +111,38 @@ def test_the_gateway_example_file_is_a_valid_registry():
     models = load_registry(settings.BASE_DIR / "compare" / "models.gateway-example.toml")
     assert models["gemini-3-pro-image"].auth == "bearer"
     assert models["gpt-image-2"].base_url == "https://litellm.internal.example/v1"
+
+
+def test_retirement_fields_and_what_a_model_accepts(tmp_path):
+    text = (
+        GOOD.replace(
+            'api_key_env = "M1_KEY"', 'api_key_env = "M1_KEY"\nretires_on = 2026-12-01\nreplaced_by = "m2"'
+        ).replace(
+            'sizes = "wxh"', 'sizes = "fixed"\nfixed_sizes = ["1024x1024"]\nqualities = ["auto", "xhigh", "max", "pro"]'
+        )
+        + GOOD.replace("m1", "m2").replace('sizes = "wxh"', 'sizes = "wxh"\nmarkup = true')
+        + GOOD.replace("m1", "m3").replace(
+            'api_key_env = "M1_KEY"', 'api_key_env = "M1_KEY"\nretires_on = "2027-01-15"'
+        )
+    )
+    models = load_registry(write(tmp_path, text))
+    m1, m2, m3 = models["m1"], models["m2"], models["m3"]
+    assert (m1.retires_on, m1.replaced_by) == (date(2026, 12, 1), "m2")
+    assert (m2.retires_on, m2.replaced_by) == (None, None)
+    assert m3.retires_on == date(2027, 1, 15)  # a quoted day is read too
+    assert (m1.capabilities.sizes, m1.capabilities.fixed_sizes) == ("fixed", ("1024x1024",))
+    assert m1.capabilities.supports("quality", "max") and m1.capabilities.supports("quality", "pro")
+    assert not m1.capabilities.supports("quality", "high")
+    assert m2.capabilities.supports("markup") and not m1.capabilities.supports("markup")
+    assert m1.capabilities.supports("markup", False)  # no overlay asks nothing
+
+
+def test_the_new_openai_entries_are_ready_to_enable_with_their_own_capabilities():
+    for key in ("gpt-image-2.5-sunburst", "gpt-image-2.5-sunburst-2026-09-08", "gpt-image-2.5-flare"):
+        model = registry()[key]
+        assert (model.enabled, model.model_id, model.capabilities.sizes) == (False, key, "wxh")
+        assert {"xhigh", "max"} <= set(model.capabilities.qualities) and model.capabilities.markup
+        assert model.pricing.per_image_by_size == {}  # no published price: no estimate, not a guess
+    for key in ("gpt-image-2.6-sunburst", "gpt-image-2.6-flare"):
+        caps = registry()[key].capabilities
+        assert (caps.sizes, caps.markup) == ("fixed", False) and "xhigh" not in caps.qualities

@@ -198,7 +198,11 @@ def test_openai_bad_json_and_auth(client):
     reply = client.post(f"{OPENAI}/images/generations", "{nope", content_type="application/json", **AUTH)
     assert reply.status_code == 400 and reply.json()["error"]["type"] == "invalid_request_error"
     reply = client.post(f"{OPENAI}/images/generations", "{}", content_type="application/json")
-    assert reply.status_code == 401 and "API key" in reply.json()["error"]["message"]
+    assert reply.status_code == 401 and "You didn't provide an API key" in reply.json()["error"]["message"]
+    bad = client.post(
+        f"{OPENAI}/images/generations", "{}", content_type="application/json", HTTP_AUTHORIZATION="Bearer invalid-x"
+    )
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_api_key"
     reply = client.post(
         f"{OPENAI}/images/generations?key=abc",
         json.dumps({"model": "gpt-image-2", "prompt": "x", "quality": "low"}),
@@ -314,6 +318,16 @@ def test_openai_edit_stream_types(client):
     assert types == ["image_edit.partial_image", "image_edit.completed", None]
 
 
+def test_openai_stream_error_event_after_a_preview(client):
+    reply = oa_generate(client, stream=True, partial_images=2, quality="low", prompt='"x" [[fault:stream_error]]')
+    events = sse_events(b"".join(reply.streaming_content))
+    assert [name for name, _ in events] == ["image_generation.partial_image", "error"]  # no completed, no [DONE]
+    error = json.loads(events[-1][1])
+    assert error["type"] == "error" and error["error"]["code"] == "server_error" and error["error"]["message"]
+    whole = oa_generate(client, quality="low", prompt='"x" [[fault:stream_error]]')
+    assert whole.status_code == 500 and whole.json()["error"]["type"] == "server_error"
+
+
 def test_openai_stream_without_partials(client):
     reply = oa_generate(client, stream=True, quality="low")
     types = [name for name, _ in sse_events(b"".join(reply.streaming_content))]
@@ -394,7 +408,8 @@ def test_gemini_snake_case_and_flash_models(client):
     }
     reply = gm_generate(client, body, model="gemini-nano-banana-2.1").json()
     parts = reply["candidates"][0]["content"]["parts"]
-    assert len(parts) == 1 and final_image(reply).size == (2048, 512)  # no thoughts unless asked, no text
+    # Google's own 4:1 size (compare/sizes.py); no thoughts unless asked, no text
+    assert len(parts) == 1 and final_image(reply).size == (2064, 512)
     lite = gm_generate(client, model="gemini-3.1-flash-lite-image").json()
     assert [("text" in p, "inlineData" in p) for p in lite["candidates"][0]["content"]["parts"]] == [
         (False, True),
@@ -406,6 +421,9 @@ def test_gemini_grounding(client):
     body = gm_generate(client, body=gm_body(tools=[{"googleSearch": {}}])).json()
     meta = body["candidates"][0]["groundingMetadata"]
     assert meta["webSearchQueries"] and meta["searchEntryPoint"]["renderedContent"]
+    tagged = gm_generate(client, body=gm_body(prompt="<b>bold</b> fox", tools=[{"googleSearch": {}}])).json()
+    rendered = tagged["candidates"][0]["groundingMetadata"]["searchEntryPoint"]["renderedContent"]
+    assert "&lt;b&gt;bold&lt;/b&gt; fox</a>" in rendered  # the query is text in Google's HTML, not markup
     assert all(
         c["web"]["uri"].startswith("https://") and "example." in c["web"]["uri"] for c in meta["groundingChunks"]
     )
@@ -443,7 +461,18 @@ def test_gemini_auth_and_models(client):
     reply = client.post(
         f"{GEMINI}/models/gemini-3-pro-image:generateContent", json.dumps(gm_body()), content_type="application/json"
     )
-    assert reply.status_code == 401 and reply.json()["error"]["status"] == "UNAUTHENTICATED"
+    # No key: Google's 403 PERMISSION_DENIED; a key that is not valid: 400 with reason API_KEY_INVALID.
+    assert reply.status_code == 403 and reply.json()["error"]["status"] == "PERMISSION_DENIED"
+    assert "unregistered callers" in reply.json()["error"]["message"]
+    bad = client.post(
+        f"{GEMINI}/models/gemini-3-pro-image:generateContent",
+        json.dumps(gm_body()),
+        content_type="application/json",
+        HTTP_X_GOOG_API_KEY="invalid-key",
+    )
+    error = bad.json()["error"]
+    assert (bad.status_code, error["status"]) == (400, "INVALID_ARGUMENT")
+    assert {(d.get("reason"), d.get("domain")) for d in error["details"]} >= {("API_KEY_INVALID", "googleapis.com")}
     models = client.get(f"{GEMINI}/models?key=abc").json()["models"]
     names = {m["name"] for m in models}
     assert {"models/gemini-3-pro-image", "models/gemini-nano-banana-2.1", "models/gemini-3.1-flash-lite-image"} <= names
@@ -474,6 +503,7 @@ OPENAI_FAULTS = [
     ("refusal", 400, "moderation_blocked"),
     ("prompt_blocked", 400, "moderation_blocked"),
     ("auth", 401, "invalid_api_key"),
+    ("no_key", 401, None),
 ]
 
 
@@ -489,9 +519,13 @@ def test_openai_faults(client, fault, status, code, how):
     assert reply.json()["error"]["code"] == code
     if fault == "rate_limit":
         assert reply["Retry-After"] == "1"
-    if fault == "refusal":
-        assert reply.json()["error"]["type"] == "image_generation_user_error"
-        assert reply.json()["error"]["message"].startswith("Your request was rejected by the safety system")
+    if fault in {"refusal", "prompt_blocked"}:
+        error = reply.json()["error"]
+        assert error["type"] == "image_generation_user_error"
+        assert error["message"].startswith("Your request was rejected by the safety system")
+        stage = "output" if fault == "refusal" else "input"
+        assert error["moderation_details"]["moderation_stage"] == stage
+        assert error["safety_violations"] == error["moderation_details"]["categories"] != []
 
 
 GEMINI_ERRORS = [
@@ -499,7 +533,8 @@ GEMINI_ERRORS = [
     ("quota", 429, "RESOURCE_EXHAUSTED"),
     ("server_error", 500, "INTERNAL"),
     ("overloaded", 503, "UNAVAILABLE"),
-    ("auth", 401, "UNAUTHENTICATED"),
+    ("auth", 400, "INVALID_ARGUMENT"),
+    ("no_key", 403, "PERMISSION_DENIED"),
 ]
 
 
@@ -696,8 +731,11 @@ def test_http_timeout_fault(live_server):
 
 @pytest.fixture
 def openai_client(live_server):
+    """The official client; every reply it receives is validated with its models (tests/test_sdk_replies.py)."""
     openai = pytest.importorskip("openai")
-    return openai.OpenAI(base_url=live_server.url + OPENAI, api_key="x", max_retries=0)
+    from tests.test_sdk_replies import Wire
+
+    return openai.OpenAI(base_url=live_server.url + OPENAI, api_key="x", max_retries=0, http_client=Wire().client)
 
 
 def test_openai_sdk_generate_and_edit(openai_client):
@@ -741,9 +779,12 @@ def genai_client(live_server):
     genai = pytest.importorskip("google.genai")
     from google.genai import types
 
-    return genai.Client(
-        api_key="x", http_options=types.HttpOptions(base_url=live_server.url + "/sim/gemini", api_version="v1beta")
+    from tests.test_sdk_replies import Wire
+
+    options = types.HttpOptions(
+        base_url=live_server.url + "/sim/gemini", api_version="v1beta", httpx_client=Wire().client
     )
+    return genai.Client(api_key="x", http_options=options)
 
 
 def test_genai_sdk_generate(genai_client):

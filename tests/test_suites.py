@@ -8,7 +8,7 @@ import pytest
 import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from compare.suites import builtin, edits, io
+from compare.suites import builtin, dispatch, edits, io
 from compare.suites.models import Suite, SuiteCase, SuiteRun
 from tests.factories import make_user
 
@@ -115,7 +115,7 @@ def test_rename_keeps_the_version_and_refuses_a_taken_name(auth_client):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("quality", "ultra", "Must be one of auto, low, medium, high."),
+        ("quality", "ultra", "Must be one of auto, low, medium, high, xhigh, max, pro."),
         ("n", "9", "Must be a whole number from 1 to 4."),
         ("size", "big", "Write the size as WIDTHxHEIGHT, e.g. 1536x1024."),
         ("output_compression", "80", "Compression applies to JPEG and WebP, not PNG."),
@@ -248,6 +248,10 @@ def test_the_estimate_fragment_counts_generations(auth_client):
     response = auth_client.get(f"/suites/{suite.pk}/estimate?models=gpt-image-2&models=gemini-3-pro-image&samples=10")
     page = texts(response)
     assert response.status_code == 200 and "60 generations" in page and "estimated" in page
+    # Quality auto: the range the provider may pick from, and the day the prices were checked.
+    span = dispatch.estimate_range(suite, ["gpt-image-2", "gemini-3-pro-image"], 10)
+    assert span is not None and span.low < span.high
+    assert str(span) in page and "prices as of 27 Nov 2026" in page
     for query in ["models=nope&samples=3", "models=gpt-image-2&samples=99", "samples=-1"]:
         response = auth_client.get(f"/suites/{suite.pk}/estimate?{query}")
         assert response.status_code == 200 and "Pick at least one model and 1–20 samples." in texts(response)

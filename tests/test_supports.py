@@ -23,6 +23,10 @@ model_id = "narrow-1"
 base_url = "https://api.openai.com/v1"
 api_key_env = "OPENAI_API_KEY"
 
+# Priced: under the default daily limit a model without prices is refused (compare/budget.py).
+[models."narrow".pricing]
+per_image_by_size = { "1024x1024" = [0.01, 0.05, 0.2] }
+
 [models."narrow".capabilities]
 sizes = "wxh"
 qualities = ["auto", "high"]

@@ -56,7 +56,7 @@ TYPE_OF_FIELD: list[tuple[type[forms.Field], JsonType]] = [
     (forms.ChoiceField, STRING),
     (forms.CharField, STRING),  # UUIDField too
 ]
-FILE_FIELDS = ("references", "mask")
+FILE_FIELDS = ("references", "mask", "markup")
 HINTS = {"models": 'Must be a list of model keys, e.g. ["gpt-image-2", "gemini-3-pro-image"].'}
 
 
@@ -143,11 +143,12 @@ def _decode_files(body: dict[str, Any]) -> MultiValueDict:
             files.appendlist("references", _decode(value, f"references[{index}]"))
         except ValueError as exc:
             problems.setdefault("references", []).append(str(exc))
-    if body.get("mask"):
-        try:
-            files["mask"] = _decode(body["mask"], "mask")
-        except ValueError as exc:
-            problems["mask"] = [str(exc)]
+    for name in ("mask", "markup"):
+        if body.get(name):
+            try:
+                files[name] = _decode(body[name], name)
+            except ValueError as exc:
+                problems[name] = [str(exc)]
     if problems:
         raise ApiError(400, "Some images could not be decoded.", problems)
     return files

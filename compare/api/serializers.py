@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
-from compare import limits
+from compare import budget, limits
 from compare.checks import report
 from compare.judging import blind
 from compare.judging.blind_images import BlindImage
@@ -30,6 +30,7 @@ HIDDEN_WHILE_BLIND = (
     "model_id",
     "estimated_cost_usd",
     "cost_usd",
+    "cost",
     "params_sent",
     "latency_ms",
     "started_at",
@@ -93,6 +94,26 @@ def image(request: HttpRequest, img: Image | BlindImage) -> dict[str, Any]:
     }
 
 
+def _money_fields(gen: Generation) -> dict[str, Any]:
+    """The estimate as a range (the provider may pick the quality), what the generation cost
+    at least and at most (compare/budget.py `charge`: an attempt that stopped without usage
+    may have been billed) and the day its prices were checked."""
+    model = gen.model
+    span = gen.estimate_range()  # None when today's prices no longer give what was stored
+    charge = budget.charge(gen)
+    checked = model.pricing.prices_checked if model else None
+    return {
+        "cost": {
+            "kind": charge.kind,  # spent | estimate | maybe | none
+            "at_least_usd": _money(charge.at_least),
+            "at_most_usd": _money(charge.at_most),
+            "estimate_low_usd": _money(span.low) if span else None,
+            "estimate_high_usd": _money(span.high) if span else None,
+            "prices_checked": checked.isoformat() if checked else None,
+        }
+    }
+
+
 def generation_detail(request: HttpRequest, gen: Generation, hidden: bool = False) -> dict[str, Any]:
     failed = bool(gen.error_kind or gen.error_message)
     detail = {
@@ -104,6 +125,7 @@ def generation_detail(request: HttpRequest, gen: Generation, hidden: bool = Fals
         "finished_at": _time(gen.finished_at),
         "latency_ms": gen.latency_ms,
         "estimated_cost_usd": _money(gen.estimated_cost_usd),
+        **_money_fields(gen),
         "cost_usd": _money(gen.cost_usd),
         "error": {"kind": gen.error_kind, "message": gen.error_message} if failed else None,
         "params_sent": gen.params_sent,

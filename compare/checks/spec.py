@@ -52,9 +52,13 @@ def _ratio(label: str) -> float | None:
 
 
 def _aspect_label(width: int, height: int) -> str:
-    """ "3:2" for 1536×1024; "1.771:1" when the reduced ratio is no simple one (1360×768)."""
+    """ "3:2" for 1536×1024; "2:3" for 848×1264 (Gemini's own 2:3); "1.771:1" when the reduced
+    ratio is no simple one (1360×768)."""
     if width <= 0 or height <= 0:
         return "?"
+    for label in sizes.GEMINI_SIZES_1K:
+        if any(sizes.gemini_pixels(label, size) == (width, height) for size in sizes.GEMINI_SIZE_FACTOR):
+            return label
     d = math.gcd(width, height)
     if max(width, height) // d <= 21:
         return f"{width // d}:{height // d}"
@@ -62,16 +66,10 @@ def _aspect_label(width: int, height: int) -> str:
 
 
 def _gemini_pixels(aspect: str, image_size: str | None) -> tuple[int, int] | None:
-    factor = sizes.GEMINI_SIZE_FACTOR.get(image_size or "1K")
-    ratio = _ratio(aspect)
-    if factor is None or ratio is None:
+    """What Gemini draws (compare/sizes.py `gemini_pixels`), or None for values it would refuse."""
+    if (image_size or "1K") not in sizes.GEMINI_SIZE_FACTOR or _ratio(aspect) is None:
         return None
-    if aspect in sizes.GEMINI_SIZES_1K:
-        w, h = sizes.GEMINI_SIZES_1K[aspect]
-    else:  # an aspect missing from the table: about a megapixel, edges multiples of 8
-        side = math.sqrt(1024 * 1024 * ratio)
-        w, h = round(side / 8) * 8, round(side / ratio / 8) * 8
-    return w * factor, h * factor
+    return sizes.gemini_pixels(aspect, image_size or "1K")
 
 
 def asked_for(sent: dict[str, Any], options: dict[str, Any]) -> Asked:
@@ -120,7 +118,7 @@ def wire_guess(model: Any, options: dict[str, Any]) -> dict[str, Any]:
         if not caps.image_sizes:
             config.pop("imageSize", None)
         return {"generationConfig": {"imageConfig": config}, "requests": n}
-    sent: dict[str, Any] = {"n": n, "size": sizes.openai_size(aspect, resolution, explicit)}
+    sent: dict[str, Any] = {"n": n, "size": sizes.openai_size(aspect, resolution, explicit, caps)}
     if caps.output_formats:
         sent["output_format"] = options.get("output_format", "png")
     if caps.backgrounds:

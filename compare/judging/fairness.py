@@ -3,6 +3,7 @@ and plain warnings where the sides did not get equivalent conditions."""
 
 from dataclasses import dataclass
 
+from compare import sizes
 from compare.checks.report import fallback_reason
 from compare.models import Generation, Reference, Run
 
@@ -28,6 +29,21 @@ def _size_sent(gen: Generation) -> str:
     if config:
         return " · ".join(v for v in (config.get("aspectRatio", "auto"), config.get("imageSize")) if v)
     return NOT_TAKEN
+
+
+def _size_asked(gen: Generation, run: Run) -> str:
+    """The size sent, and what was chosen when the model's own sizes changed it
+    (a fixed list, 3:1 at most, or aspect classes: compare/sizes.py `size_change`)."""
+    sent, model, options = _size_sent(gen), gen.model, run.options
+    if model is None or sent == NOT_TAKEN:
+        return sent
+    change = sizes.size_change(
+        model.capabilities,
+        options.get("aspect_ratio") or "1:1",
+        options.get("resolution") or "1K",
+        options.get("size") or None,
+    )
+    return f"{sent} (nearest to {change[0]})" if change else sent
 
 
 def _delivered(gen: Generation) -> str:
@@ -67,7 +83,23 @@ def _references(gen: Generation, refs: list[Reference]) -> str:
     model = gen.model
     if count and model and not model.capabilities.supports("references", count):
         return f"{model.capabilities.max_references} of {count}"
-    return str(count)
+    edge = _downscaled_to(gen, refs)
+    return f"{count}, downscaled to {edge} px" if edge else str(count)
+
+
+def _downscaled_to(gen: Generation, refs: list[Reference]) -> int | None:
+    """The edge this side's references were sent downscaled to (the model's `reference_max_edge`,
+    applied in compare/providers/_common.py `fit_inputs`), if any of them was longer."""
+    edge = gen.model.capabilities.reference_max_edge if gen.model else 0
+    if edge and any(max(r.width, r.height) > edge for r in refs if r.kind == Reference.Kind.REFERENCE):
+        return edge
+    return None
+
+
+def _markup(gen: Generation, run: Run) -> str:
+    if not run.options.get("markup"):
+        return "none"
+    return "applied" if _takes(gen, "markup", True) else "cannot take one"
 
 
 def _mask(gen: Generation, refs: list[Reference]) -> str:
@@ -79,13 +111,14 @@ def _mask(gen: Generation, refs: list[Reference]) -> str:
 def ledger(run: Run, generations: list[Generation]) -> list[LedgerRow]:
     refs = list(run.references.all())
     rows = [
-        ("Size asked", _size_sent),
+        ("Size asked", lambda g: _size_asked(g, run)),
         ("Pixels delivered", _delivered),
         ("Quality", lambda g: _option(g, "quality")),
         ("Output format", lambda g: _option(g, "output_format")),
         ("Background", lambda g: _option(g, "background")),
         ("Reference images", lambda g: _references(g, refs)),
         ("Mask", lambda g: _mask(g, refs)),
+        ("Markup", lambda g: _markup(g, run)),
         ("Search grounding", lambda g: _grounding(g, run)),
         ("Images", lambda g: f"{len(g.final_images())} of {run.options.get('n', 1)}"),
         ("Echoed by provider", _echoed),
@@ -103,6 +136,22 @@ def _fallback(gen: Generation) -> str:
         return NOT_TAKEN
     name = getattr(original, "display_name", original.model_label)
     return f"for {name}: {fallback_reason(gen)}"
+
+
+def _downscale_warnings(known: list[Generation], refs: list[Reference]) -> list[str]:
+    """One sentence per edge, e.g. 'References downscaled to 2048 px for Nano Banana Pro; …'."""
+    by_edge: dict[int, list[str]] = {}
+    for gen in known:
+        if edge := _downscaled_to(gen, refs):
+            by_edge.setdefault(edge, []).append(gen.model_label)
+    found = []
+    for edge, labels in sorted(by_edge.items()):
+        others = len(labels) < len(known)
+        found.append(
+            f"References downscaled to {edge} px for {', '.join(labels)}"
+            + ("; the other sides got them as uploaded." if others else ".")
+        )
+    return found
 
 
 def _megapixels(gen: Generation) -> float | None:
@@ -127,6 +176,11 @@ def warnings(run: Run, generations: list[Generation]) -> list[str]:
         without = [g.model_label for g in known if not _takes(g, "mask", True)]
         if without:
             found.append(f"Only some sides used the mask: {', '.join(without)} cannot take one and edited freely.")
+    if run.options.get("markup"):
+        without = [g.model_label for g in known if not _takes(g, "markup", True)]
+        if without:
+            found.append(f"Only some sides saw the markup: {', '.join(without)} cannot take one.")
+    found.extend(_downscale_warnings(known, refs))
     if run.options.get("grounding"):
         without = [g.model_label for g in known if not _takes(g, "grounding", True)]
         if without:

@@ -1,22 +1,27 @@
 """Helpers both adapters share: auth headers, Retry-After, key scrubbing (through
-compare/redact.py), transport-error mapping, a small SSE reader, and reading a reply
+compare/redact.py), transport-error mapping, a small SSE reader, fitting the input images
+to what the model takes (`fit_inputs`, `check_request_size`), and reading a reply
 body without holding it whole: `post_to_file` streams it to a spooled temporary file,
 `load_json` parses it leaving long string values (the base64 images) on disk as `Blob`s,
 and `decode_b64` decodes such a value from disk in slices."""
 
 import base64
+import dataclasses
 import io
 import json
+import math
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from email.utils import parsedate_to_datetime
 from typing import IO, Any
 
 import httpx
+from PIL import Image as PILImage
 
-from compare.providers.base import ErrorKind, ProviderError
+from compare.images import pixel_work
+from compare.providers.base import ErrorKind, GenerationRequest, InputImage, ProviderError
 from compare.redact import redact, shorten_redacted
 from compare.registry import Model
 
@@ -26,6 +31,24 @@ MIME_BY_FORMAT = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg",
 def scrub(text: str, secret: str | None = None) -> str:
     """Remove anything that looks like an API key from text meant for people."""
     return redact(text, [secret])
+
+
+def refusal(stage: str, found: list[str], **details: Any) -> dict:
+    """A safety refusal's where (`stage`: "input" for the prompt or its images, "output"
+    for the result, "" unknown) and why (`found`: category names in plain lower-case
+    words), worded the same for every provider so that a blind pane can show its
+    `summary` without hinting at who refused (every safety refusal has one, however
+    little its reply said)."""
+    stage = stage if stage in ("input", "output") else ""
+    found = list(dict.fromkeys(found))
+    where = f" at the {stage} stage" if stage else ""
+    why = f": {', '.join(found)}" if found else ""
+    return {
+        "stage": stage,
+        "found": found,
+        **details,
+        "summary": f"Refused by the provider's safety system{where}{why}.",
+    }
 
 
 def auth_headers(model: Model) -> dict[str, str]:
@@ -130,6 +153,92 @@ def _merge_modalities(mine: list, more: list) -> list:
         counts = {k: v for k, v in entry.items() if k != "modality"}
         by_modality[entry["modality"]] = merge_usage(current, counts) if current else dict(entry)
     return list(by_modality.values())
+
+
+# --- input images -----------------------------------------------------------------------------
+
+_SAVE = {
+    "image/png": ("PNG", {"compress_level": 6}),
+    "image/jpeg": ("JPEG", {"quality": 95}),
+    "image/webp": ("WEBP", {"quality": 95}),
+}
+
+
+def fit_inputs(request: GenerationRequest) -> None:
+    """Downscale, in the request, every reference longer than the model's `reference_max_edge`
+    to it (same format; the stored original is untouched, so other models get it whole). A mask
+    or markup follows the first reference's new size, as it must match it. Only the images that
+    need it are decoded, under the pixel-work limit, and once: a retry of the same request finds
+    them fitted."""
+    edge = request.model.capabilities.reference_max_edge
+    if not edge or not request.references:
+        return
+    fitted = [_fit(ref, edge) for ref in request.references]
+    request.references = [image for image, _ in fitted]
+    first_size = fitted[0][1]
+    if first_size is not None:
+        if request.mask is not None:
+            request.mask = _resized(request.mask, first_size)
+        if request.markup is not None:
+            request.markup = _resized(request.markup, first_size)
+
+
+def _fit(image: InputImage, edge: int) -> tuple[InputImage, tuple[int, int] | None]:
+    """(the image, its new size) downscaled to `edge` on its long side, or (it, None) if it fits."""
+    with PILImage.open(io.BytesIO(image.data)) as probe:  # reads the header only
+        width, height = probe.size
+    if max(width, height) <= edge:
+        return image, None
+    scale = edge / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return _resized(image, size), size
+
+
+def _resized(image: InputImage, size: tuple[int, int]) -> InputImage:
+    fmt, options = _SAVE.get(image.mime_type, _SAVE["image/png"])
+    with pixel_work(), PILImage.open(io.BytesIO(image.data)) as opened:
+        pixels: PILImage.Image = opened
+        if pixels.mode not in {"RGB", "RGBA", "L", "LA"}:
+            pixels = pixels.convert("RGBA" if "A" in pixels.getbands() or "transparency" in pixels.info else "RGB")
+        out = io.BytesIO()
+        pixels.resize(size, PILImage.Resampling.LANCZOS).save(out, fmt, **options)
+    return dataclasses.replace(image, data=out.getvalue())
+
+
+def input_bytes(images: Sequence[InputImage | None], *, base64_encoded: bool) -> int:
+    """Bytes these images take in a request body: as they are (multipart) or base64-encoded (JSON)."""
+    return sent_bytes([len(image.data) for image in images if image is not None], base64_encoded=base64_encoded)
+
+
+def sent_bytes(file_sizes: Iterable[int], *, base64_encoded: bool) -> int:
+    """Bytes files of these sizes take in a request body; base64 makes each a third larger."""
+    return sum(4 * math.ceil(size / 3) if base64_encoded else size for size in file_sizes)
+
+
+def inline_base64(model: Model) -> bool:
+    """Whether the model's requests carry images base64-encoded in JSON (Gemini's inline data)
+    rather than as they are (the Images API's multipart edits)."""
+    return model.protocol == "gemini"
+
+
+def over_request_limit(model: Model, body_bytes: int) -> bool:
+    """Whether a request body of this many bytes exceeds the model's `max_request_mb` (0: no limit).
+    The one rule for the form (compare/inputs.py) and the check just before sending."""
+    limit = model.capabilities.max_request_mb
+    return bool(limit) and body_bytes > limit * 1_000_000
+
+
+def check_request_size(model: Model, body_bytes: int) -> None:
+    """Refuse, before sending, a request over the model's `max_request_mb`: the provider would
+    only answer 400 after the upload. Not retried (a BAD_REQUEST)."""
+    limit = model.capabilities.max_request_mb
+    if over_request_limit(model, body_bytes):
+        raise ProviderError(
+            ErrorKind.BAD_REQUEST,
+            f"The request would be {body_bytes / 1_000_000:.1f} MB with its reference images, over the "
+            f"{limit} MB a request to {model.model_id} may carry; it was not sent. Use fewer or smaller "
+            "reference images.",
+        )
 
 
 # A reply body stays in memory up to this size, and goes to a temporary file beyond it.

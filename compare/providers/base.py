@@ -31,6 +31,10 @@ RETRYABLE = {
     ErrorKind.MALFORMED,
 }
 
+# Ways a call can end after reaching the provider in which it may still have been billed
+# (compare/budget.py counts such a call at its estimate).
+MAY_BE_BILLED = frozenset({ErrorKind.TIMEOUT, ErrorKind.NETWORK, ErrorKind.MALFORMED})
+
 
 class ProviderError(Exception):
     """The one error type adapters raise. `kind` decides retry or give up."""
@@ -43,6 +47,8 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
         usage: dict | None = None,
+        echoed: dict | None = None,
+        unknown_share: float | None = None,
     ):
         # Every provider text passes through here on its way to the row, the page and the
         # log: redacted once, before anyone can shorten it.
@@ -54,6 +60,13 @@ class ProviderError(Exception):
         self.status = status
         # A refused Gemini reply still reports (billed) usage.
         self.usage = usage or {}
+        # What the reply said beyond the message, kept on the row's params_echoed: a
+        # refusal's where and why ({"refusal": `_common.refusal(...)`}), shown blind-safe.
+        self.echoed = echoed or {}
+        # The share of the call's estimate that may have been billed with no usage to show it
+        # (a stream that failed after it started: 1; one of n Gemini requests timing out:
+        # 1/n); None: decided by how the call ended (compare/budget.py `attempt_cost`).
+        self.unknown_share = unknown_share
 
     @property
     def retryable(self) -> bool:
@@ -88,6 +101,8 @@ class GenerationRequest:
     n: int = 1
     references: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
+    # A transparent PNG overlay on the first reference, guiding the edit (models with `markup`).
+    markup: InputImage | None = None
     partial_images: int = 0  # >0: stream that many previews (OpenAI only)
     grounding: bool = False
     # Called with (index, image bytes, mime type) for each streamed preview.
@@ -122,3 +137,5 @@ class GenerationResult:
     echoed: dict = field(default_factory=dict)
     text: str = ""
     grounding: dict | None = None
+    # As on ProviderError: the share of the estimate billed with no usage to show it.
+    unknown_share: float | None = None

@@ -17,16 +17,21 @@ import httpx
 from compare import sizes
 from compare.providers._common import (
     auth_headers,
+    check_request_size,
     decode_b64,
     error_body_text,
+    fit_inputs,
+    input_bytes,
     load_json,
     merge_usage,
     parse_retry_after,
     post_to_file,
+    refusal,
     scrub,
     transport_error,
 )
 from compare.providers.base import (
+    MAY_BE_BILLED,
     ErrorKind,
     GenerationRequest,
     GenerationResult,
@@ -60,9 +65,28 @@ BLOCK_REASONS = {
     "JAILBREAK": "the prompt was taken for an attempt to bypass safety rules",
     "OTHER": "the prompt was blocked without a specific reason",
 }
+# Block and finish reasons that are a safety refusal (the others: recitation, no image, …).
+SAFETY_REASONS = {
+    "SAFETY",
+    "IMAGE_SAFETY",
+    "PROHIBITED_CONTENT",
+    "IMAGE_PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "JAILBREAK",
+    "SPII",
+}
+# Google's harm categories in the plain words a refusal is shown with (`_common.refusal`).
+HARM_WORDS = {
+    "HARM_CATEGORY_HARASSMENT": "harassment",
+    "HARM_CATEGORY_HATE_SPEECH": "hate",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT": "sexual",
+    "HARM_CATEGORY_DANGEROUS_CONTENT": "dangerous content",
+    "HARM_CATEGORY_CIVIC_INTEGRITY": "civic integrity",
+}
 KEY_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 DAILY_QUOTA_DELAY = 3600.0  # a retryDelay this long means a daily quota, not a burst limit
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_UNREGISTERED = "unregistered callers"  # in Google's 403 for a request that carried no key
 
 
 def wire_params(request: GenerationRequest) -> dict[str, Any]:
@@ -113,8 +137,10 @@ class _Reply:
 def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResult:
     """n requests in parallel; returns what succeeded, raises only if all failed."""
     model = request.model
+    fit_inputs(request)
     params = wire_params(request)
     body = request_body(request, params)
+    check_request_size(model, input_bytes(request.references, base64_encoded=True) + len(request.prompt.encode()))
     count = max(1, request.n)
     if count == 1:
         outcomes: list[_Reply | ProviderError] = [_attempt(client, model, body, request.http_timeout())]
@@ -129,9 +155,13 @@ def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResu
     usage: dict = {}
     for outcome in outcomes:
         usage = merge_usage(usage, outcome.usage)
+    # A request that stopped without usage after reaching Gemini (a timeout) may be billed
+    # too: its share of the estimate counts as unknown (compare/budget.py).
+    unknown = sum(1 for f in failures if f.kind in MAY_BE_BILLED and not f.usage)
+    unknown_share = unknown / count if unknown else None
     if not replies:
         first = failures[0]
-        first.usage = usage
+        first.usage, first.unknown_share = usage, unknown_share
         raise first
 
     texts = [r.text for r in replies if r.text]
@@ -151,6 +181,7 @@ def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResu
         echoed=echoed,
         text="\n\n".join(texts),
         grounding=_merge_grounding([r.grounding for r in replies if r.grounding]),
+        unknown_share=unknown_share,
     )
 
 
@@ -197,6 +228,7 @@ def parse_reply(data: dict[str, Any], model: Model) -> _Reply:
                 ErrorKind.REFUSED,
                 scrub(f"Gemini blocked the prompt ({reason}: {why}).{detail}", model.api_key),
                 usage=usage,
+                echoed=_refusal("input", reason, feedback.get("safetyRatings")),
             )
         raise ProviderError(ErrorKind.MALFORMED, "Gemini answered without any result or reason.", usage=usage)
 
@@ -217,7 +249,9 @@ def parse_reply(data: dict[str, Any], model: Model) -> _Reply:
     text = scrub("\n".join(texts), model.api_key)
     finish = str(candidate.get("finishReason") or "")
     if image_part is None:
-        raise _no_image(finish, candidate.get("finishMessage"), text, usage, model)
+        error = _no_image(finish, candidate.get("finishMessage"), text, usage, model)
+        error.echoed = _refusal("output", finish, candidate.get("safetyRatings"))
+        raise error
     try:
         image_bytes = decode_b64(image_part["data"])
     except (binascii.Error, TypeError, ValueError):
@@ -230,6 +264,17 @@ def parse_reply(data: dict[str, Any], model: Model) -> _Reply:
         model_version=data.get("modelVersion"),
         finish_reason=finish,
     )
+
+
+def _refusal(stage: str, reason: str, ratings: Any) -> dict:
+    """A safety block's where and why for the row (blind-safe, as for OpenAI's refusals):
+    the categories Google marked blocked, else those rated HIGH; {} when not a safety block."""
+    if reason not in SAFETY_REASONS:
+        return {}
+    rated = [r for r in ratings if isinstance(r, dict)] if isinstance(ratings, list) else []
+    flagged = [r for r in rated if r.get("blocked")] or [r for r in rated if r.get("probability") == "HIGH"]
+    found = [HARM_WORDS[c] for r in flagged if (c := r.get("category")) in HARM_WORDS]
+    return {"refusal": refusal(stage, found, reason=reason)}
 
 
 def _no_image(finish: str, finish_message: Any, text: str, usage: dict, model: Model) -> ProviderError:
@@ -259,6 +304,12 @@ def _grounding(meta: Any) -> dict | None:
     result: dict[str, Any] = {"web_search_queries": list(meta.get("webSearchQueries") or []), "chunks": chunks}
     if meta.get("imageSearchQueries"):
         result["image_search_queries"] = list(meta["imageSearchQueries"])
+    # Google's terms require its search suggestions (HTML and CSS) to be shown with grounded
+    # results: kept as sent, only ever served sandboxed (compare/views/files.py `search_suggestions`).
+    entry = meta.get("searchEntryPoint")
+    rendered = entry.get("renderedContent") if isinstance(entry, dict) else None
+    if isinstance(rendered, str) and rendered.strip():
+        result["search_entry_points"] = [rendered]
     return result
 
 
@@ -300,7 +351,11 @@ def http_error(response: httpx.Response, model: Model) -> ProviderError:
         if _daily_quota(details) or (retry_after is not None and retry_after > DAILY_QUOTA_DELAY):
             return fail(ErrorKind.QUOTA, f"The daily Gemini quota for {name} is used up {tag}: {message}")
         return fail(ErrorKind.RATE_LIMIT, f"Rate limit reached for {name} {tag}: {message}", retry_after)
-    if status in (401, 403) or (status == 400 and _error_reasons(details) & KEY_REASONS):
+    if status == 400 and _error_reasons(details) & KEY_REASONS:
+        return fail(ErrorKind.AUTH, f"Gemini says the API key for {name} is not valid {tag}: {message}")
+    if status == 403 and _UNREGISTERED in message:  # Google's words for a request without a key
+        return fail(ErrorKind.AUTH, f"No API key reached Gemini for {name} {tag}: {message}")
+    if status in (401, 403):
         return fail(ErrorKind.AUTH, f"Gemini did not accept the API key for {name} {tag}: {message}")
     if status == 404:
         return fail(ErrorKind.NOT_FOUND, f"{name} was not found at Gemini {tag}: model not found or retired. {message}")

@@ -7,6 +7,7 @@ answer as server-sent events. No retries here: the task retries on ProviderError
 
 import binascii
 import json
+import re
 from typing import IO, Any
 
 import httpx
@@ -14,14 +15,18 @@ import httpx
 from compare import sizes
 from compare.providers._common import (
     auth_headers,
+    check_request_size,
     decode_b64,
     error_body_text,
+    fit_inputs,
+    input_bytes,
     iter_sse,
     load_json,
     merge_usage,
     mime_for_format,
     parse_retry_after,
     post_to_file,
+    refusal,
     scrub,
     transport_error,
 )
@@ -36,6 +41,8 @@ from compare.registry import Model
 
 VENDOR = "OpenAI"
 REFUSAL_CODES = {"moderation_blocked", "content_policy_violation"}
+# Error types of an error event inside a stream that mean the request itself was wrong.
+STREAM_BAD_REQUEST_TYPES = {"invalid_request_error", "image_generation_user_error"}
 MAX_PARTIAL_IMAGES = 3  # the API's upper bound
 ECHOED_FIELDS = ("size", "quality", "background", "output_format")
 
@@ -55,17 +62,20 @@ def wire_params(request: GenerationRequest) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": model.model_id,  # always: older SDKs/servers default to dall-e-2
         "n": request.n,
-        "size": sizes.openai_size(request.aspect_ratio, request.resolution, request.size),
+        "size": sizes.openai_size(request.aspect_ratio, request.resolution, request.size, caps),
     }
     if caps.qualities:
-        params["quality"] = request.quality
+        # A quality the model lacks (xhigh/max outside 2.5) is left to it, as the notes say.
+        params["quality"] = request.quality if caps.supports("quality", request.quality) else "auto"
     if caps.output_formats:
         params["output_format"] = request.output_format
         if request.output_compression is not None and request.output_format in ("jpeg", "webp"):
             params["output_compression"] = request.output_compression
     if caps.backgrounds:
         params["background"] = request.background
-    params["moderation"] = request.moderation
+    # The edits endpoint rejects `moderation` for models not documented to take it there.
+    if caps.sends_moderation(edit=bool(request.references)):
+        params["moderation"] = request.moderation
     # input_fidelity is deliberately never sent: gpt-image-2 rejects it.
     if _streams(request):
         params["stream"] = True
@@ -79,6 +89,9 @@ def generate(request: GenerationRequest, client: httpx.Client) -> GenerationResu
     base = model.endpoint_base()
     headers = auth_headers(model)
     if request.references:
+        fit_inputs(request)
+        sent_images = [*request.references, request.mask, request.markup]
+        check_request_size(model, input_bytes(sent_images, base64_encoded=False) + len(request.prompt.encode()))
         url = f"{base}/images/edits"
         send: dict[str, Any] = {"data": _form_fields(request.prompt, params), "files": _files(request)}
     else:
@@ -113,6 +126,8 @@ def _files(request: GenerationRequest) -> list[tuple[str, tuple[str, bytes, str]
     files = [(name, (ref.filename, ref.data, ref.mime_type)) for ref in request.references]
     if request.mask is not None and request.model.capabilities.mask:
         files.append(("mask", (request.mask.filename, request.mask.data, request.mask.mime_type)))
+    elif request.markup is not None and request.model.capabilities.markup:  # never together with a mask
+        files.append(("markup", (request.markup.filename, request.markup.data, request.markup.mime_type)))
     return files
 
 
@@ -173,6 +188,7 @@ def _generate_streaming(
     echoed: dict = {}
     started = False
     previews = 0
+    failed: ProviderError | None = None
     try:
         with client.stream("POST", url, headers=headers, timeout=request.http_timeout(), **send) as response:
             if not response.is_success:
@@ -192,7 +208,8 @@ def _generate_streaming(
                     continue
                 kind = str(payload.get("type") or event)
                 if kind == "error" or isinstance(payload.get("error"), dict):
-                    raise _error_from(None, payload.get("error") or payload, "", None, model)
+                    failed = _error_from(None, payload.get("error") or payload, "", None, model)
+                    break
                 mime = mime_for_format(payload.get("output_format"), fallback_mime)
                 if kind.endswith(".partial_image") and payload.get("b64_json"):
                     index = payload.get("partial_image_index")
@@ -210,12 +227,21 @@ def _generate_streaming(
         if started and not isinstance(exc, httpx.TimeoutException):
             raise _cut_off(model, exc) from None
         raise transport_error(exc, VENDOR, model) from None
+    # An error event after the stream started: the images that completed are kept (and
+    # billed, by their usage); the ones it stopped may have been billed too (compare/budget.py).
+    unknown_share = max(0, request.n - len(images)) / max(1, request.n) if failed is not None else None
+    if failed is not None and not images:
+        failed.usage, failed.unknown_share = usage, unknown_share
+        raise failed
     if not images:
         raise _cut_off(model)
     text = ""
     if len(images) < request.n:
-        text = f"Only {len(images)} of {request.n} images arrived before OpenAI's stream ended."
-    return GenerationResult(images=images, usage=usage, sent=params, echoed=echoed, text=text)
+        why = f"reported an error: {failed.message}" if failed is not None else "ended"
+        text = f"Only {len(images)} of {request.n} images arrived before OpenAI's stream {why}."
+    return GenerationResult(
+        images=images, usage=usage, sent=params, echoed=echoed, text=text, unknown_share=unknown_share
+    )
 
 
 def _cut_off(model: Model, exc: Exception | None = None) -> ProviderError:
@@ -224,6 +250,29 @@ def _cut_off(model: Model, exc: Exception | None = None) -> ProviderError:
         ErrorKind.NETWORK,
         f"The stream from OpenAI for {model.model_id} was cut off before the final image arrived{why}.",
     )
+
+
+_CATEGORY = re.compile(r"^[a-z][a-z0-9 /_-]{0,39}$")
+
+
+def _categories(value: Any) -> list[str]:
+    """Category names as the provider spells them, anything else dropped."""
+    items = value if isinstance(value, list) else []
+    return [v for v in items if isinstance(v, str) and _CATEGORY.match(v)]
+
+
+def moderation(err: dict) -> dict:
+    """Where and why the safety system refused: `moderation_details` {moderation_stage:
+    input|output, categories} (its shape is UNCONFIRMED: seen only in client fixtures)
+    and `safety_violations` (a list, seen from gpt-image-2 through a relay); worded by
+    `_common.refusal`, the same for every provider."""
+    details = err.get("moderation_details")
+    details = details if isinstance(details, dict) else {}
+    stage = details.get("moderation_stage")
+    stage = stage if stage in ("input", "output") else ""
+    categories, violations = _categories(details.get("categories")), _categories(err.get("safety_violations"))
+    found = list(dict.fromkeys(categories + violations))
+    return refusal(stage, found, categories=categories, safety_violations=violations)
 
 
 def http_error(response: httpx.Response, model: Model) -> ProviderError:
@@ -254,13 +303,25 @@ def _error_from(status: int | None, err: dict, fallback: str, retry_after: float
         return ProviderError(kind, text, status=status, retry_after=retry_after if retry else None)
 
     if code in REFUSAL_CODES or err_type in REFUSAL_CODES:
-        return fail(ErrorKind.REFUSED, f"Rejected by OpenAI's safety system: {message}")
+        said = moderation(err)
+        where = f" at the {said['stage']} stage" if said.get("stage") else ""
+        why = f" ({', '.join(said['found'])})" if said.get("found") else ""
+        return ProviderError(
+            ErrorKind.REFUSED,
+            f"Rejected by OpenAI's safety system{where}{why}: {message}",
+            status=status,
+            echoed={"refusal": said},
+        )
     if "insufficient_quota" in (code, err_type):
         return fail(ErrorKind.QUOTA, f"The OpenAI account is out of credit or over its quota{tag}: {message}")
-    if status is None:
-        if code == "rate_limit_exceeded" or err_type == "rate_limit_exceeded":
-            return fail(ErrorKind.RATE_LIMIT, f"Rate limit reached for {name}: {message}")
-        return fail(ErrorKind.SERVER, f"OpenAI reported an error while generating with {name}: {message}")
+    if status is None:  # an error event in the middle of a stream: its code says what happened
+        which = f" ({code or err_type})" if code or err_type else ""
+        text = f"OpenAI's stream for {name} ended with an error{which}: {message}"
+        if "rate_limit_exceeded" in (code, err_type):
+            return fail(ErrorKind.RATE_LIMIT, text)
+        if err_type in STREAM_BAD_REQUEST_TYPES:
+            return fail(ErrorKind.BAD_REQUEST, text)
+        return fail(ErrorKind.SERVER, text)
     if status in (400, 422):
         param = f" (parameter: {err['param']})" if err.get("param") else ""
         return fail(ErrorKind.BAD_REQUEST, f"OpenAI rejected the request for {name}{tag}{param}: {message}")

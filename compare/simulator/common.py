@@ -24,12 +24,27 @@ DEFAULT_LATENCY = 3.0  # seconds, for model ids the registry doesn't know
 MAX_BODY = 64 * 1024 * 1024
 
 
+# A key whose value starts with this is "not valid": how a test (or someone trying the
+# error screens) points a registry entry at the simulator with a bad key.
+BAD_KEY_PREFIX = "invalid"
+
+
 def credential(request) -> str:
     """Any non-empty key will do; real keys must never be needed here."""
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer ") and auth[7:].strip():
         return auth[7:].strip()
     return (request.headers.get("x-goog-api-key") or request.GET.get("key") or "").strip()
+
+
+def key_problem(request) -> str | None:
+    """What is wrong with the request's key: "missing" (none at all), "invalid" (it starts
+    with BAD_KEY_PREFIX, any case) or None: every other key is accepted, so real keys are
+    never needed."""
+    key = credential(request)
+    if not key:
+        return "missing"
+    return "invalid" if key.lower().startswith(BAD_KEY_PREFIX) else None
 
 
 class InFlight:
@@ -63,17 +78,19 @@ IN_FLIGHT = InFlight()
 def simulator_view(unauthorized):
     """Decorator: open to the world (no login, no CSRF) but demanding a credential.
 
-    `unauthorized` builds the provider's own 401 reply, so clients see the
-    error shape they would see from the real API. The moment the request arrived is
-    kept on it: a reply's latency counts from there (see `Pacer`).
+    `unauthorized(request, problem)` builds the provider's own reply for a missing or
+    not-valid key (`key_problem`), so clients see the error shape they would see from
+    the real API. The moment the request arrived is kept on it: a reply's latency
+    counts from there (see `Pacer`).
     """
 
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             request.sim_started = time.monotonic()
-            if not credential(request):
-                return unauthorized(request)
+            problem = key_problem(request)
+            if problem is not None:
+                return unauthorized(request, problem)
             with IN_FLIGHT:
                 return view(request, *args, **kwargs)
 

@@ -12,6 +12,12 @@ trigger it without any way to set headers:
     [[latency:2.5]] / X-Simulator-Latency: 2.5   seconds to wait, replacing the default
 
 The parts combine in any order after the name: [[fault:server_error@geminix3]].
+
+Keys: the app always sends one, so two faults stand for a provider that turns the
+key down: `auth` answers as for a key that is not valid, `no_key` as for a request
+that arrived without any key (compare/simulator/common.py `key_problem` also knows
+a bad key by its value). `stream_error` sends a preview, then an error event in the
+middle of a streamed OpenAI reply (a non-streamed request gets the same error whole).
 Markers are removed before the prompt is drawn into the image. Markers that change
 the text drawn ([[swap:钜>巨]], [[drop:Dashboard]]) are described in
 compare/simulator/render.py.
@@ -35,6 +41,8 @@ FAULTS = {
     "no_image",
     "cutoff",
     "auth",
+    "no_key",
+    "stream_error",
 }
 PROTOCOLS = {"openai", "gemini"}
 DEFAULT_TIMEOUT = 600.0

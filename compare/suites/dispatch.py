@@ -44,7 +44,7 @@ from compare.judging.forms import parse_tags
 from compare.models import Generation, TeamSettings
 from compare.options import OPTION_FIELDS, OptionsForm
 from compare.parsing import parse_whole_number
-from compare.registry import Model, enabled_models, get_model
+from compare.registry import Model, get_model, offered_models
 from compare.runs import cancel_generations, create_run
 from compare.suites.models import Suite, SuiteCase, SuiteRun
 from compare.tasks import HELD, enqueue_generations
@@ -91,7 +91,7 @@ def check_models(model_keys: Any) -> list[Model]:
     if not isinstance(model_keys, list | tuple) or not all(isinstance(k, str) for k in model_keys):
         raise SuiteRunRefused("Models must be a list of model keys.", "models")
     keys = list(dict.fromkeys(k.strip() for k in model_keys if k.strip()))
-    known = ", ".join(m.key for m in enabled_models())
+    known = ", ".join(m.key for m in offered_models())
     if not keys:
         raise SuiteRunRefused(f"Pick at least one model. Models: {known}.", "models")
     unknown = [k for k in keys if (m := get_model(k)) is None or not m.enabled]
@@ -99,6 +99,9 @@ def check_models(model_keys: Any) -> list[Model]:
         names = ", ".join(repr(k) for k in unknown)
         raise SuiteRunRefused(f"Unknown model{'s' if len(unknown) > 1 else ''} {names}. Models: {known}.", "models")
     models = [m for m in map(get_model, keys) if m is not None]
+    retired = [m.retirement_refusal() for m in models if m.retired]
+    if retired:
+        raise SuiteRunRefused(" ".join(retired), "models")
     unavailable = [m.label for m in models if not m.available]
     if unavailable:
         raise SuiteRunRefused(f"Not available right now (no API key): {', '.join(unavailable)}.", "models")
@@ -180,16 +183,27 @@ def _total(estimates: list[Decimal | None], samples: int) -> Decimal | None:
 
 
 def estimate(suite: Suite, model_keys: list[str], samples: int) -> Decimal | None:
-    """The estimated cost in USD of running `suite` with these models and samples, for the
-    page before it starts; None when it cannot be said (an invalid choice, a model
-    without a price)."""
+    """The estimated cost in USD of running `suite` with these models and samples (the high
+    end of `estimate_range`: what the daily limit counts); None when it cannot be said (an
+    invalid choice, a model without a price)."""
+    span = estimate_range(suite, model_keys, samples)
+    return None if span is None else span.high
+
+
+def estimate_range(suite: Suite, model_keys: list[str], samples: int) -> pricing.Estimate | None:
+    """The cost as a range for the page before it starts: with quality "auto" the provider
+    picks (compare/pricing.py); None when it cannot be said."""
     try:
         models = check_models(model_keys)
         samples = check_samples(samples)
         cases = [prepare_case(i, c, models) for i, c in enumerate(suite.cases.all())]
     except SuiteRunRefused:
         return None
-    return _total(_estimates(cases, models), samples)
+    spans = [pricing.estimate_range(m, case.options, case.prompt) for case in cases for m in models]
+    if not spans or any(s is None for s in spans):
+        return None  # a partial sum would mislead
+    one = pricing.total(spans)
+    return None if one is None else pricing.Estimate(one.low * samples, one.high * samples)
 
 
 # --- starting, releasing, cancelling --------------------------------------------------------
@@ -217,7 +231,13 @@ def start_suite_run(suite: Suite, author, model_keys: list[str], samples: int) -
         per_sample = _estimates(cases, models)
         try:
             # The whole suite run's cost, once; its generations are queued work (see the module docstring).
-            budget.check(author, per_sample * samples, 0, what=f"This suite run ({count} generations)")
+            budget.check(
+                author,
+                per_sample * samples,
+                0,
+                what=f"This suite run ({count} generations)",
+                labels=[m.label for _ in cases for m in models] * samples,
+            )
         except budget.BudgetExceeded as exc:
             raise SuiteRunRefused(str(exc), over_limit=True) from None
         suite_run = SuiteRun.objects.create(

@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from compare.options import OPTION_FIELDS, OptionsForm, model_choices
+from compare.options import OPTION_FIELDS, ModelsField, OptionsForm, model_choices
 from compare.suites import io
 from compare.suites.dispatch import MAX_SAMPLES, MIN_SAMPLES, SuiteRunRefused, check_models, check_samples
 from compare.suites.models import Suite, SuiteCase
@@ -176,7 +176,7 @@ class RunSuiteForm(forms.Form):
     compare/suites/dispatch.py (`check_models`, `check_samples`), the same ones the API
     and the command line go through, with the same messages."""
 
-    models = forms.MultipleChoiceField(choices=model_choices, widget=forms.CheckboxSelectMultiple)
+    models = ModelsField(choices=model_choices, widget=forms.CheckboxSelectMultiple)
     samples = forms.IntegerField(
         initial=3,
         label="Samples per case",

@@ -805,6 +805,7 @@ def progress(suite_run: SuiteRun) -> Progress:
             "waiting_for",
             "fallback_of",
             "cost_usd",
+            "cost_max_usd",
             "estimated_cost_usd",
             "started_at",
             "finished_at",

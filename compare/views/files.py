@@ -181,3 +181,36 @@ def _serve_thumbnail(row: Image | Reference, request: HttpRequest) -> HttpRespon
         if size == "run" and name != row.thumbnail:  # the storage renamed it: remember where
             type(row).objects.filter(pk=row.pk).update(thumbnail=name)
     return _serve(name, "image/webp")
+
+
+# The search suggestions Google sends with grounded results (its terms require showing
+# them): Google's HTML and CSS, so never part of our page. Served alone, under a policy of
+# its own: sandboxed (no script, an opaque origin), nothing fetched but inline styles and
+# images, framed only by our pages, links opening outside the frame.
+SEARCH_SUGGESTIONS_CSP = (
+    "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+
+
+@require_GET
+def search_suggestions(request: HttpRequest, run_id, generation_id, index: int) -> HttpResponse:
+    """One search entry point of a grounded generation (compare/providers/gemini.py keeps
+    them), for the run page's sandboxed frame. Only once the viewer may see the model's
+    names: a blind side shows no grounding, as on the pane."""
+    arena = request.GET.get("arena") == "1"
+    run = _run(run_id, request, arena)
+    gen = next((g for g in run.generations.all() if str(g.pk) == str(generation_id)), None)
+    entries = (gen.grounding or {}).get("search_entry_points") if gen is not None else None
+    if blind.names_hidden(run, request.user, arena) or not isinstance(entries, list) or index >= len(entries):
+        raise Http404("No search suggestions here.")
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><base target="_blank">'
+        f"<title>Search suggestions</title></head><body>{entries[index]}</body></html>"
+    )
+    response = HttpResponse(page, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = SEARCH_SUGGESTIONS_CSP
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    response["X-Frame-Options"] = "SAMEORIGIN"  # XFrameOptionsMiddleware keeps a header it finds
+    return response

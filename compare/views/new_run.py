@@ -1,16 +1,17 @@
 """The new-comparison page and its htmx fragments (options, notes, estimate, hints)."""
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from compare import budget, hints, pricing
 from compare.budget import BudgetExceeded
-from compare.forms import RunForm
+from compare.forms import RunForm, replaced_models
 from compare.models import Image, Run, TeamSettings
 from compare.options import ignored_options
 from compare.parsing import parse_uuid, parse_whole_number
-from compare.registry import enabled_models
+from compare.registry import offered_models
 from compare.runs import create_run
 
 
@@ -24,15 +25,16 @@ def _form_context(form: RunForm, request: HttpRequest | None = None, user=None) 
     form.restrict_to(chosen)
     reused = _reused_images(request) if request is not None else []
     reference_count = parse_whole_number(data.get("reference_count"), default=len(reused))
-    estimates = [(m, pricing.estimate(m, options, data.get("prompt", ""))) for m in chosen]
-    known = [e for _, e in estimates if e is not None]
+    estimates = [(m, pricing.estimate_range(m, options, data.get("prompt", ""))) for m in chosen]
     viewer = user if user is not None else getattr(request, "user", None)
     return {
         "form": form,
-        "models": enabled_models(),
+        "models": offered_models(),
         "notes": ignored_options(chosen, options),
         "estimates": estimates,
-        "estimate_total": sum(known) if known else None,
+        # A range when the provider picks the quality; the budget line compares its high end.
+        "estimate_total": pricing.total(e for _, e in estimates),
+        "prices_as_of": pricing.as_of(pricing.prices_checked(chosen)),
         "budget": budget.today(viewer) if viewer is not None and viewer.is_authenticated else None,
         "reused": reused,
         "hints": hints.hints(data.get("prompt", ""), options, chosen, reference_count),
@@ -51,8 +53,10 @@ def new_run(request: HttpRequest) -> HttpResponse:
     else:
         source_id = parse_uuid(request.GET.get("from"))
         source = Run.objects.filter(pk=source_id).first() if source_id else None
-        defaults = [m.key for m in enabled_models() if m.default and m.available]
+        defaults = [m.key for m in offered_models() if m.default and m.available]
         initial = RunForm.initial_from(source, defaults, TeamSettings.current().blind_by_default)
+        for note in replaced_models(source) if source else []:
+            messages.info(request, note)
         form = RunForm(initial={**initial, "regenerate": request.GET.get("regenerate") == "1"})
     return render(request, "new_run.html", _form_context(form, request), status=400 if form.errors else 200)
 

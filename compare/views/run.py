@@ -15,13 +15,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, retarget
 
-from compare import budget, live
+from compare import budget, live, pricing
 from compare.budget import BudgetExceeded
 from compare.judging import blind, fairness, queue
 from compare.judging.forms import NoteForm, TagsForm, VoteForm, parse_ratings
 from compare.models import Criterion, Generation, Note, Reveal, Run
 from compare.parsing import parse_uuid, parse_whole_number
-from compare.runs import cancel_generations, cast_vote, rate, retry_generation
+from compare.runs import CannotRetry, cancel_generations, cast_vote, rate, retry_generation
 from compare.views.base import AuthenticatedRequest, HtmxHttpRequest
 
 RUN_FRAGMENTS = {"votes", "ledger", "notes", "note_list", "tags"}
@@ -86,6 +86,7 @@ def _run_context(request: AuthenticatedRequest, run: Run, **extra) -> dict:
         gen.pinned_notes = [n for n in notes if n.generation_id == gen.id]
         gen.live = state.stamp(f"p{gen.position}")
         gen.charge = budget.charge(gen)
+        gen.estimate = _estimate(run, gen)
         gen.latency_s = _latency_seconds(gen)
     poll = {"key": live.poll_key(run.pk, request.user.pk)} | ({"arena": "1"} if arena else {})
     return {
@@ -122,6 +123,12 @@ def _run_context(request: AuthenticatedRequest, run: Run, **extra) -> dict:
         "run_cost": budget.run_cost(generations),
         **extra,
     }
+
+
+def _estimate(run: Run, gen: Generation) -> pricing.Estimate | None:
+    """A pane's estimate as a range while its model's prices still give the stored high end
+    (compare/pricing.py: with quality "auto" the provider picks the quality)."""
+    return None if gen.is_terminal else gen.estimate_range()
 
 
 def _latency_seconds(gen: Generation) -> float | None:
@@ -297,7 +304,7 @@ def retry(request: AuthenticatedRequest, run_id, generation_id) -> HttpResponse:
     try:
         retried = retry_generation(gen, request.user)
         problem = None if retried else "Only a finished generation that did not succeed can be retried."
-    except BudgetExceeded as exc:
+    except (BudgetExceeded, CannotRetry) as exc:
         problem = str(exc)
     if problem:
         messages.error(request, problem)  # shown on the refreshed page, with or without htmx

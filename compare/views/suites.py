@@ -13,8 +13,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from compare import pricing
 from compare.parsing import parse_whole_number
-from compare.registry import enabled_models, get_model
+from compare.registry import get_model, offered_models
 from compare.suites import dispatch, edits, io
 from compare.suites.forms import (
     CaseForm,
@@ -131,7 +132,7 @@ def _suite_page(request: AuthenticatedRequest, suite: Suite, status: int = 200, 
     if case_form is None and editing is not None:
         target = next((c for c in cases if c.pk == editing), None)
         case_form = CaseForm(initial=CaseForm.initial_for(target), auto_id=EDIT_ID) if target else None
-    defaults = {m.key for m in enabled_models() if m.default and m.available}
+    defaults = {m.key for m in offered_models() if m.default and m.available}
     run_form = context.pop("run_form", None) or RunSuiteForm(initial={"models": sorted(defaults)})
     page = {
         "suite": suite,
@@ -162,13 +163,14 @@ def _estimate(suite: Suite, form: RunSuiteForm) -> dict[str, Any]:
     )
     cases = suite.cases.count()
     count = cases * len(keys) * samples if samples else None
-    cost = dispatch.estimate(suite, keys, samples) if keys and samples else None
+    cost = dispatch.estimate_range(suite, keys, samples) if keys and samples else None
     return {
         "cases": cases,
         "models": len(keys),
         "samples": samples,
         "generations": count,
-        "cost": cost,
+        "cost": cost,  # a range (compare/pricing.py `Estimate`): with quality auto the provider picks
+        "prices_as_of": pricing.as_of(pricing.prices_checked([m for k in keys if (m := get_model(k))])),
         "samples_range": f"{dispatch.MIN_SAMPLES}–{dispatch.MAX_SAMPLES}",
     }
 

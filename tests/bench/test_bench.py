@@ -13,14 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from compare.judging.leaderboard import Filters, leaderboard_for
 from compare.models import Generation, Run, Vote
 from compare.simulator.render import render
+from tests.bench.reporting import report
 from tests.factories import make_run, make_user, wait_for_generations
 
 pytestmark = pytest.mark.bench
 MODELS = ["gpt-image-2", "gemini-3-pro-image"]
-
-
-def report(name: str, **figures) -> None:
-    print(f"\nBENCH {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
 
 def _runs(user, count: int, images: int = 0) -> list[Run]:

@@ -26,7 +26,7 @@ from PIL import Image as PILImage
 
 from compare.history import cursor
 from compare.models import Generation, Note, Run, Tag, Vote
-from tests.bench.test_bench import report
+from tests.bench.reporting import report
 from tests.factories import add_image, make_run
 
 pytestmark = [pytest.mark.bench, pytest.mark.django_db]

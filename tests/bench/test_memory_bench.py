@@ -22,6 +22,7 @@ from compare import images
 from compare.http import reset_shared_client
 from compare.models import Generation, TeamSettings
 from compare.providers import _common
+from tests.bench.reporting import report
 from tests.factories import form_data, png
 from tests.test_crash import free_port, wait_for
 
@@ -29,10 +30,6 @@ pytestmark = pytest.mark.bench
 RUNS = 50
 TARGET_MB = 400
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def report(name: str, **figures) -> None:
-    print(f"\nBENCH {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
 
 def _status_mb(field: str, pid: int | str = "self") -> float:

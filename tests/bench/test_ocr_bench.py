@@ -15,14 +15,11 @@ from PIL import Image as PILImage
 
 from compare.checks import ocr, spec, textcheck
 from compare.simulator.render import render, seed_bytes
+from tests.bench.reporting import report
 
 pytestmark = pytest.mark.bench
 PROMPT = '春节促销海报，大字写着 "新春钜惠 全场 8 折"，副标题 "Analytics Dashboard"'
 RUNS = 3
-
-
-def report(name: str, **figures) -> None:
-    print(f"\nBENCH {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
 
 def check_seconds(width: int, height: int) -> tuple[float, list[dict]]:

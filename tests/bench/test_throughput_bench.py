@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.bench.test_bench import report
+from tests.bench.reporting import report
 from tests.test_concurrency import _two_free_ports
 from tests.test_crash import manage, wait_for
 
@@ -170,6 +170,44 @@ def test_one_run_and_a_hundred_runs_at_once(app):
         + ("" if count == BURST_RUNS else f" (serial on {count} of {BURST_RUNS} prompts)"),
     )
     assert single < 2 and burst < 20
+
+
+SHOWN = """() => {
+  const done = [...document.querySelectorAll('article.pane')].filter(pane => {
+    const status = pane.querySelector('[data-status]');
+    const img = pane.querySelector('img');
+    return status && status.dataset.status === 'succeeded' && img && img.complete && img.naturalWidth > 0;
+  });
+  return done.length === 2 ? performance.timeOrigin + performance.now() : null;
+}"""
+
+
+def test_the_run_page_shows_both_results(app):
+    """From pressing Run (here: the API call) to both results drawn on the open run page,
+    in a real browser, over L: the live update's share of what a person waits."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.test_browser import CHROMIUM
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(app.url + "/login/")
+        page.get_by_label("Username").fill("bench")
+        page.get_by_label("Password").fill("bench-pw-123456")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(lambda url: "/login/" not in url)
+        ratios = []
+        for i in range(5):
+            started = time.time() * 1000
+            run_id = submit(app.client, prompt(i, "page"))
+            page.goto(f"{app.url}/runs/{run_id}/")
+            shown = page.wait_for_function(SHOWN, polling="raf", timeout=60_000).json_value()
+            ratios.append((shown - started) / 1000 / L)
+        browser.close()
+    ratio = statistics.median(ratios)
+    report("run page shows both results / L", ratio=round(ratio, 3), target="≤ 1.10", result=verdict(ratio, 1.10))
+    assert ratio < 2
 
 
 @pytest.mark.parametrize("size", ["1024x1024", "3840x2160"])

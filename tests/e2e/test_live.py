@@ -91,7 +91,7 @@ def test_a_finished_generation_appears_without_reload_within_a_fraction_of_a_sec
         page.wait_for_function("() => window.__doneAt !== null")
         lags.append(page.evaluate("window.__doneAt") - stored)
     print(f"\nlag from stored to shown: {', '.join(f'{lag:.0f} ms' for lag in lags)}")
-    # 200 ms polls: about 130–300 ms here (tests/bench/test_live_bench.py measures it); this
+    # 100 ms polls: about 60–200 ms here (tests/bench/test_live_bench.py measures it); this
     # only catches a collapse on a busy machine.
     assert max(lags) < 1500
     assert same_document(page)

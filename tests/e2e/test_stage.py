@@ -262,6 +262,8 @@ def test_the_full_screen_viewer_opens_flips_with_arrows_and_closes_with_escape(p
     expect(viewer).to_be_hidden()
     assert run.votes.count() == 0
     assert page.evaluate("document.body.dataset.sameDocument") == "yes"  # a dialog, not a new page
+    # Focus left the closed viewer, so the page's own keys work again (v opens it anew).
+    page.wait_for_function("() => !document.querySelector('dialog[data-viewer]').contains(document.activeElement)")
     page.keyboard.press("v")
     expect(viewer).to_be_visible()
     viewer.get_by_role("button", name=re.compile("^Close")).click()

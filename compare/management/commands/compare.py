@@ -26,6 +26,7 @@ from django.tasks.backends.immediate import ImmediateBackend
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from compare import budget
 from compare.budget import BudgetExceeded
 from compare.forms import RunForm
 from compare.http import shared_client
@@ -115,6 +116,10 @@ class Command(BaseCommand):
             except KeyboardInterrupt:
                 self._interrupted(run)
         self.stdout.write(render_table(generations))
+        cost = budget.run_cost(generations)  # a footnote under the table, indented like its continuation lines
+        bounds = f"at least ${cost.at_least:.4f} / at most ${cost.at_most:.4f}, " if cost.uncertain else ""
+        if bounds or cost.prices:
+            self.stdout.write(f"  Cost: {bounds}{cost.prices or 'no price dates in the registry'}")
         self.stdout.write(f"\nRun: {url}")
         failed = [g for g in generations if g.status != Generation.Status.SUCCEEDED]
         if failed:
@@ -230,6 +235,9 @@ def _image_path(name: str) -> str:
 
 
 def _cost(gen: Generation) -> str:
+    charge = budget.charge(gen)  # every billed attempt: "0.0520..0.2630" when one's cost is unknown
+    if charge.uncertain:
+        return f"{charge.at_least:.4f}..{charge.at_most:.4f}"
     if gen.cost_usd is not None:
         return f"{gen.cost_usd:.4f}"
     if gen.status == Generation.Status.SUCCEEDED and gen.estimated_cost_usd is not None:

@@ -13,27 +13,23 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from compare.models import Generation
 from compare.proxies import TrustedProxyMiddleware
+from compare.recovery import recover
 from compare.registry import enabled_models
 from compare.sweeper import sweep_forever
 from compare.tasks import enqueue_generations, resume_checks
 
 logger = logging.getLogger("compare")
+INTERRUPTED = "The server stopped while this generation was running. Press Retry to run it again."
 
 
 def resume_unfinished() -> tuple[int, int]:
     """After a crash or restart: queued generations are sent again; running ones may
-    already have been billed by the provider, so they are marked interrupted and
-    the user decides (Retry) instead of paying twice behind their back."""
-    interrupted = Generation.objects.filter(status=Generation.Status.RUNNING).update(
-        status=Generation.Status.FAILED,
-        finished_at=timezone.now(),
-        error_kind="interrupted",
-        error_message="The server stopped while this generation was running. Press Retry to run it again.",
-    )
+    already have been billed by the provider, so they are marked interrupted and the user
+    decides (Retry), unless the team lets them run again by themselves (compare/recovery.py)."""
+    _, interrupted = recover(Generation.objects.all(), INTERRUPTED)
     queued = list(Generation.objects.filter(status=Generation.Status.QUEUED).values_list("id", flat=True))
     enqueue_generations(queued)
     resume_checks()

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from PIL import Image as PILImage
 
-from compare.registry import ALL_ASPECTS
+from compare.registry import COMMON_ASPECTS
 from compare.simulator.common import RETIRED_IDS, b64decode, configured_models, decode_image
-from compare.sizes import GEMINI_SIZE_FACTOR, GEMINI_SIZES_1K
+from compare.sizes import gemini_pixels
 
 EXTRA_ASPECTS = ["1:4", "4:1", "1:8", "8:1"]
 MAX_REFERENCES = 14
@@ -22,7 +22,7 @@ MAX_REFERENCES = 14
 class ModelSpec:
     model_id: str
     display_name: str
-    aspects: tuple[str, ...] = tuple(ALL_ASPECTS)
+    aspects: tuple[str, ...] = tuple(COMMON_ASPECTS)
     image_sizes: tuple[str, ...] = ("1K", "2K", "4K")
     always_thinks: bool = False  # Pro shows a thought and a draft image on every call
     thinks: bool = False  # may show thoughts when thinkingConfig.includeThoughts is true
@@ -32,7 +32,7 @@ class ModelSpec:
 BUILTIN = {
     "gemini-3-pro-image": ModelSpec("gemini-3-pro-image", "Nano Banana Pro", always_thinks=True, thinks=True),
     "gemini-nano-banana-2.1": ModelSpec(
-        "gemini-nano-banana-2.1", "Nano Banana 2.1", aspects=tuple(ALL_ASPECTS + EXTRA_ASPECTS), thinks=True
+        "gemini-nano-banana-2.1", "Nano Banana 2.1", aspects=tuple(COMMON_ASPECTS + EXTRA_ASPECTS), thinks=True
     ),
     "gemini-3.1-flash-lite-image": ModelSpec(
         "gemini-3.1-flash-lite-image", "Nano Banana 2 Lite", image_sizes=("1K",), grounding=False
@@ -138,16 +138,8 @@ def _unknown(fields: dict, known: set[str], where: str) -> None:
 
 
 def pixel_size(aspect: str, image_size: str) -> tuple[int, int]:
-    # Gemini's own pixel sizes (compare/sizes.py); other aspects are computed to keep
-    # about a megapixel with edges on multiples of 8.
-    factor = GEMINI_SIZE_FACTOR[image_size]
-    if aspect in GEMINI_SIZES_1K:
-        w, h = GEMINI_SIZES_1K[aspect]
-    else:
-        a, b = (int(x) for x in aspect.split(":"))
-        side = math.sqrt(1024 * 1024 * a / b)
-        w, h = round(side / 8) * 8, round(side * b / a / 8) * 8
-    return w * factor, h * factor
+    """Gemini's own pixel sizes: the one table and rule in compare/sizes.py."""
+    return gemini_pixels(aspect, image_size)
 
 
 def nearest_aspect(spec: ModelSpec, width: int, height: int) -> str:

@@ -4,9 +4,18 @@ Replies follow Google's Gemini API reference: Pro thinks aloud (a thought text a
 a blocky draft image, both marked thought), then the final image with a
 thoughtSignature and a short text. "No image" outcomes are HTTP 200, as on the
 real API; quota and overload errors carry Google's error details.
+
+Keys, as Google answers them: a request without a key gets 403 PERMISSION_DENIED; a key
+that is not valid gets 400 INVALID_ARGUMENT with reason API_KEY_INVALID. The simulator
+takes any key except one starting with "invalid" (compare/simulator/common.py
+`BAD_KEY_PREFIX`); the fault markers [[fault:auth]] (a bad key) and [[fault:no_key]]
+show the same replies to an app that always sends a key. With Google Search grounding
+asked, the reply carries `searchEntryPoint.renderedContent`, the HTML Google's terms
+require to be shown with grounded results.
 """
 
 import hashlib
+import html
 import json
 import secrets
 import threading
@@ -43,12 +52,35 @@ def error(message: str, code: int = 400, status: str = "INVALID_ARGUMENT", detai
     return json_response(body, code)
 
 
-def unauthorized(request):
+def unauthorized(request, problem: str = "missing"):
+    """As Google answers: no key is 403 PERMISSION_DENIED; a key that is not valid is
+    400 INVALID_ARGUMENT with an ErrorInfo whose reason is API_KEY_INVALID (both plain
+    HTTP errors, which google-genai raises as errors.ClientError)."""
+    if problem == "invalid":
+        return invalid_key()
     return error(
         "Method doesn't allow unregistered callers (callers without established identity). Please use "
         "API Key or other form of API consumer identity to call this API.",
-        401,
-        "UNAUTHENTICATED",
+        403,
+        "PERMISSION_DENIED",
+    )
+
+
+def invalid_key():
+    message = "API key not valid. Please pass a valid API key."
+    return error(
+        message,
+        400,
+        "INVALID_ARGUMENT",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
+        ],
     )
 
 
@@ -198,7 +230,7 @@ class Reply:
                 "renderedContent": (
                     "<style>.container{display:flex;gap:8px}.chip{border:1px solid #ccc;border-radius:16px;"
                     'padding:4px 12px}</style><div class="container"><a class="chip" '
-                    f'href="https://www.google.com/search?q={slug(query)}">{query}</a></div>'
+                    f'href="https://www.google.com/search?q={slug(query)}">{html.escape(query)}</a></div>'
                 )
             },
         }
@@ -277,23 +309,11 @@ def stream_reply(reply: Reply, pacer: Pacer | None, cutoff: bool, as_sse: bool):
 
 def fault_reply(fault: faults.Fault, reply: Reply, pacer: Pacer, streaming: bool, as_sse: bool):
     name, model_id = fault.name, reply.model_id
-    if name == "auth":
-        return error(
-            "API key not valid. Please pass a valid API key.",
-            401,
-            "UNAUTHENTICATED",
-            [
-                {
-                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "API_KEY_INVALID",
-                    "domain": "googleapis.com",
-                    "metadata": {"service": "generativelanguage.googleapis.com"},
-                }
-            ],
-        )
+    if name in {"auth", "no_key"}:
+        return unauthorized(None, "invalid" if name == "auth" else "missing")
     if name in {"rate_limit", "quota"}:
         return quota_error(model_id, per_day=name == "quota")
-    if name == "server_error":
+    if name in {"server_error", "stream_error"}:  # Gemini replies here are not streamed by the app
         return error(
             "An internal error has occurred. Please retry or report in "
             "https://developers.generativeai.google/guide/troubleshooting",

@@ -6,7 +6,9 @@ adapter bug shows up against the simulator and not first in production.
 
 import math
 from dataclasses import dataclass, field
+from datetime import date
 
+from compare import registry
 from compare.simulator.common import RETIRED_IDS, registry_model_ids
 from compare.sizes import openai_size_problem, parse_wxh
 
@@ -17,9 +19,14 @@ MODELS = {
     "gpt-image-1.5": 1763596800,
     "gpt-image-1-mini": 1759968000,
     "chatgpt-image-latest": 1776729600,
+    "gpt-image-2.5-sunburst": 1788825600,
+    "gpt-image-2.5-sunburst-2026-09-08": 1788825600,
+    "gpt-image-2.5-flare": 1788825600,
+    "gpt-image-2.5-flare-2026-09-08": 1788825600,
 }
 CLASSIC_SIZES = {"1024x1024", "1536x1024", "1024x1536"}
 QUALITIES = {"low", "medium", "high", "auto"}
+EXTRA_QUALITIES = {"xhigh", "max"}
 BACKGROUNDS = {"transparent", "opaque", "auto"}
 FORMATS = {"png", "jpeg", "webp"}
 MODERATIONS = {"auto", "low"}
@@ -42,7 +49,16 @@ GENERATION_FIELDS = {
     "response_format",
     "style",
 }
-EDIT_FIELDS = (GENERATION_FIELDS - {"style"}) | {"input_fidelity", "image", "image[]", "mask"}
+EDIT_FIELDS = (GENERATION_FIELDS - {"style"}) | {"input_fidelity", "image", "image[]", "mask", "markup"}
+# Edits reject `moderation` ("Unknown parameter", as reported against the real endpoint) for every
+# model not documented to take it there: none is today.
+MODERATION_ON_EDITS: set[str] = set()
+
+
+def takes_markup(model: str) -> bool:
+    """`markup`, a transparent PNG overlay on the first image, is GPT Image 2.5 only."""
+    return model.startswith("gpt-image-2.5")
+
 
 # Published per-image output prices of gpt-image-2 (OpenAI's pricing page), at $30/M output tokens.
 OUTPUT_PER_MTOK = 30.0
@@ -56,6 +72,40 @@ PRICE_TABLE = {
 }
 QUALITY_INDEX = {"low": 0, "medium": 1, "high": 2}
 PARTIAL_IMAGE_TOKENS = 100  # each streamed preview is billed as extra output tokens
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """What one real model id takes where the models differ (the API reference's words)."""
+
+    any_size: bool  # any valid WIDTHxHEIGHT; else only CLASSIC_SIZES and "auto"
+    qualities: frozenset[str] = frozenset(QUALITIES)
+    shutdown: date | None = None  # from this day the id answers 404 and leaves the model list
+
+
+_2_5 = ModelRules(any_size=True, qualities=frozenset(QUALITIES | EXTRA_QUALITIES))
+_CLASSIC = ModelRules(any_size=False)
+_SHUT_DOWN = ModelRules(any_size=False, shutdown=date(2026, 12, 1))
+# The one table of per-model rules: arbitrary sizes for gpt-image-2 and 2.5 only (2.6 is not
+# documented with them), xhigh/max for 2.5 only, and OpenAI's announced 2026-12-01 shutdowns.
+# An id not listed here (a gateway's own) follows the gpt-image-2 rules if it starts like one.
+MODEL_RULES = {
+    "gpt-image-2": ModelRules(any_size=True),
+    "gpt-image-2-2026-04-21": ModelRules(any_size=True),
+    "gpt-image-2.5-sunburst": _2_5,
+    "gpt-image-2.5-sunburst-2026-09-08": _2_5,
+    "gpt-image-2.5-flare": _2_5,
+    "gpt-image-2.5-flare-2026-09-08": _2_5,
+    "gpt-image-2.6-sunburst": _CLASSIC,
+    "gpt-image-2.6-flare": _CLASSIC,
+    "gpt-image-1.5": _SHUT_DOWN,
+    "gpt-image-1-mini": _SHUT_DOWN,
+    "chatgpt-image-latest": _SHUT_DOWN,
+}
+
+
+def rules_for(model: str) -> ModelRules:
+    return MODEL_RULES.get(model) or ModelRules(any_size=model.startswith("gpt-image-2"))
 
 
 class ApiError(Exception):
@@ -85,6 +135,9 @@ class Params:
     partial_images: int = 0
     images: list = field(default_factory=list)  # decoded Pillow images (edits)
     mask: object = None
+    markup: object = None
+    # Gateway mode (compare/simulator/openai/gateway.py): the Gemini image size answered, else "".
+    gateway_size: str = ""
 
     def resolved_quality(self) -> str:
         return "medium" if self.quality == "auto" else self.quality
@@ -104,12 +157,14 @@ class Params:
 
 
 def known_models() -> set[str]:
-    return (set(MODELS) | registry_model_ids("openai-images")) - RETIRED_IDS
+    today = registry.today()
+    shut = {m for m, r in MODEL_RULES.items() if r.shutdown is not None and today >= r.shutdown}
+    return (set(MODELS) | registry_model_ids("openai-images")) - RETIRED_IDS - shut
 
 
 def flexible_sizes(model: str) -> bool:
-    """gpt-image-2 (and aliases) take any valid WxH; older GPT image models only the classic three."""
-    return model.startswith("gpt-image-2") or model == "chatgpt-image-latest"
+    """gpt-image-2 and 2.5 take any valid WxH; the other GPT image models only the classic three."""
+    return rules_for(model).any_size
 
 
 def _integer(raw, name: str, low: int, high: int, default: int) -> int:
@@ -168,12 +223,20 @@ def _size(raw, model: str) -> str:
 def validate(data: dict, edit: bool = False) -> Params:
     """Check one request's fields (JSON values or multipart strings) like the real API does."""
     allowed = EDIT_FIELDS if edit else GENERATION_FIELDS
+    model = data.get("model")
+    if edit and model not in MODERATION_ON_EDITS:
+        allowed = allowed - {"moderation"}
+    if edit and not takes_markup(str(model)):
+        allowed = allowed - {"markup"}
     for name in data:
         if name not in allowed:
             raise ApiError(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
-    model = data.get("model")
     if not model:
         raise ApiError("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    from compare.simulator.openai import gateway
+
+    if (spec := gateway.spec_for(str(model))) is not None:
+        return gateway.validate(data, str(model), spec)
     if model not in known_models():
         raise ApiError(
             f"The model '{model}' does not exist or you do not have access to it.",
@@ -198,7 +261,7 @@ def validate(data: dict, edit: bool = False) -> Params:
     params = Params(model=model, prompt=prompt)
     params.n = _integer(data.get("n"), "n", 1, 10, 1)
     params.size = _size(data.get("size"), model)
-    params.quality = _choice(data.get("quality"), "quality", QUALITIES, "auto")
+    params.quality = _choice(data.get("quality"), "quality", set(rules_for(model).qualities), "auto")
     params.background = _choice(data.get("background"), "background", BACKGROUNDS, "auto")
     params.output_format = _choice(data.get("output_format"), "output_format", FORMATS, "png")
     _choice(data.get("moderation"), "moderation", MODERATIONS, "auto")
@@ -263,6 +326,28 @@ def validate_images(params: Params, images: list, mask) -> None:
         params.mask = decoded
 
 
+def validate_markup(params: Params, markup, has_mask: bool) -> None:
+    """Edits with `markup` (a 2.5 model: validate() checked): a PNG with transparency the
+    size of the first image, never together with a mask."""
+    from compare.simulator.common import decode_image
+
+    if has_mask:
+        raise ApiError("'markup' cannot be used together with 'mask'.", "markup", "invalid_value")
+    decoded = decode_image(markup.read())
+    if decoded is None or decoded.format != "PNG" or "A" not in decoded.getbands():
+        raise ApiError(
+            "Invalid markup image: it must be a PNG file with an alpha channel.", "markup", "invalid_image_format"
+        )
+    if params.images and decoded.size != params.images[0].size:
+        raise ApiError(
+            "Invalid markup image: the markup must be the same size as the image "
+            f"({params.images[0].size[0]}x{params.images[0].size[1]}), got {decoded.size[0]}x{decoded.size[1]}.",
+            "markup",
+            "invalid_image_size",
+        )
+    params.markup = decoded
+
+
 def output_tokens(width: int, height: int, quality: str) -> int:
     """Tokens whose price at $30/M equals the published per-image price; other sizes scale by pixels."""
     index = QUALITY_INDEX.get(quality, 1)
@@ -283,11 +368,26 @@ def image_input_tokens(image) -> int:
     return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
 
 
+def stream_usage(found: dict) -> dict:
+    """A stream's completed event reports usage without `output_tokens_details` (the SDK's
+    ImageGenCompletedEvent / ImageEditCompletedEvent usage types have no such field)."""
+    return {key: value for key, value in found.items() if key != "output_tokens_details"}
+
+
 def usage(params: Params, images_out: int, partials: int = 0) -> dict:
+    if params.gateway_size:
+        from compare.simulator.openai import gateway
+
+        return gateway.usage(params, images_out)
     text = max(1, math.ceil(len(params.prompt) / 4))
     image_in = sum(image_input_tokens(i) for i in params.images)
     width, height = params.resolved_size()
     out = images_out * output_tokens(width, height, params.resolved_quality()) + partials * PARTIAL_IMAGE_TOKENS
+    return usage_shape(text, image_in, out)
+
+
+def usage_shape(text: int, image_in: int, out: int) -> dict:
+    """Token counts in the Images API reply's `usage` shape."""
     return {
         "input_tokens": text + image_in,
         "input_tokens_details": {"text_tokens": text, "image_tokens": image_in},

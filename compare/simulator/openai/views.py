@@ -24,7 +24,17 @@ from compare.simulator.common import (
     sse_response,
     truncated_response,
 )
-from compare.simulator.openai.rules import MODELS, ApiError, Params, known_models, usage, validate, validate_images
+from compare.simulator.openai.rules import (
+    MODELS,
+    ApiError,
+    Params,
+    known_models,
+    stream_usage,
+    usage,
+    validate,
+    validate_images,
+    validate_markup,
+)
 from compare.simulator.render import blurred, compose, encode, misrender, seed_bytes
 
 PROTOCOL = "openai"
@@ -39,12 +49,51 @@ def api_error(exc: ApiError):
     return error(exc.message, exc.status, type_=exc.type, param=exc.param, code=exc.code)
 
 
-def unauthorized(request):
+def unauthorized(request, problem: str = "missing"):
+    """401 as OpenAI gives it: no key, or (problem "invalid") a key it does not know."""
+    if problem == "invalid":
+        return error(
+            "Incorrect API key provided: invalid**. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            401,
+            code="invalid_api_key",
+        )
     return error(
         "You didn't provide an API key. You need to provide your API key in an Authorization header "
         "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
         401,
     )
+
+
+# Where and why the safety system stopped a request: `refusal` at the output stage (the
+# picture was made, then withheld), `prompt_blocked` at the input stage. safety_violations
+# is seen from gpt-image-2 through a relay; moderation_details only in client fixtures, so
+# its exact shape is UNCONFIRMED.
+MODERATION = {
+    "refusal": {"moderation_stage": "output", "categories": ["violence"]},
+    "prompt_blocked": {"moderation_stage": "input", "categories": ["illicit"]},
+}
+
+
+def refusal_error(fault: str) -> dict:
+    details = MODERATION[fault]
+    return {
+        "message": "Your request was rejected by the safety system. If you believe this is an error, contact "
+        f"us at help.openai.com and include the request ID {request_id()}.",
+        "type": "image_generation_user_error",
+        "param": None,
+        "code": "moderation_blocked",
+        "moderation_details": details,
+        "safety_violations": list(details["categories"]),
+    }
+
+
+STREAM_ERROR = {
+    "message": "The server had an error while processing your request. Sorry about that!",
+    "type": "server_error",
+    "param": None,
+    "code": "server_error",
+}
 
 
 # --- fault replies ---------------------------------------------------------------------------
@@ -53,13 +102,10 @@ def unauthorized(request):
 def fault_reply(fault: faults.Fault, params: Params, edit: bool):
     """The reply for an injected fault, or None when the fault only shows while streaming."""
     name = fault.name
-    if name == "auth":
-        return error(
-            "Incorrect API key provided: simulat**. You can find your API key at "
-            "https://platform.openai.com/account/api-keys.",
-            401,
-            code="invalid_api_key",
-        )
+    if name in {"auth", "no_key"}:
+        return unauthorized(None, "invalid" if name == "auth" else "missing")
+    if name == "stream_error" and not params.stream:
+        return json_response({"error": STREAM_ERROR}, 500, {"x-request-id": request_id()})
     if name == "rate_limit":
         return error(
             f"Rate limit reached for {params.model} in organization org-simulator on images per minute "
@@ -94,13 +140,7 @@ def fault_reply(fault: faults.Fault, params: Params, edit: bool):
         faults.sleep(faults.DEFAULT_TIMEOUT if fault.seconds is None else fault.seconds)
         return error("Gateway timeout.", 504, type_="server_error")
     if name in {"refusal", "prompt_blocked"}:
-        return error(
-            "Your request was rejected by the safety system. If you believe this is an error, contact "
-            f"us at help.openai.com and include the request ID {request_id()}.",
-            400,
-            type_="image_generation_user_error",
-            code="moderation_blocked",
-        )
+        return json_response({"error": refusal_error(name)}, 400, {"x-request-id": request_id()})
     if name in {"text_only", "no_image"}:
         if params.stream:
             return sse_response(iter([b"data: [DONE]\n\n"]))
@@ -116,7 +156,7 @@ def fault_reply(fault: faults.Fault, params: Params, edit: bool):
                 )
             )
         return json_response_raw(f'{{"created": {int(time.time())}, "data": [{{"b64_json": "iVBORw0KGgoAAAANSU')
-    return None  # cutoff: handled by the reply builders
+    return None  # cutoff and stream_error: handled by the reply builders
 
 
 def json_response_raw(text: str):
@@ -133,7 +173,10 @@ def kind(edit: bool) -> str:
 
 
 def echo(params: Params) -> dict:
-    """The settings the 'model' actually used, as the real API reports them."""
+    """The settings the 'model' actually used, as the real API reports them. A gateway serving
+    Gemini (gateway mode) does not know them, so it reports none."""
+    if params.gateway_size:
+        return {}
     width, height = params.resolved_size()
     return {
         "background": params.resolved_background(),
@@ -191,16 +234,20 @@ def frame(event: dict) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
-def stream_frames(params: Params, pacer: Pacer, edit: bool, cutoff: bool):
+def stream_frames(params: Params, pacer: Pacer, edit: bool, cutoff: bool, broken: bool = False):
     """Previews (blurriest first) then one completed event per image, then [DONE], spread
-    evenly over the latency (each event leaves at its share of it, drawing included)."""
+    evenly over the latency (each event leaves at its share of it, drawing included).
+    `cutoff`: the connection drops after the first preview; `broken`: an error event
+    follows the first preview (`event: error`, the error object under "error", which the
+    openai SDK raises as APIError) and the stream ends."""
     partials = params.partial_images
     steps = params.n * (partials + 1)
     step = 0
+    stops = cutoff or broken
     for index in range(params.n):
         with render.pixel_work():
             final = picture(params, index)
-        for p in range(partials if not cutoff else max(1, partials)):
+        for p in range(partials if not stops else max(1, partials)):
             divisor = 8 * 2 ** (max(partials, 1) - 1 - p)
             with render.pixel_work():
                 preview = encoded(params, blurred(final, divisor))
@@ -215,8 +262,10 @@ def stream_frames(params: Params, pacer: Pacer, edit: bool, cutoff: bool):
                     **echo(params),
                 }
             )
-            if cutoff:
-                return  # the connection drops: no completed event, no [DONE]
+            if broken:
+                yield frame({"type": "error", "error": STREAM_ERROR})
+            if stops:
+                return  # no completed event, no [DONE]
         with render.pixel_work():
             completed = encoded(params, final)
         step += 1
@@ -227,7 +276,7 @@ def stream_frames(params: Params, pacer: Pacer, edit: bool, cutoff: bool):
                 "b64_json": completed,
                 "created_at": int(time.time()),
                 **echo(params),
-                "usage": usage(params, 1, partials),
+                "usage": stream_usage(usage(params, 1, partials)),
             }
         )
     yield b"data: [DONE]\n\n"
@@ -241,12 +290,13 @@ def generate(request, params: Params, edit: bool):
         return error(str(exc), 400, param="prompt", code="simulator_unknown_fault")
     pacer = Pacer(request, latency_for(request, PROTOCOL, params.model, params.prompt))
     cutoff = fault is not None and fault.name == "cutoff"
-    if fault is not None and not cutoff:
+    broken = fault is not None and fault.name == "stream_error" and params.stream
+    if fault is not None and not cutoff and not broken:
         if fault.name in {"refusal", "prompt_blocked", "text_only", "no_image", "malformed"}:
             pacer.until()  # these come back after the model has worked on it
         return fault_reply(fault, params, edit)
     if params.stream:
-        return sse_response(stream_frames(params, pacer, edit, cutoff))
+        return sse_response(stream_frames(params, pacer, edit, cutoff, broken))
     return reply(params, pacer, cutoff)
 
 
@@ -296,6 +346,8 @@ def edits(request):
         images = files.get("image", []) + files.get("image[]", [])
         masks = files.get("mask", [])
         validate_images(params, images, masks[0] if masks else None)
+        if markups := files.get("markup", []):
+            validate_markup(params, markups[0], bool(masks))
     except ApiError as exc:
         return api_error(exc)
     return generate(request, params, edit=True)
