@@ -70,7 +70,7 @@ browser:
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/compare
 POSTGRES_TESTS := tests/test_flow.py tests/test_api.py tests/test_judging.py tests/test_history.py tests/test_leaderboard.py tests/test_scaleout.py \
 	tests/test_limits.py tests/test_suite_dispatch.py tests/test_suite_results.py tests/test_celery.py tests/test_history_speed.py \
-	tests/test_livefeed.py
+	tests/test_livefeed.py tests/test_money.py tests/test_recovery.py
 
 test: check browser
 	$(PY) -m pytest
