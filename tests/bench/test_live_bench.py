@@ -6,7 +6,7 @@ import statistics
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from playwright.sync_api import sync_playwright
 
 from compare import live, livefeed
@@ -35,6 +35,9 @@ def page(simulator, monkeypatch):
         page.set_default_timeout(20_000)
         yield page
         browser.close()
+        # Playwright's loop makes Django keep this test's connections in a context of their
+        # own: closed here, or PostgreSQL refuses to drop the test database after the run.
+        connections.close_all()
 
 
 def lags(page, simulator, user, samples: int, store) -> list[float]:
