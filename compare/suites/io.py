@@ -48,6 +48,7 @@ from compare import text
 from compare.judging.forms import parse_tags
 from compare.options import OPTION_FIELDS, SUPPORT_CHECKED, OptionsForm
 from compare.registry import enabled_models
+from compare.suites.models import CASE_FIELDS
 
 MAX_FILE_BYTES = 1_000_000
 MAX_CASES = 200
@@ -86,13 +87,7 @@ class CaseData:
     expectations: list[str] = field(default_factory=list)
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "prompt": self.prompt,
-            "options": self.options,
-            "tags": self.tags,
-            "expectations": self.expectations,
-        }
+        return {name: getattr(self, name) for name in CASE_FIELDS}
 
 
 @dataclass

@@ -7,6 +7,9 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+# What a case is, wherever it is stored or exchanged (compare/suites/io.py `CaseData`, `SuiteCase.snapshot`).
+CASE_FIELDS = ("title", "prompt", "options", "tags", "expectations")
+
 
 class Suite(models.Model):
     """A named list of prompt cases. Each edit of its cases raises `version`; a suite
@@ -53,13 +56,7 @@ class SuiteCase(models.Model):
 
     def snapshot(self) -> dict:
         """What a suite run keeps of this case (SuiteRun.cases)."""
-        return {
-            "title": self.title,
-            "prompt": self.prompt,
-            "options": self.options,
-            "tags": self.tags,
-            "expectations": self.expectations,
-        }
+        return {name: getattr(self, name) for name in CASE_FIELDS}
 
 
 class SuiteRun(models.Model):

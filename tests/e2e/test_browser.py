@@ -152,3 +152,22 @@ def test_blind_vote_with_the_keyboard_then_the_names_are_revealed(page, simulato
     page.keyboard.press("0")  # change the vote to a tie
     expect(page.locator("#votes")).to_contain_text("Tie: 1")
     assert run.votes.values_list("verdict", "winner").get() == ("tie", None)
+
+
+def test_ticking_models_turns_on_exactly_the_inputs_they_take(page, simulator, user, enable_models):
+    """The options follow the ticked models at once: the markup input wakes up with GPT Image
+    2.5, the mask goes to sleep when no ticked model takes one (both requests of a tick, the
+    options and the estimate, arrive: neither cancels the other)."""
+    enable_models("gpt-image-2.5-sunburst")
+    base = log_in(page, simulator)
+    page.goto(base + "/")
+    markup, mask = page.locator("#id_markup"), page.locator("#id_mask")
+    expect(markup).to_be_disabled()  # GPT Image 2 and Nano Banana Pro, the defaults: no markup
+    expect(mask).to_be_enabled()
+    page.get_by_role("checkbox", name=re.compile("GPT Image 2.5 Sunburst")).check()
+    expect(markup).to_be_enabled()
+    expect(page.locator("#summary")).to_contain_text("GPT Image 2.5 Sunburst")
+    for name in ("GPT Image 2 ", "GPT Image 2.5 Sunburst"):
+        page.get_by_role("checkbox", name=re.compile("^" + re.escape(name))).uncheck()
+    expect(mask).to_be_disabled()  # Nano Banana Pro alone takes no mask
+    expect(page.get_by_text("None of the chosen models takes a mask.")).to_be_visible()
