@@ -64,6 +64,18 @@ def _unknown_share(entry: dict) -> Decimal:
         return Decimal(1)
 
 
+def end_running(row: tuple, kind: str, *, then: tuple[dict, ...] = (), **fields) -> int:
+    """End a generation whose call is still on its way (cancelled, or its process died):
+    `row` is its (pk, claim, attempt_log, estimated_cost_usd) as read. The call may have
+    been billed, so the log records it as such (`kind`), followed by `then`, and the cost
+    is tallied again; written only if the row still runs under that claim. 1 if written."""
+    pk, claim, log, estimate = row
+    lost = {"kind": kind, "at": timezone.now().isoformat(), **attempt_cost(kind, None, 1)}
+    attempts = [*log, lost, *then]
+    same = Generation.objects.filter(pk=pk, status=Generation.Status.RUNNING, claim=claim)
+    return same.update(**fields, attempt_log=attempts, **tally(attempts, estimate))
+
+
 def tally(attempts: list, estimate: Decimal | None) -> dict:
     """`cost_usd` and `cost_max_usd` of a generation from its attempt log (entries written
     before attempts recorded their bill count for nothing: their bill is not known). An

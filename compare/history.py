@@ -157,15 +157,19 @@ def forget_choices() -> None:
 
 @receiver(post_save, sender=Generation)
 def _generation_saved(sender, instance: Generation, created: bool, **kwargs) -> None:
+    if not created:  # most saves: no cache read (a round trip where the cache is Redis)
+        return
     cached = cache.get(CHOICES_KEY)
-    if created and isinstance(cached, dict) and instance.model_key not in cached["history"]:
+    if isinstance(cached, dict) and instance.model_key not in cached["history"]:
         forget_choices()
 
 
 @receiver(post_save, sender=Run)
 def _run_saved(sender, instance: Run, created: bool, **kwargs) -> None:
+    if not created:
+        return
     cached = cache.get(CHOICES_KEY)
-    if created and isinstance(cached, dict) and instance.author_id not in {pk for pk, _ in cached["authors"]}:
+    if isinstance(cached, dict) and instance.author_id not in {pk for pk, _ in cached["authors"]}:
         forget_choices()
 
 

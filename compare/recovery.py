@@ -47,15 +47,17 @@ def recover(generations: QuerySet[Generation], message: str) -> tuple[list[str],
     requeued: list[str] = []
     interrupted = 0
     rows = generations.filter(status=Generation.Status.RUNNING).values_list(
-        "pk", "claim", "run_id", "attempt_log", "estimated_cost_usd", "run__author_id"
+        "pk", "claim", "attempt_log", "estimated_cost_usd", "run_id", "run__author_id"
     )
-    for pk, claim, run_id, log, estimate, author_id in rows:
+    for pk, claim, log, estimate, run_id, author_id in rows:
         now = timezone.now()
-        lost = {"at": now.isoformat(), "kind": "interrupted", **budget.attempt_cost("interrupted", None)}
-        same = Generation.objects.filter(pk=pk, status=Generation.Status.RUNNING, claim=claim)
+        row = (pk, claim, log, estimate)
         if rerun and automatic_reruns(log) < MAX_AUTOMATIC_RERUNS and _affordable(author_id, estimate):
-            attempts = [*log, lost, {"rerun": RERUN, "at": now.isoformat(), "after": "interrupted"}]
-            done = same.update(
+            marker = {"rerun": RERUN, "at": now.isoformat(), "after": "interrupted"}
+            done = budget.end_running(
+                row,
+                "interrupted",
+                then=(marker,),
                 status=Generation.Status.QUEUED,
                 queued_at=now,
                 started_at=None,
@@ -65,21 +67,18 @@ def recover(generations: QuerySet[Generation], message: str) -> tuple[list[str],
                 error_message="",
                 waiting_for="",
                 attempts=0,
-                attempt_log=attempts,
-                **budget.tally(attempts, estimate),
             )
             if done:
                 Image.objects.filter(generation_id=pk, is_partial=True).delete()  # a stream's previews
                 requeued.append(str(pk))
         else:
-            attempts = [*log, lost]
-            done = same.update(
+            done = budget.end_running(
+                row,
+                "interrupted",
                 status=Generation.Status.FAILED,
                 finished_at=now,
                 error_kind="interrupted",
                 error_message=message,
-                attempt_log=attempts,
-                **budget.tally(attempts, estimate),
             )
             interrupted += done
         if done:

@@ -3,6 +3,7 @@ task per generation once the transaction has committed."""
 
 import random
 from functools import partial
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -123,7 +124,7 @@ def cancel_generations(queryset) -> int:
     may still bill it, so a running one's log records that, as compare/recovery.py does
     for an interrupted one, and its cost is tallied again (compare/budget.py)."""
     now = timezone.now()
-    ended = {
+    ended: dict[str, Any] = {
         "status": Generation.Status.CANCELLED,
         "finished_at": now,
         "error_kind": "",
@@ -133,11 +134,8 @@ def cancel_generations(queryset) -> int:
     count = 0
     with transaction.atomic():  # the task cannot append to a log between its read and this write
         running = queryset.filter(status=Generation.Status.RUNNING).select_for_update(of=("self",))
-        for pk, claim, log, estimate in running.values_list("pk", "claim", "attempt_log", "estimated_cost_usd"):
-            lost = {"kind": "cancelled", "at": now.isoformat(), **budget.attempt_cost("cancelled", None, 1)}
-            attempts = [*log, lost]
-            same = Generation.objects.filter(pk=pk, status=Generation.Status.RUNNING, claim=claim)
-            count += same.update(**ended, attempt_log=attempts, **budget.tally(attempts, estimate))
+        for row in running.values_list("pk", "claim", "attempt_log", "estimated_cost_usd"):
+            count += budget.end_running(row, "cancelled", **ended)
         count += queryset.pending().update(**ended)
     return count
 

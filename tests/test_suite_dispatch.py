@@ -116,14 +116,15 @@ def test_the_estimate_is_every_case_and_model_times_samples(user, queue):
     ]
     one_sample = sum((p for p in parts if p is not None), Decimal("0"))
     assert len(parts) == 6 and None not in parts
-    assert dispatch.estimate(suite, BOTH, 5) == one_sample * 5 > 0
+    span = dispatch.estimate_range(suite, BOTH, 5)
+    assert span is not None and span.high == one_sample * 5 > 0
     suite_run = queue(dispatch.start_suite_run, suite, user, BOTH, 5)
     assert suite_run.estimated_cost_usd == one_sample * 5
     stored = Generation.objects.filter(run__suite_run=suite_run).values_list("estimated_cost_usd", flat=True)
     assert sum((e for e in stored if e is not None), Decimal("0")) == one_sample * 5
     # Nothing to estimate for an invalid choice.
-    assert dispatch.estimate(suite, ["nope"], 5) is None
-    assert dispatch.estimate(suite, BOTH, 0) is None
+    assert dispatch.estimate_range(suite, ["nope"], 5) is None
+    assert dispatch.estimate_range(suite, BOTH, 0) is None
 
 
 def test_generations_beyond_the_in_flight_limit_wait_in_the_queue_and_follow_as_others_end(user, queue):
@@ -247,8 +248,9 @@ def test_another_users_suite_run_is_not_held_behind_mine(user, other_user, queue
 def test_over_the_daily_budget_nothing_is_written(user, queue):
     team(daily_budget_usd=Decimal("1.00"), max_in_flight=0)
     suite = make_suite()
-    expected = dispatch.estimate(suite, BOTH, 10)
-    assert expected is not None and expected > Decimal("1.00")
+    span = dispatch.estimate_range(suite, BOTH, 10)
+    assert span is not None and span.high > Decimal("1.00")
+    expected = span.high
     with pytest.raises(dispatch.SuiteRunRefused) as info:
         queue(dispatch.start_suite_run, suite, user, BOTH, 10)
     assert info.value.over_limit

@@ -17,6 +17,7 @@ open run pages (compare/live.py). It never raises: a crash becomes check_status
 import io
 import logging
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from django.conf import settings
@@ -97,10 +98,12 @@ def compute(gen: Generation) -> tuple[dict[str, Any], bool]:
             expected, checks["text_unavailable"] = _readable(wanted)
         read_text = available and bool(expected)
     results = []
+    # Pillow reads only the header until the pixels are used: size and format need no decode,
+    # only the OCR and a transparency check do, and only they take a pixel slot (compare/images.py).
+    needs_pixels = read_text or asked.transparent
     for img in sorted(finals, key=lambda i: i.index):
-        # The decode and OCR hold one of the process's pixel slots (compare/images.py).
-        with images.pixel_work(), PILImage.open(io.BytesIO(images.open_bytes(img.file))) as picture:
-            picture.load()
+        slot = images.pixel_work() if needs_pixels else nullcontext()
+        with slot, PILImage.open(io.BytesIO(images.open_bytes(img.file))) as picture:
             result: dict[str, Any] = {
                 "index": img.index,
                 "text": [],

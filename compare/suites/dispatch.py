@@ -37,6 +37,7 @@ from typing import Any
 
 from django import forms
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from compare import budget, live, pricing
@@ -175,35 +176,26 @@ def _estimates(cases: list[PreparedCase], models: list[Model]) -> list[Decimal |
     return [pricing.estimate(m, case.options, case.prompt) for case in cases for m in models]
 
 
-def _total(estimates: list[Decimal | None], samples: int) -> Decimal | None:
-    """The sum for `samples` samples; None when any part has no price (a partial sum would mislead)."""
-    if not estimates or any(e is None for e in estimates):
+def _range(cases: list[PreparedCase], models: list[Model], samples: int) -> pricing.Estimate | None:
+    """The cost of `samples` samples as a range (with quality "auto" the provider picks:
+    compare/pricing.py); None when any part has no price (a partial sum would mislead)."""
+    spans = [pricing.estimate_range(m, case.options, case.prompt) for case in cases for m in models]
+    if not spans or any(s is None for s in spans):
         return None
-    return sum((e for e in estimates if e is not None), Decimal("0")) * samples
-
-
-def estimate(suite: Suite, model_keys: list[str], samples: int) -> Decimal | None:
-    """The estimated cost in USD of running `suite` with these models and samples (the high
-    end of `estimate_range`: what the daily limit counts); None when it cannot be said (an
-    invalid choice, a model without a price)."""
-    span = estimate_range(suite, model_keys, samples)
-    return None if span is None else span.high
+    one = pricing.total(spans)
+    return None if one is None else pricing.Estimate(one.low * samples, one.high * samples)
 
 
 def estimate_range(suite: Suite, model_keys: list[str], samples: int) -> pricing.Estimate | None:
-    """The cost as a range for the page before it starts: with quality "auto" the provider
-    picks (compare/pricing.py); None when it cannot be said."""
+    """What the suite run would cost, for the page before it starts (its high end is what
+    the daily limit counts); None when it cannot be said (an invalid choice, no price)."""
     try:
         models = check_models(model_keys)
         samples = check_samples(samples)
         cases = [prepare_case(i, c, models) for i, c in enumerate(suite.cases.all())]
     except SuiteRunRefused:
         return None
-    spans = [pricing.estimate_range(m, case.options, case.prompt) for case in cases for m in models]
-    if not spans or any(s is None for s in spans):
-        return None  # a partial sum would mislead
-    one = pricing.total(spans)
-    return None if one is None else pricing.Estimate(one.low * samples, one.high * samples)
+    return _range(cases, models, samples)
 
 
 # --- starting, releasing, cancelling --------------------------------------------------------
@@ -248,7 +240,7 @@ def start_suite_run(suite: Suite, author, model_keys: list[str], samples: int) -
             model_keys=[m.key for m in models],
             samples=samples,
             author=author,
-            estimated_cost_usd=_total(per_sample, samples),
+            estimated_cost_usd=span.high if (span := _range(cases, models, samples)) else None,
         )
         for sample in range(samples):
             for case in cases:
@@ -320,7 +312,10 @@ def release_held(*, author_id=None, generation_id=None) -> int:
     call this again from within itself, once per held generation, as deep as the queue
     is long; such a nested call only asks the outer one to go round once more."""
     if author_id is None:
-        author_id = Generation.objects.filter(pk=generation_id).values_list("run__author_id", flat=True).first()
+        author = Generation.objects.filter(pk=generation_id).values("run__author_id")[:1]
+        if not _held(Subquery(author)).exists():  # every generation's task asks: one query when nothing is held
+            return 0
+        author_id = author.values_list("run__author_id", flat=True).first()
     if author_id is None:
         return 0
     if getattr(_releasing, "active", False):
