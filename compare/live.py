@@ -45,6 +45,7 @@ from django.dispatch import receiver
 
 from compare import livefeed
 from compare.models import Generation, Image, Note, Reveal, Vote
+from compare.precompiled import Precompiled, uuid_of
 
 INTERVAL_MS = 100  # the poll interval while the run is unfinished; most polls cost no query
 RECHECK = 1.0  # seconds a remembered state is trusted without news from this process
@@ -142,35 +143,19 @@ def _query(run_id, user_id):
     )
 
 
-# Compiling `_query` costs several times what running it does, so it is compiled once per
-# database with stand-in values, and run with the real ones in their places. The rows are
-# the database's own values (a digest only needs them to be the same each time).
-_RUN = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
-_USER = -424242
-_compiled: dict[str, tuple[str, tuple, list[int], list[int]] | None] = {}
+# Compiling `_query` costs several times what running it does: compiled once per database
+# (compare/precompiled.py). The rows are the database's own values (a digest only needs
+# them to be the same each time).
+_ROWS = Precompiled(
+    _query,
+    [(uuid.UUID("00000000-0000-4000-8000-00000000c0de"), uuid_of(Generation, "run")), (-424242, None)],
+)
 
 
 def _rows(run_id, user_id) -> list[tuple]:
     alias = router.db_for_read(Generation)
-    connection = connections[alias]
-    if alias not in _compiled:
-        sql, params = _query(_RUN, _USER).query.get_compiler(using=alias).as_sql()
-        users = [i for i, p in enumerate(params) if p == _USER and not isinstance(p, bool)]
-        runs = [i for i, p in enumerate(params) if str(p).replace("-", "") == _RUN.hex]
-        # Where a stand-in does not show as a parameter, compile each time instead.
-        _compiled[alias] = (sql, tuple(params), users, runs) if users and runs else None
-    compiled = _compiled[alias]
-    if compiled is None:
-        sql, params = _query(run_id, user_id).query.get_compiler(using=alias).as_sql()
-    else:
-        sql, template, users, runs = compiled
-        run = Generation._meta.get_field("run").target_field.get_db_prep_value(run_id, connection)
-        params = list(template)
-        for i in users:
-            params[i] = user_id
-        for i in runs:
-            params[i] = run
-    with connection.cursor() as cursor:
+    sql, params = _ROWS.sql(alias, run_id, user_id)
+    with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

@@ -204,3 +204,18 @@ def test_a_finished_run_has_no_poll_at_all(auth_client, user):
     run = make_run(user, status=["succeeded", "cancelled"], images=1)
     html = auth_client.get(run.get_absolute_url()).content.decode()
     assert 'id="live-poll"' in html and 'hx-trigger="every' not in html
+
+
+def test_the_poll_query_is_compiled_once_and_answers_what_django_would(user, other_user):
+    """compare/precompiled.py: the SQL compiled with stand-ins, run with this run and viewer,
+    gives exactly the rows Django's own compilation of the same query gives."""
+    mine = make_run(user, status=["succeeded", "running"])
+    Vote.objects.create(run=mine, user=other_user, verdict=Vote.Verdict.TIE)
+    make_run(other_user)  # another run: never in the answer
+    for viewer in (user, other_user):
+        sql, params = live._query(mine.pk, viewer.pk).query.get_compiler(using=connection.alias).as_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            expected = cursor.fetchall()
+        assert len(expected) == 2 and sorted(live._rows(mine.pk, viewer.pk)) == sorted(expected)
+    assert live._ROWS._compiled[connection.alias] is not None  # compiled once, not each time
