@@ -36,14 +36,34 @@ checked, pending, passed, failed, unavailable) and `checks`, a JSON object:
 the text check could not run for expected strings, "passed" otherwise.
 """
 
+from typing import Any
+
+
+def dicts(value: Any) -> list[dict]:
+    """The dicts of a stored list (anything else: none)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def images_of(checks: Any) -> list[dict]:
+    """The per-image results of a stored `checks` (anything else: none), in image order.
+    These three readers are the one walk over the schema above, tolerant of rows written
+    by older versions: the pane, the exports, suites and the status all read through them."""
+    found = dicts(checks.get("images")) if isinstance(checks, dict) else []
+    return sorted(found, key=lambda image: image.get("index") or 0)
+
+
+def text_items(checks: Any) -> list[dict]:
+    """Every text item of every image."""
+    return [item for image in images_of(checks) for item in dicts(image.get("text"))]
+
+
+def spec_items(checks: Any) -> list[dict]:
+    """The generation's specification items, then every image's."""
+    own = dicts(checks.get("spec")) if isinstance(checks, dict) else []
+    return own + [item for image in images_of(checks) for item in dicts(image.get("spec"))]
+
 
 def text_failed(checks: object) -> bool:
     """Whether any expected string of any image was misread: the "text check failed" of
     the history filter and of the fallback rule (compare/tasks.py `on_checks_failed`)."""
-    images = checks.get("images") if isinstance(checks, dict) else None
-    return any(
-        isinstance(item, dict) and item.get("passed") is False
-        for image in images or []
-        if isinstance(image, dict)
-        for item in image.get("text") or []
-    )
+    return any(item.get("passed") is False for item in text_items(checks))

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from compare.checks import dicts, images_of, spec_items, text_items
 from compare.models import CheckStatus, Generation
 
 SPEC_LABELS = {
@@ -79,22 +80,6 @@ class CheckReport:
 
 def percent(value: float) -> str:
     return f"{value * 100:.1f} %"
-
-
-def _items(value: Any) -> list[dict]:
-    return [item for item in value or [] if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _images(checks: dict) -> list[dict]:
-    return sorted(_items(checks.get("images")), key=lambda image: image.get("index") or 0)
-
-
-def _text_items(checks: dict) -> list[dict]:
-    return [item for image in _images(checks) for item in _items(image.get("text"))]
-
-
-def _spec_items(checks: dict) -> list[dict]:
-    return _items(checks.get("spec")) + [item for image in _images(checks) for item in _items(image.get("spec"))]
 
 
 def diff_html(ops: Any, read: str) -> SafeString:
@@ -166,7 +151,7 @@ def badges(status: str, checks: dict) -> list[Badge]:
     if not status:
         return []
     found: list[Badge] = []
-    texts = _text_items(checks)
+    texts = text_items(checks)
     reason = str(checks.get("text_unavailable") or "")
     if reason and not texts:
         found.append(Badge("Text check unavailable", "unavailable", reason))
@@ -183,7 +168,7 @@ def badges(status: str, checks: dict) -> list[Badge]:
         else:
             many = f"All {len(texts)} expected strings were" if len(texts) > 1 else "The expected string was"
             found.append(Badge("Text ✓", "pass", f"{many} read correctly."))
-    spec = _spec_items(checks)
+    spec = spec_items(checks)
     failed_names = list(dict.fromkeys(str(s.get("name") or "") for s in spec if s.get("passed") is not True))
     if failed_names:
         words = ", ".join(name for name in failed_names if name)
@@ -204,12 +189,12 @@ def report(gen: Generation, hidden: bool = False) -> CheckReport | None:
     images = [
         ImageReport(
             number=(index if isinstance(index := image.get("index"), int) else n) + 1,
-            text=[_text_row(t) for t in _items(image.get("text"))],
-            spec=[_spec_row(s, hidden) for s in _items(image.get("spec"))],
+            text=[_text_row(t) for t in dicts(image.get("text"))],
+            spec=[_spec_row(s, hidden) for s in dicts(image.get("spec"))],
         )
-        for n, image in enumerate(_images(checks))
+        for n, image in enumerate(images_of(checks))
     ]
-    spec = [_spec_row(s, hidden) for s in _items(checks.get("spec"))]
+    spec = [_spec_row(s, hidden) for s in dicts(checks.get("spec"))]
     if len(images) == 1:  # one image: the number of images goes on its line of the specification
         images[0].spec += spec
         spec = []
@@ -236,14 +221,14 @@ def summary(status: str, checks: Any) -> str:
         return "checking"
     checks = checks if isinstance(checks, dict) else {}
     parts = []
-    texts = _text_items(checks)
+    texts = text_items(checks)
     if texts:
         good = sum(1 for t in texts if t.get("passed") is True)
         rates = [t["cer"] for t in texts if isinstance(t.get("cer"), int | float)]
         parts.append(f"text {good}/{len(texts)}" + (f", CER {percent(max(rates))}" if rates else ""))
     elif checks.get("text_unavailable"):
         parts.append("text unavailable")
-    spec = _spec_items(checks)
+    spec = spec_items(checks)
     if spec:
         failed = list(dict.fromkeys(str(s.get("name") or "") for s in spec if s.get("passed") is not True))
         parts.append("spec ok" if not failed else "spec failed: " + ", ".join(failed))
@@ -259,14 +244,14 @@ def for_viewer(checks: Any, hidden: bool) -> dict:
 
     def verdicts(items: Any) -> list[dict]:
         return [
-            {"name": s.get("name"), "expected": None, "actual": None, "passed": s.get("passed")} for s in _items(items)
+            {"name": s.get("name"), "expected": None, "actual": None, "passed": s.get("passed")} for s in dicts(items)
         ]
 
     shown = {k: v for k, v in checks.items() if k not in ("seconds", "spec", "images")}
     shown["spec"] = verdicts(checks.get("spec"))
     shown["images"] = [
-        {"index": image.get("index"), "text": _items(image.get("text")), "spec": verdicts(image.get("spec"))}
-        for image in _images(checks)
+        {"index": image.get("index"), "text": dicts(image.get("text")), "spec": verdicts(image.get("spec"))}
+        for image in images_of(checks)
     ]
     return shown
 

@@ -24,7 +24,7 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from compare import images, live
-from compare.checks import ocr, spec, text_failed, textcheck
+from compare.checks import ocr, spec, spec_items, text_failed, text_items, textcheck
 from compare.models import Generation
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,7 @@ def _readable(expected: list[str]) -> tuple[list[str], str]:
 
 def status_of(checks: dict[str, Any], text_expected: bool) -> str:
     """failed if any item failed; unavailable if none did but expected text could not be read; else passed."""
-    items = list(checks.get("spec", []))
-    for image in checks.get("images", []):
-        items += image.get("spec", []) + image.get("text", [])
-    if any(not item.get("passed") for item in items):
+    if any(not item.get("passed") for item in spec_items(checks) + text_items(checks)):
         return Generation.CheckStatus.FAILED
     if text_expected and checks.get("text_unavailable"):
         return Generation.CheckStatus.UNAVAILABLE

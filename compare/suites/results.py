@@ -33,6 +33,7 @@ from django.db.models import Count, DateTimeField, IntegerField, Max, OuterRef, 
 from django.utils import timezone
 
 from compare.budget import ZERO, charge
+from compare.checks import spec_items, text_items
 from compare.judging.scorecard import USABLE_STARS
 from compare.models import Criterion, Generation, Image, Rating
 from compare.precompiled import Precompiled, uuid_of
@@ -837,27 +838,20 @@ def _usability() -> Criterion | None:
 def _text_checks(checks: Any) -> dict[str, bool]:
     """expected string → passed in every final image (compare/checks/__init__.py's schema)."""
     out: dict[str, bool] = {}
-    images = checks.get("images") if isinstance(checks, dict) else None
-    for image in images if isinstance(images, list) else []:
-        for item in image.get("text", []) if isinstance(image, dict) else []:
-            if isinstance(item, dict) and "expected" in item:
-                key = str(item["expected"])
-                out[key] = out.get(key, True) and bool(item.get("passed"))
+    for item in text_items(checks):
+        if "expected" in item:
+            key = str(item["expected"])
+            out[key] = out.get(key, True) and bool(item.get("passed"))
     return out
 
 
 def _spec_checks(checks: Any) -> dict[str, bool]:
     """specification item name → passed, on the generation and every final image (compare/checks/__init__.py)."""
     out: dict[str, bool] = {}
-    if not isinstance(checks, dict):
-        return out
-    images = checks.get("images")
-    images = images if isinstance(images, list) else []
-    for items in [checks.get("spec"), *(i.get("spec") for i in images if isinstance(i, dict))]:
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and item.get("name") in SPEC_NAMES:
-                name = str(item["name"])
-                out[name] = out.get(name, True) and bool(item.get("passed"))
+    for item in spec_items(checks):
+        if item.get("name") in SPEC_NAMES:
+            name = str(item["name"])
+            out[name] = out.get(name, True) and bool(item.get("passed"))
     return out
 
 
