@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
+from compare import stats
 from compare.models import Criterion, Generation, Rating, Run
 from compare.stats import newcombe, wilson
 from compare.suites import results
@@ -75,10 +76,10 @@ def test_wilson_3_of_4_hand_computed():
     #   → 0.30064 … 0.95441: "75 % (30–95 %)"
     lo, hi = wilson(0.75, 4)
     assert lo == pytest.approx(0.30064, abs=1e-5) and hi == pytest.approx(0.95441, abs=1e-5)
-    assert results.Rate(3, 4).text() == "75 % (30–95 %)"
+    assert stats.Rate(3, 4).text() == "75 % (30–95 %)"
     # 5 of 5: centre (1 + z²/10) / (1 + z²/5) = 1.384146 / 1.768292 = 0.78276, half 1.95996·√(z²/100) / 1.768292 = 0.21724
     assert wilson(1.0, 5)[0] == pytest.approx(0.56552, abs=1e-5)
-    assert results.Rate(5, 5).text() == "100 % (57–100 %)" and results.Rate(0, 0).text() == "—"
+    assert stats.Rate(5, 5).text() == "100 % (57–100 %)" and stats.Rate(0, 0).text() == "—"
 
 
 def test_newcombe_interval_of_a_change():

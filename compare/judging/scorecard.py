@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Max, Q
 
 from compare.models import Criterion, Generation, Rating, Run
-from compare.stats import wilson
+from compare.stats import Rate
 
 # "Usable as delivered": a generation's mean usability rating is at least this many stars.
 # The one place of this rule: the scorecard here and the suite results (compare/suites/results.py).
@@ -83,32 +83,15 @@ def scorecard_for(tag: str = "", viewer=None) -> tuple[list[Criterion], list[Sco
 
 
 @dataclass
-class Share:
-    """k of n, with its 95 % Wilson interval (compare/stats.py)."""
-
-    k: int
-    n: int
-
-    @property
-    def pct(self) -> float | None:
-        return 100 * self.k / self.n if self.n else None
-
-    @property
-    def interval_pct(self) -> tuple[float, float]:
-        low, high = wilson(self.k / self.n, self.n) if self.n else (0.0, 1.0)
-        return 100 * low, 100 * high
-
-
-@dataclass
 class CheckRow:
     key: str
     label: str
-    passed: Share  # all automatic checks passed, of the generations with an outcome
-    text: Share  # every expected string read exactly, of those whose text was read back
+    passed: Rate  # all automatic checks passed, of the generations with an outcome
+    text: Rate  # every expected string read exactly, of those whose text was read back
     unavailable: int  # generations whose text could not be checked (no engine, unreadable script)
 
     @property
-    def shares(self) -> list[Share]:
+    def shares(self) -> list[Rate]:
         """The table's columns, in order."""
         return [self.passed, self.text]
 
@@ -138,8 +121,8 @@ def checks_for(tag: str = "", viewer=None) -> list[CheckRow]:
         CheckRow(
             r["model_key"],
             r["label"],
-            Share(r["passed"], r["decided"]),
-            Share(r["text_checked"] - r["text_failed"], r["text_checked"]),
+            Rate(r["passed"], r["decided"]),
+            Rate(r["text_checked"] - r["text_failed"], r["text_checked"]),
             r["unavailable"],
         )
         for r in rows

@@ -38,7 +38,7 @@ from compare.judging.scorecard import USABLE_STARS
 from compare.models import Criterion, Generation, Image, Rating
 from compare.precompiled import Precompiled, uuid_of
 from compare.registry import get_model
-from compare.stats import newcombe, percentile, wilson
+from compare.stats import Rate, newcombe, percentile
 from compare.suites.models import SuiteRun
 
 # The outcomes of one generation (`outcome`).
@@ -82,51 +82,6 @@ def outcome(status: str, check_status: str, usability_stars: Sequence[int] = ())
     if usability_stars and sum(usability_stars) / len(usability_stars) < USABLE_STARS:
         return FAILURE
     return SUCCESS
-
-
-@dataclass
-class Rate:
-    """`successes` of `n` counted, with its 95 % Wilson interval (None when n is 0)."""
-
-    successes: int
-    n: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.successes / self.n if self.n else None
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        return wilson(self.successes / self.n, self.n) if self.n else None
-
-    @property
-    def low(self) -> float | None:
-        return self.interval[0] if self.interval else None
-
-    @property
-    def high(self) -> float | None:
-        return self.interval[1] if self.interval else None
-
-    def text(self) -> str:
-        """ "75 % (30–95 %)", or "—" when nothing is counted."""
-        if not self.n or self.interval is None:
-            return "—"
-        lo, hi = self.interval
-        return f"{pct(self.successes / self.n)} % ({pct(lo)}–{pct(hi)} %)"
-
-    def apart_from(self, other: Rate) -> bool:
-        """The two 95 % intervals do not overlap."""
-        a, b = self.interval, other.interval
-        return a is not None and b is not None and (a[1] < b[0] or b[1] < a[0])
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "successes": self.successes,
-            "n": self.n,
-            "rate": _round(self.rate),
-            "low": _round(self.low),
-            "high": _round(self.high),
-        }
 
 
 def pct(share: float) -> str:
