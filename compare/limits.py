@@ -81,7 +81,7 @@ def describe(model: Model) -> str:
     """The limits as a person reads them, e.g. "5 requests per minute, 4 in flight"."""
     parts = []
     if model.rpm is not None:
-        parts.append(f"{model.rpm} request{'s' if model.rpm != 1 else ''} per minute")
+        parts.append(describe_rpm(model.rpm))
     if model.max_in_flight is not None:
         parts.append(f"{model.max_in_flight} in flight")
     return ", ".join(parts)

@@ -331,46 +331,46 @@ def _call_with_retries(
     return "failed"
 
 
-def _first_slot(generation_id, deadline: float) -> tuple[limits.Slot | None, str]:
+def _first_slot(generation_id, deadline: float) -> tuple[limits.Slot | None, str, str]:
     """Wait, still queued, for the model's limits (compare/limits.py), before the claim: a
     waiting generation shows as queued, and its latency counts from its call. A slot for the
     first attempt, or none and why: "" (the model has no limits, or no call is needed),
     "gone" (no longer queued: cancelled, or another delivery has it), or the message of a
-    wait that reached the deadline."""
+    wait that reached the deadline; and its result-reuse key when it was worked out here."""
     queued = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).exclude(
         waiting_for__startswith=HELD  # a suite's generation held back: not ours to run yet
     )
     gen = queued.select_related("run").first()
     if gen is None:
-        return None, "gone"
+        return None, "gone", ""
     model = gen.model
     if model is None or not model.available or not limits.limited(model):
-        return None, ""
+        return None, "", ""
     gen.cache_key = reuse.key_for(gen)
     if reuse.find_hit(gen) is not None:
-        return None, ""
+        return None, "", gen.cache_key
     try:
         slot = limits.acquire(model, gen, stop=lambda: not queued.exists(), deadline=deadline)
     except limits.WaitedTooLong as exc:
-        return None, str(exc)
-    return slot, "" if slot else "gone"
+        return None, str(exc), gen.cache_key
+    return slot, "" if slot else "gone", gen.cache_key
 
 
 def run_generation(generation_id) -> str:
     # One deadline per generation, from its first wait: the wait for the model's limits and
     # every attempt and retry after it share it (the module docstring's promise).
     deadline = time.monotonic() + settings.COMPARE_GENERATION_DEADLINE
-    slot, why = _first_slot(generation_id, deadline)
+    slot, why, cache_key = _first_slot(generation_id, deadline)
     if why == "gone":
         return "skipped"
     try:
-        return _run_claimed(generation_id, slot, why, deadline)
+        return _run_claimed(generation_id, slot, why, deadline, cache_key)
     finally:
         if slot is not None:
             slot.release()  # a no-op once the call gave it back
 
 
-def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline: float) -> str:
+def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline: float, cache_key: str) -> str:
     token = _claim(generation_id)
     if token is None:
         return "skipped"  # a duplicate delivery, or cancelled before it started
@@ -390,7 +390,7 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
     if model.retired:  # shut down by its provider (a retry, a fallback or a re-run of an older run): no call
         _record_failure(gen, ProviderError(ErrorKind.NOT_FOUND, model.retirement_refusal()), [], {})
         return "failed"
-    gen.cache_key = reuse.key_for(gen)
+    gen.cache_key = cache_key or reuse.key_for(gen)  # the inputs it hashes do not change while queued
     _mine(gen).update(cache_key=gen.cache_key)
     if _from_cache(gen):
         return "cached"
