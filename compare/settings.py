@@ -186,7 +186,8 @@ if os.environ.get("DATABASE_URL"):
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend, with a process's writers taking turns (compare/sqlite/base.py).
+            "ENGINE": "compare.sqlite",
             "NAME": str(VAR_DIR / "compare.sqlite3"),
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
