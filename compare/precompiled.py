@@ -1,6 +1,8 @@
 """Queries compiled once and run many times: the polls of the run page (compare/live.py)
 and of the suite run page (compare/suites/results.py `stamp`) run one aggregate query each,
-which Django takes several times longer to compile than the database takes to run.
+and every generation that ends updates its run's stored status (compare/models.py
+`RunQuerySet.refresh_state`): statements Django takes several times longer to compile than
+the database takes to run.
 
 `Precompiled(build, stand_ins)` compiles `build(*stand-in values)` once per database,
 finds each stand-in again among the SQL's parameters, and then runs with the real values
@@ -10,10 +12,17 @@ it), it compiles each time instead, as Django would.
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connections
-from django.db.models import Field, Model, QuerySet
+from django.db.models import Field, Model
+
+
+class HasQuery(Protocol):
+    """A QuerySet, or anything else holding a `django.db.models.sql.Query` (an UpdateQuery)."""
+
+    query: Any
+
 
 # A stand-in value, and how a real value takes its place in the parameters (None: as it is).
 StandIn = tuple[Any, Callable[[Any, Any], Any] | None]
@@ -34,7 +43,7 @@ def _matches(param: Any, stand_in: Any) -> bool:
 
 
 class Precompiled:
-    def __init__(self, build: Callable[..., QuerySet], stand_ins: Sequence[StandIn]):
+    def __init__(self, build: Callable[..., HasQuery], stand_ins: Sequence[StandIn]):
         self.build = build
         self.stand_ins = list(stand_ins)
         self._compiled: dict[str, tuple[str, tuple, list[list[int]]] | None] = {}
