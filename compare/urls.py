@@ -12,6 +12,7 @@ urlpatterns = [
     path("", new_run.new_run, name="new_run"),
     path("runs/options", new_run.run_options, name="run_options"),
     path("runs/", history.history, name="history"),
+    path("runs/chart", history.history_chart, name="history_chart"),
     path("runs/export.csv", history.history_csv, name="history_export_csv"),
     path("runs/export.json", history.history_json, name="history_export_json"),
     path("runs/<uuid:run_id>/", run.run_detail, name="run_detail"),

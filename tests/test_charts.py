@@ -219,6 +219,18 @@ def figures(html: str) -> dict[str, str]:
     return {re.search(r'class="chart-title">([^<]*)<', f)[1]: f for f in found}  # type: ignore[index]
 
 
+def with_chart(client, url: str, **headers) -> str:
+    """The history page (or its htmx fragment) at `url`, with its chart as a browser shows it:
+    the page's chart slot asks for `history_chart` once drawn; its answer takes the slot's place."""
+    html = client.get(url, **headers).content.decode()
+    slot = re.search(r'<div class="chart-slot" hx-get="([^"]+)"[^>]*>.*?</div>', html, re.S)
+    if slot is None:
+        return html
+    chart = client.get(slot[1].replace("&amp;", "&"))
+    assert chart.status_code == 200 and "<html" not in chart.content.decode()
+    return html.replace(slot[0], chart.content.decode())
+
+
 def board_runs(user, n: int) -> None:
     """`n` runs of three models, each voted for the first: every chart of the board has data."""
     for i in range(n):
@@ -294,7 +306,7 @@ def test_history_shows_runs_and_spend_per_day_of_the_filtered_runs(auth_client, 
     factories.make_run(user, prompt="old", days_ago=45)  # before the last 30 days
     # Someone else's blind run: counted as a run, but its cost stays hidden like in its row.
     factories.make_run(other_user, prompt="a red fox", blind=True, cost_usd="9")
-    html = auth_client.get("/runs/").content.decode()
+    html = with_chart(auth_client, "/runs/")
     (chart,) = figures(html).values()
     rows = table(parse(chart))
     assert rows[0] == ["Day", "Runs", "Spend ($)"] and len(rows) == 1 + 30
@@ -304,7 +316,7 @@ def test_history_shows_runs_and_spend_per_day_of_the_filtered_runs(auth_client, 
     assert by_day[f"{two_days_ago:%b} {two_days_ago.day}"] == ["1", "$1.00"]
     assert "Spend leaves out 1 blind run whose names you have not seen." in chart
     # The chart follows the filters: only the foxes.
-    (fox,) = figures(auth_client.get("/runs/?q=fox").content.decode()).values()
+    (fox,) = figures(with_chart(auth_client, "/runs/?q=fox")).values()
     assert {r[0]: r[1:] for r in table(parse(fox))[1:]}[f"{today:%b} {today.day}"] == ["4", "$1.50"]
     assert sum(int(r[1]) for r in table(parse(fox))[1:]) == 4
 
@@ -313,7 +325,7 @@ def test_history_shows_runs_and_spend_per_day_of_the_filtered_runs(auth_client, 
 def test_history_chart_follows_the_date_range_per_week_when_long(auth_client, user):
     factories.make_run(user, created_at=timezone.now() - timedelta(days=100), cost_usd=Decimal("0.1"))
     start = (timezone.localdate() - timedelta(days=200)).isoformat()
-    (chart,) = figures(auth_client.get(f"/runs/?date_from={start}").content.decode()).values()
+    (chart,) = figures(with_chart(auth_client, f"/runs/?date_from={start}")).values()
     rows = table(parse(chart))
     assert rows[0][0] == "Week" and 28 <= len(rows) - 1 <= 30
     assert sum(int(r[1]) for r in rows[1:]) == 1
@@ -327,9 +339,9 @@ def test_history_chart_survives_dates_at_the_ends_of_the_calendar(auth_client, u
     """The year 1 and the year 9999 are valid dates: the page answers, and the chart covers
     at most its last two years (about 105 weeks) instead of millions of days."""
     factories.make_run(user, days_ago=3)
-    response = auth_client.get(f"/runs/?{query}")
-    assert response.status_code == 200
-    html = response.content.decode()
+    assert auth_client.get(f"/runs/?{query}").status_code == 200
+    assert auth_client.get(f"/runs/chart?{query}").status_code == 200
+    html = with_chart(auth_client, f"/runs/?{query}")
     if "9999-12-31" in query:
         (chart,) = figures(html).values()
         rows = table(parse(chart))
@@ -343,14 +355,16 @@ def test_history_queries_do_not_grow_with_the_runs(auth_client, user):
         factories.make_run(user, days_ago=i)
     queries_for(auth_client, "/runs/")  # fills the filters' choices (compare/history.py `choice_lists`)
     few = queries_for(auth_client, "/runs/")
+    few_for_chart = queries_for(auth_client, "/runs/chart")
     for i in range(15):
         factories.make_run(user, days_ago=i % 5)
     assert queries_for(auth_client, "/runs/") == few
+    assert queries_for(auth_client, "/runs/chart") == few_for_chart <= 3  # session, user, one aggregate
 
 
 @pytest.mark.django_db
 def test_history_without_runs_shows_no_chart(auth_client):
-    html = auth_client.get("/runs/").content.decode()
+    html = with_chart(auth_client, "/runs/")
     assert 'class="chart ' not in html and "No comparisons yet" in html
 
 
@@ -364,7 +378,7 @@ def test_hostile_model_and_criterion_names_are_escaped_on_the_pages(auth_client,
         for gen in run.generations.all():
             Rating.objects.create(generation=gen, user=user, criterion=criterion, stars=3)
     for url, count in (("/leaderboard", 4), ("/scorecard", 1), ("/runs/", 1)):
-        html = auth_client.get(url).content.decode()
+        html = with_chart(auth_client, url)
         assert HOSTILE not in html, url
         shown = figures(html)
         assert len(shown) == count, url
@@ -376,7 +390,7 @@ def test_hostile_model_and_criterion_names_are_escaped_on_the_pages(auth_client,
 def test_the_history_fragment_brings_its_chart_along(auth_client, user):
     factories.make_run(user, prompt="a red fox")
     factories.make_run(user, prompt="a blue bird")
-    html = auth_client.get("/runs/?q=fox", HTTP_HX_REQUEST="true").content.decode()
+    html = with_chart(auth_client, "/runs/?q=fox", HTTP_HX_REQUEST="true")
     assert "<html" not in html
     (chart,) = figures(html).values()
     assert sum(int(r[1]) for r in table(parse(chart))[1:]) == 1

@@ -43,8 +43,6 @@ def history(request: AuthenticatedRequest) -> HttpResponse:
         "rows": [row(run, request.user) for run in page.runs],
         "query": query,
         "filtering": any(key not in PAGING for key in query),
-        # the runs-and-spend chart above the list, on the first page
-        "activity": activity(form, request.user, runs=runs) if page.newer is None else None,
         "eager_rows": EAGER_ROWS,
     }
     # A back-button cache miss asks for the whole page, with the HX headers set.
@@ -55,6 +53,15 @@ def history(request: AuthenticatedRequest) -> HttpResponse:
     # The same URL answers with a fragment or a page: caches must keep them apart.
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@require_GET
+def history_chart(request: AuthenticatedRequest) -> HttpResponse:
+    """The runs-and-spend chart above the first page of the list, for the same filters. The
+    page asks for it once drawn (htmx, on load): its aggregate over every matching run is the
+    page's slowest query, and the list need not wait for it."""
+    form = HistoryFilters(request.GET)
+    return render(request, "history.html#chart", {"activity": activity(form, request.user)})
 
 
 def _export_rows(request: HttpRequest, form: HistoryFilters) -> Iterator[tuple[HistoryRow, str]]:

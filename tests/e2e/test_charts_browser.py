@@ -66,6 +66,8 @@ def visit(page: Page, base: str, name: str, size: str) -> list[dict]:
     page.goto(base + PAGES[name])
     # Not `settle`: the history's thumbnails far below the fold load lazily, only when scrolled to.
     page.wait_for_load_state("load")
+    # The history's chart follows the list (htmx, on load): wait for it to take its slot.
+    page.wait_for_function("() => !document.querySelector('.chart-loading')")
     page.evaluate("document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(() => r(true))))")
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
