@@ -3,6 +3,7 @@
 write that waits forever or fails with "database is locked" after another thread's
 transaction ended (committed, rolled back by an error, or its connection closed)."""
 
+import gc
 import threading
 
 import pytest
@@ -127,3 +128,21 @@ def test_a_writer_that_waits_too_long_is_told_the_database_is_locked(short_wait)
         release.set()
         holder.join(10)
     assert list(Tag.objects.values_list("name", flat=True)) == ["slow"]
+
+
+def test_a_thread_that_ended_inside_its_transaction_does_not_keep_the_turn():
+    """A thread that never closed its transaction nor its connection (a bug elsewhere, a
+    thread torn down): SQLite rolls its transaction back when the connection goes away, and
+    the next writer takes the turn over instead of waiting for the timeout."""
+
+    def abandoned():
+        transaction.atomic().__enter__()  # never exited, connection never closed
+        Tag.objects.create(name="never committed")
+
+    thread = threading.Thread(target=abandoned)
+    thread.start()
+    thread.join(10)
+    del thread
+    gc.collect()  # what the collector does by itself soon after: the connection goes, SQLite rolls back
+    in_thread(lambda: Tag.objects.create(name="next writer"), timeout=10)
+    assert list(Tag.objects.values_list("name", flat=True)) == ["next writer"]

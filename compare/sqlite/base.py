@@ -20,15 +20,51 @@ import threading
 from django.db.backends.sqlite3 import base
 from django.db.utils import OperationalError
 
-_locks: dict[str, threading.Lock] = {}
-_locks_lock = threading.Lock()
 # Statements that never write: they need no turn (WAL lets readers go alongside a writer).
 READS = ("SELECT", "PRAGMA", "EXPLAIN", "WITH")
+# How often a waiting writer looks whether the thread holding the turn still exists.
+LOOK_EVERY = 1.0
 
 
-def _lock_for(name: str) -> threading.Lock:
-    with _locks_lock:
-        return _locks.setdefault(name, threading.Lock())
+class Turns:
+    """The writers' turn for one database file: a lock and the thread holding it. A thread
+    that ended while holding the turn (its transaction never closed; SQLite rolls it back
+    when the thread's connection goes away) does not keep the others waiting: a waiting
+    writer takes the turn over."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.holder: threading.Thread | None = None
+        self._guard = threading.Lock()
+
+    def take(self, timeout: float) -> bool:
+        remaining = timeout
+        while remaining > 0:
+            wait = min(LOOK_EVERY, remaining)
+            if self.lock.acquire(timeout=wait):
+                self.holder = threading.current_thread()
+                return True
+            remaining -= wait
+            with self._guard:
+                holder = self.holder
+                if holder is not None and not holder.is_alive():
+                    self.holder = None
+                    self.lock.release()  # a plain Lock: any thread may release it
+        return False
+
+    def give_back(self) -> None:
+        with self._guard:
+            self.holder = None
+            self.lock.release()
+
+
+_turns: dict[str, Turns] = {}
+_turns_lock = threading.Lock()
+
+
+def _turns_for(name: str) -> Turns:
+    with _turns_lock:
+        return _turns.setdefault(name, Turns())
 
 
 class TurnCursor(base.SQLiteCursorWrapper):
@@ -61,9 +97,9 @@ class _Turn:
 class DatabaseWrapper(base.DatabaseWrapper):
     holds_turn = False
 
-    def _lock(self) -> "threading.Lock | None":
+    def _turns(self) -> Turns | None:
         name = str(self.settings_dict["NAME"])
-        return None if self.is_in_memory_db() else _lock_for(name)
+        return None if self.is_in_memory_db() else _turns_for(name)
 
     def needs_turn(self, query: str) -> bool:
         if self.holds_turn or self.in_atomic_block:
@@ -74,20 +110,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return _Turn(self)
 
     def take_turn(self) -> None:
-        lock = self._lock()
-        if lock is None or self.holds_turn:
+        turns = self._turns()
+        if turns is None or self.holds_turn:
             return
-        timeout = float(self.settings_dict["OPTIONS"].get("timeout", 5))
-        if not lock.acquire(timeout=timeout):
+        if not turns.take(float(self.settings_dict["OPTIONS"].get("timeout", 5))):
             raise OperationalError("database is locked")
         self.holds_turn = True
 
     def end_turn(self) -> None:
         if self.holds_turn:
             self.holds_turn = False
-            lock = self._lock()
-            if lock is not None:
-                lock.release()
+            turns = self._turns()
+            if turns is not None:
+                turns.give_back()
 
     def create_cursor(self, name=None):
         cursor = self.connection.cursor(factory=TurnCursor)
