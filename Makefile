@@ -72,13 +72,16 @@ POSTGRES_TESTS := tests/test_flow.py tests/test_api.py tests/test_judging.py tes
 	tests/test_limits.py tests/test_suite_dispatch.py tests/test_suite_results.py tests/test_celery.py tests/test_history_speed.py \
 	tests/test_livefeed.py tests/test_money.py tests/test_recovery.py
 
+# The suite runs on every core (pytest-xdist): each worker has its own databases, servers and
+# browser. `make test TEST_WORKERS=0` runs it in one process; plain `pytest` does too.
+TEST_WORKERS ?= auto
 test: check browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 	@if [ -n "$(SKIP_POSTGRES)" ]; then echo "SKIP_POSTGRES is set: the PostgreSQL tests were not run."; \
 	elif ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 		echo "PostgreSQL is not answering at 127.0.0.1:5432; start it or set SKIP_POSTGRES=1." >&2; exit 1; \
 	else echo "Scale-out profile: the same flows on PostgreSQL"; \
-		DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -q $(POSTGRES_TESTS); fi
+		DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -q -n $(TEST_WORKERS) $(POSTGRES_TESTS); fi
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pytest tests/bench -m bench -q -s

@@ -59,7 +59,10 @@ def until(condition, what: str, timeout: float = 15.0):
 
 def listener_pid() -> int | None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'compare live'")
+        # This database's only: the tests may run in parallel, each worker on a database of its own.
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'compare live' AND datname = current_database()"
+        )
         row = cursor.fetchone()
     return row[0] if row else None
 
