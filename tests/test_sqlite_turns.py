@@ -5,6 +5,7 @@ transaction ended (committed, rolled back by an error, or its connection closed)
 
 import gc
 import threading
+from contextlib import contextmanager
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
@@ -51,16 +52,29 @@ def short_wait(settings):
     options["timeout"] = saved
 
 
-def test_a_writer_waits_for_the_transaction_in_progress_then_writes():
+@contextmanager
+def transaction_on_another_thread(name: str):
+    """Another thread writes a tag `name` in a transaction and keeps it open until the block ends."""
     inside, release = threading.Event(), threading.Event()
 
     def long_transaction():
         with transaction.atomic():
-            Tag.objects.create(name="first")
+            Tag.objects.create(name=name)
             inside.set()
             release.wait(10)
         connections.close_all()
 
+    holder = threading.Thread(target=long_transaction)
+    holder.start()
+    assert inside.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_a_writer_waits_for_the_transaction_in_progress_then_writes():
     waiter_done = threading.Event()
 
     def second_writer():
@@ -68,14 +82,10 @@ def test_a_writer_waits_for_the_transaction_in_progress_then_writes():
         connections.close_all()
         waiter_done.set()
 
-    holder = threading.Thread(target=long_transaction)
-    holder.start()
-    assert inside.wait(10)
-    waiter = threading.Thread(target=second_writer)
-    waiter.start()
-    assert not waiter_done.wait(0.3), "a second writer went in while a transaction was open"
-    release.set()
-    holder.join(10)
+    with transaction_on_another_thread("first"):
+        waiter = threading.Thread(target=second_writer)
+        waiter.start()
+        assert not waiter_done.wait(0.3), "a second writer went in while a transaction was open"
     assert waiter_done.wait(10)
     waiter.join(10)
     assert sorted(Tag.objects.values_list("name", flat=True)) == ["first", "second"]
@@ -107,26 +117,11 @@ def test_the_turn_comes_back_after_commit_error_and_close(short_wait):
 
 
 def test_a_writer_that_waits_too_long_is_told_the_database_is_locked(short_wait):
-    inside, release = threading.Event(), threading.Event()
-
-    def long_transaction():
-        with transaction.atomic():
-            Tag.objects.create(name="slow")
-            inside.set()
-            release.wait(10)
-        connections.close_all()
-
-    holder = threading.Thread(target=long_transaction)
-    holder.start()
-    assert inside.wait(10)
-    try:
+    with transaction_on_another_thread("slow"):
         with pytest.raises(OperationalError, match="database is locked"):
             in_thread(lambda: Tag.objects.create(name="impatient"))
         # Reading needs no turn (WAL): the page still loads while a writer works.
         assert in_thread(lambda: Tag.objects.count()) == 0
-    finally:
-        release.set()
-        holder.join(10)
     assert list(Tag.objects.values_list("name", flat=True)) == ["slow"]
 
 
