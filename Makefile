@@ -83,8 +83,11 @@ test: check browser
 	else echo "Scale-out profile: the same flows on PostgreSQL"; \
 		DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -q -n $(TEST_WORKERS) $(POSTGRES_TESTS); fi
 
+# The memory benchmark measures its own process (the app's views and task pool run in it):
+# it runs first, in a process of its own, so the other benchmarks' leftovers do not count.
 bench: $(VENV)/.installed-test
-	$(PY) -m pytest tests/bench -m bench -q -s
+	$(PY) -m pytest tests/bench/test_memory_bench.py -m bench -q -s
+	$(PY) -m pytest tests/bench -m bench -q -s --ignore=tests/bench/test_memory_bench.py
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then echo "Scale-out profile: the burst on two Celery workers, history at 100k runs, live updates across processes (PostgreSQL)"; \
 		DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest tests/bench/test_scaleout_bench.py tests/bench/test_history_bench.py tests/bench/test_live_bench.py -m bench -q -s; \
 	else echo "PostgreSQL is not answering at 127.0.0.1:5432: the scale-out burst was not measured."; fi
