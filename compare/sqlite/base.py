@@ -15,6 +15,7 @@ transaction holds it for its one statement. Waiting for a turn is bounded by the
 database's `timeout` option, then fails as SQLite would ("database is locked").
 """
 
+import gc
 import threading
 
 from django.db.backends.sqlite3 import base
@@ -39,9 +40,9 @@ class Turns:
 
     def take(self, timeout: float) -> bool:
         remaining = timeout
-        while remaining > 0:
+        while True:
             wait = min(LOOK_EVERY, remaining)
-            if self.lock.acquire(timeout=wait):
+            if self.lock.acquire(timeout=wait) if wait > 0 else self.lock.acquire(blocking=False):
                 self.holder = threading.current_thread()
                 return True
             remaining -= wait
@@ -49,8 +50,13 @@ class Turns:
                 holder = self.holder
                 if holder is not None and not holder.is_alive():
                     self.holder = None
+                    # Its connection is in a reference cycle: collected now, SQLite rolls its
+                    # transaction back and drops its lock, instead of at the next collection.
+                    gc.collect()
                     self.lock.release()  # a plain Lock: any thread may release it
-        return False
+                    continue
+            if remaining <= 0:
+                return False
 
     def give_back(self) -> None:
         with self._guard:
