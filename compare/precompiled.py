@@ -8,14 +8,20 @@ the database takes to run.
 finds each stand-in again among the SQL's parameters, and then runs with the real values
 in those places. Where a stand-in does not show up as a parameter (a backend that inlines
 it), it compiles each time instead, as Django would.
+
+`objects()` runs a compiled SELECT and builds its model instances (with their annotations
+and `select_related` objects) as a QuerySet would, and `attach` hands such instances to an
+object as a prefetched relation: the API's read of one run (compare/api/serializers.py
+`run_for_viewer`) is four such statements, with nothing compiled per request.
 """
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from django.db import connections
 from django.db.models import Field, Model
+from django.db.models.query import get_related_populators
 
 
 class HasQuery(Protocol):
@@ -46,23 +52,78 @@ class Precompiled:
     def __init__(self, build: Callable[..., HasQuery], stand_ins: Sequence[StandIn]):
         self.build = build
         self.stand_ins = list(stand_ins)
-        self._compiled: dict[str, tuple[str, tuple, list[list[int]]] | None] = {}
+        # Per database: the compiler of the stand-ins' query (it knows the columns), its SQL,
+        # parameters and where each stand-in sits in them; None when one could not be found.
+        self._compiled: dict[str, tuple[Any, str, tuple, list[list[int]]] | None] = {}
 
-    def sql(self, alias: str, *values: Any) -> tuple[str, list]:
-        """The SQL and parameters of `build(*values)` on database `alias`."""
+    def _compile(self, alias: str, values: Sequence[Any]) -> tuple[Any, str, tuple]:
+        compiler = self.build(*values).query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        return compiler, sql, tuple(params)
+
+    def _prepared(self, alias: str, values: Sequence[Any]) -> tuple[Any, str, list]:
         if alias not in self._compiled:
-            sql, params = self.build(*(s for s, _ in self.stand_ins)).query.get_compiler(using=alias).as_sql()
+            compiler, sql, params = self._compile(alias, [s for s, _ in self.stand_ins])
             slots = [[i for i, p in enumerate(params) if _matches(p, s)] for s, _ in self.stand_ins]
-            self._compiled[alias] = (sql, tuple(params), slots) if all(slots) else None
+            self._compiled[alias] = (compiler, sql, params, slots) if all(slots) else None
         compiled = self._compiled[alias]
         if compiled is None:
-            sql, params = self.build(*values).query.get_compiler(using=alias).as_sql()
-            return sql, list(params)
-        sql, template, slots = compiled
-        params = list(template)
+            compiler, sql, own = self._compile(alias, values)
+            return compiler, sql, list(own)
+        compiler, sql, template, slots = compiled
+        sent_params = list(template)
         connection = connections[alias]
         for (_, prepare), value, where in zip(self.stand_ins, values, slots, strict=True):
             sent = prepare(value, connection) if prepare else value
             for i in where:
-                params[i] = sent
+                sent_params[i] = sent
+        return compiler, sql, sent_params
+
+    def sql(self, alias: str, *values: Any) -> tuple[str, list]:
+        """The SQL and parameters of `build(*values)` on database `alias`."""
+        _, sql, params = self._prepared(alias, values)
         return sql, params
+
+    def objects(self, alias: str, *values: Any) -> list[Any]:
+        """The model instances `build(*values)` (a QuerySet of model instances) gives, as
+        iterating over it would: fields, annotations and `select_related` objects set, the
+        database's values converted. Its `prefetch_related` are not done (see `attach`)."""
+        compiler, sql, params = self._prepared(alias, values)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows: Iterable = cursor.fetchall()
+        select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
+        converters = compiler.get_converters([column for column, _, _ in select[: compiler.col_count]])
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        model = klass_info["model"]
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        names = [column.target.attname for column, _, _ in select[start:end]]
+        fetch_mode = compiler.query.model._default_manager.all()._fetch_mode
+        related = get_related_populators(klass_info, select, alias, fetch_mode)
+        found = []
+        for row in rows:
+            obj = model.from_db(alias, names, row[start:end], fetch_mode=fetch_mode)
+            for populator in related:
+                populator.populate(row, obj)
+            for name, position in (annotations or {}).items():
+                setattr(obj, name, row[position])
+            found.append(obj)
+        return found
+
+
+def attach(owner: Model, name: str, related: Sequence[Model]) -> None:
+    """Give `owner` the objects of its to-many relation `name` (a reverse foreign key or a
+    many-to-many) as `prefetch_related` would: `owner.<name>.all()` then runs no query. The
+    objects of a reverse foreign key learn their owner too (`gen.run` needs no query)."""
+    manager = getattr(owner, name)
+    if hasattr(manager, "prefetch_cache_name"):  # many-to-many
+        cache_name = manager.prefetch_cache_name
+    else:  # a reverse foreign key: `manager.field` points back at `owner`
+        cache_name = manager.field.remote_field.cache_name
+        for obj in related:
+            manager.field.set_cached_value(obj, owner)
+    queryset = manager.get_queryset()
+    queryset._result_cache = list(related)
+    queryset._prefetch_done = True
+    owner.__dict__.setdefault("_prefetched_objects_cache", {})[cache_name] = queryset

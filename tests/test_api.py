@@ -84,7 +84,15 @@ def test_session_login_is_not_enough(client, user):
 
 def test_successful_use_records_last_used(api, user):
     api.get("/api/runs")
-    assert ApiToken.objects.get(user=user).last_used_at is not None
+    first = ApiToken.objects.get(user=user).last_used_at
+    assert first is not None
+    # Within the minute the tokens page shows, a poll writes nothing; after it, the time moves on.
+    api.get("/api/runs")
+    assert ApiToken.objects.get(user=user).last_used_at == first
+    ApiToken.objects.filter(user=user).update(last_used_at=first - ApiToken.LAST_USED_EVERY)
+    api.get("/api/runs")
+    later = ApiToken.objects.get(user=user).last_used_at
+    assert later is not None and later > first
 
 
 @pytest.mark.parametrize(
@@ -551,3 +559,45 @@ def test_a_blind_run_tells_no_side_apart_in_the_api_until_the_vote(api, user, ot
     assert by_model["gpt-image-2"]["latency_ms"] == 6100 and by_model["gpt-image-2"]["attempts"] == 2
     assert by_model["gpt-image-2"]["images"][0]["url"] == f"http://testserver/images/{original.sha256}"
     assert by_model["gpt-image-2"]["images"][0]["width"] == 65
+
+
+# --- the precompiled read of one run ---------------------------------------------------------
+
+
+def test_a_run_read_for_polling_answers_as_the_queryset_would(rf, user, other_user, token):
+    """`GET /api/runs/<id>` reads its run with statements compiled once (a client polls it
+    while the run works): for every kind of run — blind and hidden, blind and voted, with
+    images, votes, notes, tags, a failed side — the answer is the one the ordinary
+    QuerySet gives, and a second read compiles nothing."""
+    from django.db.models.sql.compiler import SQLCompiler
+
+    from compare.api import serializers
+
+    hidden = make_run(other_user, "blind, not voted", blind=True, images=1, tags=["poster"])
+    voted = make_run(other_user, "blind, voted", blind=True, images=2, status=["succeeded", "failed"])
+    Vote.objects.create(run=voted, user=user, verdict=Vote.Verdict.BETTER, winner=voted.generations.get(position=0))
+    mine = make_run(user, "mine", images=1, tags=["b-tag", "a-tag"])
+    Note.objects.create(run=mine, author=other_user, body="nice")
+    Vote.objects.create(run=mine, user=other_user, verdict=Vote.Verdict.TIE)
+    working = make_run(user, "working", status=["running", "succeeded"], images=1)
+    request = rf.get("/api/runs/x")
+    request.user = user
+    for run in [hidden, voted, mine, working]:
+        expected = serializers.run_detail(request, serializers.runs_queryset(user).get(pk=run.pk))
+        read = serializers.run_for_viewer(user, run.pk)
+        assert read is not None
+        assert serializers.run_detail(request, read) == expected
+    assert serializers.run_for_viewer(user, Run._meta.pk.default()) is None  # no such run
+
+    compiled = []
+    original = SQLCompiler.as_sql
+
+    def counted(self, *args, **kwargs):
+        compiled.append(self.query.model)
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SQLCompiler, "as_sql", counted)
+        read = serializers.run_for_viewer(user, mine.pk)
+    assert read is not None and [t.name for t in read.tags.all()] == ["a-tag", "b-tag"]
+    assert compiled == []

@@ -16,7 +16,6 @@ from compare.api import schema, serializers
 from compare.api.auth import authenticate
 from compare.api.errors import ApiError, View, json_errors
 from compare.budget import BudgetExceeded
-from compare.models import Run
 from compare.parsing import parse_uuid, parse_whole_number
 from compare.runs import create_run
 
@@ -60,8 +59,10 @@ def _create_run(request: HttpRequest) -> JsonResponse:
         raise ApiError(429, str(exc)) from None
     # Re-read: with a synchronous task backend the generations may already be done. The
     # answer names no votes, notes or images: the viewer's blind rule is all it needs.
-    run = Run.objects.with_viewer(request.user).prefetch_related("generations__images").get(pk=run.pk)
-    body = serializers.created(request, run)
+    read = serializers.run_for_viewer(request.user, run.pk)
+    if read is None:  # deleted the moment it was made
+        raise ApiError(404, "The run was deleted right after it was made.")
+    body = serializers.created(request, read)
     response = JsonResponse(body, status=201)
     response["Location"] = body["api_url"]
     return response
@@ -114,7 +115,7 @@ def run_detail(request: HttpRequest, run_id: str) -> JsonResponse:
     pk = parse_uuid(run_id)
     if pk is None:
         raise ApiError(404, f"No run with id {run_id!r}: run ids are UUIDs.")
-    run = serializers.runs_queryset(request.user).filter(pk=pk).first()
+    run = serializers.run_for_viewer(request.user, pk)
     if run is None:
         raise ApiError(404, f"No run with id {pk}.")
     return JsonResponse(serializers.run_detail(request, run))
