@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, router, transaction
 from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
@@ -26,6 +26,7 @@ from django.utils import timezone
 from compare import budget, checks, images, limits, live, pricing, reuse
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
+from compare.precompiled import Precompiled, uuid_of
 from compare.providers import adapter_for
 from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
 from compare.redact import redact, redact_json
@@ -217,6 +218,7 @@ def _from_cache(gen: Generation) -> bool:
         if _finish(
             gen,
             Generation.Status.SUCCEEDED,
+            cache_key=gen.cache_key,
             cached_from=hit,
             usage={},
             **budget.tally(attempts, gen.estimated_cost_usd),
@@ -340,7 +342,7 @@ def _first_slot(generation_id, deadline: float) -> tuple[limits.Slot | None, str
     queued = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).exclude(
         waiting_for__startswith=HELD  # a suite's generation held back: not ours to run yet
     )
-    gen = queued.select_related("run").first()
+    gen = _one(_QUEUED, generation_id)
     if gen is None:
         return None, "gone", ""
     model = gen.model
@@ -354,6 +356,27 @@ def _first_slot(generation_id, deadline: float) -> tuple[limits.Slot | None, str
     except limits.WaitedTooLong as exc:
         return None, str(exc), gen.cache_key
     return slot, "" if slot else "gone", gen.cache_key
+
+
+# Every generation reads its row with its run twice (waiting for its limits, then claimed):
+# statements compiled once (compare/precompiled.py), not per generation.
+_STAND_IN = uuid.UUID("00000000-0000-4000-8000-00000007a5c0")
+_QUEUED = Precompiled(
+    lambda pk: (
+        Generation.objects.filter(pk=pk, status=Generation.Status.QUEUED)
+        .exclude(waiting_for__startswith=HELD)
+        .select_related("run")
+    ),
+    [(_STAND_IN, uuid_of(Generation, "id"))],
+)
+_CLAIMED = Precompiled(
+    lambda pk: Generation.objects.filter(pk=pk).select_related("run"), [(_STAND_IN, uuid_of(Generation, "id"))]
+)
+
+
+def _one(query: Precompiled, generation_id) -> Generation | None:
+    found = query.objects(router.db_for_read(Generation), uuid.UUID(str(generation_id)))
+    return found[0] if found else None
 
 
 def run_generation(generation_id) -> str:
@@ -374,7 +397,9 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
     token = _claim(generation_id)
     if token is None:
         return "skipped"  # a duplicate delivery, or cancelled before it started
-    gen = Generation.objects.select_related("run").get(pk=generation_id)
+    gen = _one(_CLAIMED, generation_id)
+    if gen is None:  # deleted with its run the moment it was claimed
+        return "skipped"
     gen.claim = token
     live.changed(gen.run_id)  # queued → running
     if waited:  # the model's limits left no room before the deadline
@@ -391,14 +416,14 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
         _record_failure(gen, ProviderError(ErrorKind.NOT_FOUND, model.retirement_refusal()), [], {})
         return "failed"
     gen.cache_key = cache_key or reuse.key_for(gen)  # the inputs it hashes do not change while queued
-    _mine(gen).update(cache_key=gen.cache_key)
-    if _from_cache(gen):
+    if _from_cache(gen):  # writes the key with the outcome
         return "cached"
     adapter = adapter_for(model.protocol)
     request = build_request(gen)
     request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
     sent = adapter.wire_params(request)
-    _mine(gen).update(params_sent=sent)
+    # One write before the call: what is sent, and the key a later identical request finds it by.
+    _mine(gen).update(params_sent=sent, cache_key=gen.cache_key)
     return _call_with_retries(gen, adapter, request, sent, deadline, slot)
 
 

@@ -17,15 +17,18 @@ open run pages (compare/live.py). It never raises: a crash becomes check_status
 import io
 import logging
 import time
+import uuid
 from contextlib import nullcontext
 from typing import Any
 
 from django.conf import settings
+from django.db import router
 from PIL import Image as PILImage
 
 from compare import images, live
 from compare.checks import ocr, spec, spec_items, text_failed, text_items, textcheck
-from compare.models import Generation
+from compare.models import Generation, Image
+from compare.precompiled import Precompiled, attach, uuid_of
 
 logger = logging.getLogger(__name__)
 # Longer expected strings are not scored: a paragraph is not a headline, and matching
@@ -134,15 +137,33 @@ def _write(gen: Generation, status: str, checks: dict[str, Any]) -> bool:
     return bool(written)
 
 
+# Every generation that succeeds is checked: its row, run (and suite run) and images are
+# read with statements compiled once (compare/precompiled.py).
+_STAND_IN = uuid.UUID("00000000-0000-4000-8000-0000000c4ec0")
+_GENERATION = Precompiled(
+    lambda pk: Generation.objects.select_related("run", "run__suite_run").filter(
+        pk=pk, status=Generation.Status.SUCCEEDED
+    ),
+    [(_STAND_IN, uuid_of(Generation, "id"))],
+)
+_IMAGES = Precompiled(lambda pk: Image.objects.filter(generation_id=pk), [(_STAND_IN, uuid_of(Image, "generation"))])
+
+
+def _succeeded(generation_id) -> Generation | None:
+    """The generation with its run, suite run and images, if it has succeeded."""
+    alias = router.db_for_read(Generation)
+    pk = uuid.UUID(str(generation_id))
+    found = _GENERATION.objects(alias, pk)
+    if not found:
+        return None
+    attach(found[0], "images", _IMAGES.objects(alias, pk))
+    return found[0]
+
+
 def check_generation(generation_id: str) -> str:
     """Check a succeeded generation's final images; return the check status written ("" if none)."""
     try:
-        gen = (
-            Generation.objects.select_related("run", "run__suite_run")
-            .prefetch_related("images")
-            .filter(pk=generation_id, status=Generation.Status.SUCCEEDED)
-            .first()
-        )
+        gen = _succeeded(generation_id)
     except Exception:
         logger.exception("Could not load generation %s for its checks", generation_id)
         return ""
