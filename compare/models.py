@@ -148,10 +148,14 @@ class RunQuerySet(models.QuerySet):
         `now_pending`: a side of each run has just been queued or claimed, so the rule's answer
         is "running" without reading the sides (the hot path of every claim and new side)."""
         runs = self.filter(state__in=Run.UNFINISHED) if run_ids is None else self.filter(pk__in=run_ids)
-        if now_pending:  # a side is queued or running: the run is "running", whatever its other sides
-            return runs.exclude(state="running").update(state="running")
         alias = router.db_for_write(Run)
         one = list(run_ids) if run_ids is not None and len(run_ids) == 1 else None
+        if now_pending:  # a side is queued or running: the run is "running", whatever its other sides
+            if one is None:
+                return runs.exclude(state="running").update(state="running")
+            with connections[alias].cursor() as cursor:  # each new side and each claim: compiled once
+                cursor.execute(*_PENDING_UPDATE.sql(alias, one[0]))
+                return cursor.rowcount
         with transaction.atomic(using=alias):
             if connections[alias].features.has_select_for_update:
                 list(runs.select_for_update().order_by("pk").values_list("pk", flat=True))
@@ -218,12 +222,14 @@ class RunQuerySet(models.QuerySet):
         return self.with_viewer(user, arena=arena).with_tally().annotate(notes_total=count_of(Note))
 
 
-def _state_update(run_id) -> SimpleNamespace:
-    """`UPDATE run SET state = state_rule() WHERE id = run_id`, as something with a `query`
-    for Precompiled."""
-    query = Run.objects.filter(pk=run_id).query.chain(UpdateQuery)
+def _state_update(run_id, pending: bool = False) -> SimpleNamespace:
+    """`UPDATE run SET state = state_rule() WHERE id = run_id` (with `pending`: SET state =
+    'running' WHERE id = run_id AND state <> 'running'), as something with a `query` for
+    Precompiled."""
+    runs = Run.objects.filter(pk=run_id)
+    query = (runs.exclude(state="running") if pending else runs).query.chain(UpdateQuery)
     assert isinstance(query, UpdateQuery)  # chain() returns the class asked for
-    query.add_update_values({"state": state_rule()})
+    query.add_update_values({"state": Value("running") if pending else state_rule()})
     return SimpleNamespace(query=query)
 
 
@@ -774,6 +780,10 @@ def _generation_written(sender, instance: Generation, update_fields=None, **kwar
 
 # Compiling the state rule's UPDATE takes several times what running it does.
 _STATE_UPDATE = Precompiled(_state_update, [(uuid.UUID("00000000-0000-4000-8000-0000057a7e00"), uuid_of(Run, "id"))])
+_PENDING_UPDATE = Precompiled(
+    lambda run_id: _state_update(run_id, pending=True),
+    [(uuid.UUID("00000000-0000-4000-8000-0000057a7e01"), uuid_of(Run, "id"))],
+)
 
 
 # Models of this app that live in their own package; imported here so Django registers them.
