@@ -17,6 +17,7 @@ object as a prefetched relation: the API's read of one run (compare/api/serializ
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import connections
@@ -48,36 +49,69 @@ def _matches(param: Any, stand_in: Any) -> bool:
     return param == stand_in and not isinstance(param, bool)
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """What a compiled SELECT's rows hold, as its compiler worked it out: no connection is
+    kept (a compiler holds the compiling thread's, which must be free to go with its thread)."""
+
+    query: Any
+    select: list
+    klass_info: dict | None
+    annotation_col_map: dict | None
+    col_count: int
+    fetch_mode: Any
+
+    @classmethod
+    def of(cls, built: HasQuery, compiler: Any) -> "_Columns":
+        # An UPDATE's compiler has no columns (its `sql` is all that is used).
+        return cls(
+            built.query,
+            getattr(compiler, "select", []),
+            getattr(compiler, "klass_info", None),
+            getattr(compiler, "annotation_col_map", None),
+            getattr(compiler, "col_count", 0),
+            getattr(built, "_fetch_mode", None),
+        )
+
+    def compiler(self, alias: str) -> Any:
+        """A compiler on this thread's connection that knows the columns without compiling."""
+        compiler = self.query.get_compiler(using=alias)
+        compiler.select, compiler.klass_info = self.select, self.klass_info
+        compiler.annotation_col_map, compiler.col_count = self.annotation_col_map, self.col_count
+        return compiler
+
+
 class Precompiled:
     def __init__(self, build: Callable[..., HasQuery], stand_ins: Sequence[StandIn]):
         self.build = build
         self.stand_ins = list(stand_ins)
-        # Per database: the compiler of the stand-ins' query (it knows the columns), its SQL,
-        # parameters and where each stand-in sits in them; None when one could not be found.
-        self._compiled: dict[str, tuple[Any, str, tuple, list[list[int]]] | None] = {}
+        # Per database: the stand-ins' columns, SQL, parameters and where each stand-in sits
+        # in them; None when one could not be found.
+        self._compiled: dict[str, tuple[_Columns, str, tuple, list[list[int]]] | None] = {}
 
-    def _compile(self, alias: str, values: Sequence[Any]) -> tuple[Any, str, tuple]:
-        compiler = self.build(*values).query.get_compiler(using=alias)
+    def _compile(self, alias: str, values: Sequence[Any]) -> tuple[_Columns, str, tuple]:
+        built = self.build(*values)
+        compiler = built.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
-        return compiler, sql, tuple(params)
+        return _Columns.of(built, compiler), sql, tuple(params)
 
-    def _prepared(self, alias: str, values: Sequence[Any]) -> tuple[Any, str, list]:
+    def _prepared(self, alias: str, values: Sequence[Any]) -> tuple[_Columns, str, list]:
         if alias not in self._compiled:
-            compiler, sql, params = self._compile(alias, [s for s, _ in self.stand_ins])
+            columns, sql, params = self._compile(alias, [s for s, _ in self.stand_ins])
             slots = [[i for i, p in enumerate(params) if _matches(p, s)] for s, _ in self.stand_ins]
-            self._compiled[alias] = (compiler, sql, params, slots) if all(slots) else None
+            self._compiled[alias] = (columns, sql, params, slots) if all(slots) else None
         compiled = self._compiled[alias]
         if compiled is None:
-            compiler, sql, own = self._compile(alias, values)
-            return compiler, sql, list(own)
-        compiler, sql, template, slots = compiled
+            columns, sql, own = self._compile(alias, values)
+            return columns, sql, list(own)
+        columns, sql, template, slots = compiled
         sent_params = list(template)
         connection = connections[alias]
         for (_, prepare), value, where in zip(self.stand_ins, values, slots, strict=True):
             sent = prepare(value, connection) if prepare else value
             for i in where:
                 sent_params[i] = sent
-        return compiler, sql, sent_params
+        return columns, sql, sent_params
 
     def sql(self, alias: str, *values: Any) -> tuple[str, list]:
         """The SQL and parameters of `build(*values)` on database `alias`."""
@@ -88,18 +122,20 @@ class Precompiled:
         """The model instances `build(*values)` (a QuerySet of model instances) gives, as
         iterating over it would: fields, annotations and `select_related` objects set, the
         database's values converted. Its `prefetch_related` are not done (see `attach`)."""
-        compiler, sql, params = self._prepared(alias, values)
+        columns, sql, params = self._prepared(alias, values)
         with connections[alias].cursor() as cursor:
             cursor.execute(sql, params)
             rows: Iterable = cursor.fetchall()
-        select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
-        converters = compiler.get_converters([column for column, _, _ in select[: compiler.col_count]])
+        compiler = columns.compiler(alias)
+        select, klass_info, annotations = columns.select, columns.klass_info, columns.annotation_col_map
+        assert klass_info is not None, "objects() is for querysets of model instances"
+        converters = compiler.get_converters([column for column, _, _ in select[: columns.col_count]])
         if converters:
             rows = compiler.apply_converters(rows, converters)
         model = klass_info["model"]
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         names = [column.target.attname for column, _, _ in select[start:end]]
-        fetch_mode = compiler.query.model._default_manager.all()._fetch_mode
+        fetch_mode = columns.fetch_mode
         related = get_related_populators(klass_info, select, alias, fetch_mode)
         found = []
         for row in rows:

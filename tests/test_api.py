@@ -564,7 +564,7 @@ def test_a_blind_run_tells_no_side_apart_in_the_api_until_the_vote(api, user, ot
 # --- the precompiled read of one run ---------------------------------------------------------
 
 
-def test_a_run_read_for_polling_answers_as_the_queryset_would(rf, user, other_user, token):
+def test_a_run_read_for_polling_answers_as_the_queryset_would(rf, user, other_user, token, django_assert_num_queries):
     """`GET /api/runs/<id>` reads its run with statements compiled once (a client polls it
     while the run works): for every kind of run — blind and hidden, blind and voted, with
     images, votes, notes, tags, a failed side — the answer is the one the ordinary
@@ -586,7 +586,11 @@ def test_a_run_read_for_polling_answers_as_the_queryset_would(rf, user, other_us
         expected = serializers.run_detail(request, serializers.runs_queryset(user).get(pk=run.pk))
         read = serializers.run_for_viewer(user, run.pk)
         assert read is not None
-        assert serializers.run_detail(request, read) == expected
+        sides = read.generations.all()
+        assert all(Generation.run.is_cached(g) and g.run is read for g in sides)
+        assert all(Image.generation.is_cached(i) for g in sides for i in g.images.all())
+        with django_assert_num_queries(0):  # sides, images, tags and owners all at hand
+            assert serializers.run_detail(request, read) == expected
     assert serializers.run_for_viewer(user, Run._meta.pk.default()) is None  # no such run
 
     compiled = []
