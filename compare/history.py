@@ -6,7 +6,9 @@ The viewer matters: filters that would tell which models a blind run holds
 (model, winner) only look at runs whose names this viewer may see, and rows of
 the other blind runs carry side letters instead of model names."""
 
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +18,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import router
 from django.db.models import (
     Count,
     DateField,
@@ -35,13 +38,16 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from compare import registry
 from compare.budget import _charged
 from compare.checks import report
 from compare.judging import blind
-from compare.models import Generation, Image, Run, Tag, Vote
+from compare.models import Generation, Image, Run, Tag, Vote, count_of
+from compare.precompiled import Precompiled, attach, prep_of, uuid_of
 
 STATUS_CHOICES = [("running", "Running"), ("done", "Done"), ("partial", "Partly failed"), ("failed", "Failed")]
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first"), ("discussed", "Most discussed")]
@@ -91,7 +97,7 @@ class HistoryFilters(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
-        lists = choice_lists()
+        self.lists = lists = choice_lists()
         models = lists.models
         choices = {
             "model": [("", "Any model"), *models],
@@ -226,7 +232,11 @@ def filtered(form: HistoryFilters, user) -> QuerySet:
     (a shared link with an unknown tag must not silently show everything)."""
     if not form.is_valid():
         return Run.objects.none()
-    f = form.cleaned_data
+    return _filtered(form.cleaned_data, user)
+
+
+def _filtered(f: dict[str, Any], user) -> QuerySet:
+    """`filtered` from the form's cleaned data (`user`: a user or a user id)."""
     runs = search(annotated(user), f["q"])
     if f["model"] or f["winner"]:
         runs = runs.filter(names_visible())
@@ -323,37 +333,44 @@ class HistoryPage:
 COUNT_UP_TO = 1000
 
 
-def paginate(form: HistoryFilters, runs: QuerySet, params, per_page: int) -> HistoryPage:
-    """The page of `runs` (ordered by `filtered`) that the `after` or `before` cursor of
-    `params` asks for, found through the index instead of by counting rows from the first:
-    page 200 costs what page 1 does. A cursor that is not one gives the first page and a
-    note, never an error. `page` only numbers the page (links count it along)."""
-    sort = (form.cleaned_data.get("sort") if form.is_valid() else "") or "newest"
-    ordering = ORDERINGS[sort]
-    after, before = params.get("after"), params.get("before")
-    values = parse_cursor(after or before, sort) if (after or before) else None
-    note = BAD_CURSOR if (after or before) and values is None else ""
-    # How many runs match, up to COUNT_UP_TO + 1, counted by the database along with the page.
+def _window(runs: QuerySet, sort: str, values: list | None, forward: bool, per_page: int) -> QuerySet:
+    """The runs of one page of `runs` (ordered by `_filtered`) and one more (whether more
+    follow), each with `matching`: how many runs match, up to COUNT_UP_TO + 1, counted by
+    the database along with the page. `values`: the cursor's sort key, None on a first page."""
     first_ones = runs.order_by().prefetch_related(None).values("pk")[: COUNT_UP_TO + 1]
     everything = Run.objects.filter(pk__in=first_ones).order_by().annotate(_all=Value(1)).values("_all")
     total = Subquery(everything.annotate(n=Count("pk")).values("n"), output_field=IntegerField())
-    counted = runs.annotate(matching=Coalesce(total, 0))
+    window = runs.annotate(matching=Coalesce(total, 0))
+    if values is not None:
+        ordering = ORDERINGS[sort]
+        window = window.filter(_beyond(ordering, values, forward))
+        if not forward:
+            window = window.order_by(*_reverse(ordering))
+    return window[: per_page + 1]
+
+
+def paginate(form: HistoryFilters, user, params, per_page: int) -> HistoryPage:
+    """The page of the runs the form selects for `user` that the `after` or `before` cursor
+    of `params` asks for, found through the index instead of by counting rows from the
+    first: page 200 costs what page 1 does. A cursor that is not one gives the first page
+    and a note, never an error. `page` only numbers the page (links count it along). Each
+    run comes with what its row shows (`with_rows`)."""
+    sort = (form.cleaned_data.get("sort") if form.is_valid() else "") or "newest"
+    after, before = params.get("after"), params.get("before")
+    values = parse_cursor(after or before, sort) if (after or before) else None
+    note = BAD_CURSOR if (after or before) and values is None else ""
+    forward = bool(after) or values is None
+    found = _page_runs(form, user, sort, values, forward, per_page)
     if values is None:
-        found = list(counted[: per_page + 1])
         count = _matching(found[0]) if found else 0
         older = cursor(found[per_page - 1], sort) if len(found) > per_page else None
-        return HistoryPage(found[:per_page], count, 1, _pages(count, per_page), None, older, note)
-    forward = bool(after)
-    window = counted.filter(_beyond(ordering, values, forward))
-    if not forward:
-        window = window.order_by(*_reverse(ordering))
-    found = list(window[: per_page + 1])
+        return HistoryPage(_rows_of(found[:per_page], per_page), count, 1, _pages(count, per_page), None, older, note)
     more = len(found) > per_page
     found = found[:per_page]
     if not forward:
         found.reverse()
     if not found:  # past an end (the runs were deleted): start again
-        first = paginate(form, runs, {}, per_page)
+        first = paginate(form, user, {}, per_page)
         first.note = BAD_CURSOR
         return first
     count = _matching(found[0])
@@ -364,7 +381,90 @@ def paginate(form: HistoryFilters, runs: QuerySet, params, per_page: int) -> His
         number = min(max(int(params.get("page", "")), 2), pages or 10**9) if newer else 1
     except ValueError:
         number = 2
-    return HistoryPage(found, count, number, pages, newer, older, note)
+    return HistoryPage(_rows_of(found, per_page), count, number, pages, newer, older, note)
+
+
+# --- the page's statements, compiled once per shape (compare/precompiled.py) ----------------
+# Building and compiling the page's query costs several times what SQLite takes to run it.
+# A page's SQL depends on which filters are set (and the sort, the direction and the voted
+# and checks choices), not on their values: one compiled statement per such shape, its values
+# put in as parameters. Search words and dates change the SQL's shape with their values; a
+# page with those is compiled as it is asked for.
+
+VALUE_FILTERS = ("model", "winner", "author", "tag", "status")  # each one parameter
+_USER_STAND_IN = -424244
+_CURSOR_STAND_INS: list = [
+    (-31313, None),  # a "discussed" cursor's count of votes and notes
+    (datetime(1971, 2, 3, 4, 5, 6, 70809, tzinfo=UTC), prep_of(Run, "created_at")),
+    (uuid.UUID("00000000-0000-4000-8000-00000000ca11"), uuid_of(Run, "id")),
+]
+_pages_compiled: dict[tuple, Precompiled] = {}
+
+
+def _shape(f: dict[str, Any], sort: str, values: list | None, forward: bool, per_page: int) -> tuple | None:
+    if f["q"].strip() or f["date_from"] or f["date_to"]:
+        return None
+    named = tuple(name for name in VALUE_FILTERS if f[name])
+    return named, f["voted"], f["checks"], sort, values is None, forward, per_page
+
+
+def _page_runs(form: HistoryFilters, user, sort: str, values: list | None, forward: bool, per_page: int) -> list:
+    """The page's runs and one more, with their authors, tags and `matching`: by the
+    statement compiled for the page's shape, or built now for a shape that has none."""
+    if not form.is_valid():
+        return []
+    f = form.cleaned_data
+    shape = _shape(f, sort, values, forward, per_page)
+    if shape is None:
+        return list(_window(with_rows(_filtered(f, user)).prefetch_related(None), sort, values, forward, per_page))
+    named = shape[0]
+    compiled = _pages_compiled.get(shape)
+    if compiled is None:
+        cursor_stand_ins = [] if values is None else _CURSOR_STAND_INS[-len(values) :]
+
+        def build(user_id, *given):
+            fixed = {**f, **dict(zip(named, given, strict=False))}
+            page_values = list(given[len(named) :]) or None
+            runs = with_rows(_filtered(fixed, user_id)).prefetch_related(None)
+            return _window(runs, sort, page_values, forward, per_page)
+
+        stand_ins = [(f"\x1fstand-in {name}", None) for name in named]
+        compiled = Precompiled(build, [(_USER_STAND_IN, None), *stand_ins, *cursor_stand_ins])
+        _pages_compiled[shape] = compiled
+    return compiled.objects(router.db_for_read(Run), user.pk, *(f[name] for name in named), *(values or []))
+
+
+_sides_compiled: dict[int, tuple[Precompiled, Precompiled]] = {}
+ROW_SKIPS = ("attempt_log", "usage", "params_sent", "params_echoed", "text", "grounding")
+
+
+def _rows_of(runs: list, per_page: int) -> list:
+    """`runs` with their sides (and each side's wins) and their final images, as `with_rows`
+    prefetches them: two statements compiled once per page size (the runs' ids padded to it)."""
+    if not runs:
+        return runs
+    if per_page not in _sides_compiled:
+        stand_ins = [(uuid.UUID(int=0xC0FFEE0000 + i), uuid_of(Run, "id")) for i in range(per_page)]
+        # A row shows no attempt log, usage, parameters, text or grounding: their JSON is not read.
+        sides = Generation.objects.annotate(**{"wins_total": count_of(Vote, "winner")}).defer(*ROW_SKIPS)
+        _sides_compiled[per_page] = (
+            Precompiled(lambda *ids: sides.filter(run_id__in=ids), stand_ins),
+            Precompiled(lambda *ids: Image.objects.filter(is_partial=False, generation__run_id__in=ids), stand_ins),
+        )
+    sides_query, images_query = _sides_compiled[per_page]
+    ids = [run.pk for run in runs]
+    ids += ids[:1] * (per_page - len(ids))
+    alias = router.db_for_read(Run)
+    finals: dict[uuid.UUID, list] = {}
+    for img in images_query.objects(alias, *ids):
+        finals.setdefault(img.generation_id, []).append(img)
+    by_run: dict[uuid.UUID, list] = {}
+    for gen in sides_query.objects(alias, *ids):
+        attach(gen, "images", finals.get(gen.pk, []))
+        by_run.setdefault(gen.run_id, []).append(gen)
+    for run in runs:
+        attach(run, "generations", by_run.get(run.pk, []))
+    return runs
 
 
 def _matching(run: Run) -> int:
@@ -404,6 +504,24 @@ class HistoryRow:
     tags: list[str] = field(default_factory=list)  # names, sorted
     # Per side: its first shown image's small thumbnail for the list's slot, or "" (`list_thumbnail`).
     thumbs: list[str] = field(default_factory=list)
+    url: str = ""  # the run page's
+
+    def look(self) -> tuple:
+        """Everything the row's markup shows (history.html#row reads nothing else): two
+        rows with the same look are drawn the same."""
+        run = self.run
+        sides = tuple(
+            (
+                gen.display_name,
+                gen.status,
+                bool(gen.withheld),
+                thumb,
+                (gen.shown_images[0].width, gen.shown_images[0].height) if gen.shown_images else None,
+            )
+            for gen, thumb in self.thumbed
+        )
+        facts = (run.pk, self.url, run.prompt, run.blind, run.author.get_username(), run.created_at, self.status)
+        return (*facts, self.checks, self.hidden, self.votes, tuple(self.tally), self.notes, tuple(self.tags), sides)
 
     @property
     def thumbed(self) -> list[tuple[Generation, str]]:
@@ -446,7 +564,62 @@ def row(run: Run, user) -> HistoryRow:
         checks=report.run_outcome(sides),
         tags=sorted(names.split(TAG_SEPARATOR)) if (names := getattr(run, "tag_names", None)) else [],
         thumbs=[list_thumbnail(gen.shown_images[0]) if gen.shown_images else "" for gen in sides],
+        url=run.get_absolute_url(),
     )
+
+
+# --- rows drawn once per look --------------------------------------------------------------
+# Drawing a row takes the template engine about a millisecond, as long as everything else of
+# a page together: each look of a row (`HistoryRow.look`: its content as this viewer sees it)
+# is drawn once and kept, most recently used last, in this process.
+
+ROWS_KEPT = 4096  # about 2 KB of markup each
+_drawn: OrderedDict[tuple, str] = OrderedDict()
+_drawn_lock = threading.Lock()
+
+
+def row_html(rows: list[HistoryRow], eager: int) -> list[str]:
+    """The markup of each row (history.html#row); rows after the first `eager` load their
+    thumbnails lazily."""
+    history_url = reverse("history")
+    drawn = []
+    for index, item in enumerate(rows):
+        lazy = index >= eager
+        key = (item.look(), lazy)
+        with _drawn_lock:
+            html = _drawn.get(key)
+            if html is not None:
+                _drawn.move_to_end(key)
+        if html is None:
+            html = render_to_string("history.html#row", {"row": item, "lazy": lazy, "history_url": history_url})
+            with _drawn_lock:
+                _drawn[key] = html
+                while len(_drawn) > ROWS_KEPT:
+                    _drawn.popitem(last=False)
+        drawn.append(html)
+    return drawn
+
+
+def filters_html(form: HistoryFilters, data) -> str:
+    """The filter form's markup (history.html#filters) for the query `data`, drawn once per
+    query and choice lists: its widgets take the template engine several milliseconds."""
+    lists = form.lists
+    values = tuple((name, tuple(data.getlist(name))) for name in form.fields if name in data)
+    key = ("filters", values, tuple(lists.models), tuple(lists.authors), tuple(lists.tags))
+    with _drawn_lock:
+        html = _drawn.get(key)
+    if html is None:
+        html = render_to_string("history.html#filters", {"form": form})
+        with _drawn_lock:
+            _drawn[key] = html
+            while len(_drawn) > ROWS_KEPT:
+                _drawn.popitem(last=False)
+    return html
+
+
+def forget_drawn_rows() -> None:
+    with _drawn_lock:
+        _drawn.clear()
 
 
 # --- Runs and spend per day (the chart above the list) ------------------------------

@@ -35,12 +35,16 @@ class HasQuery(Protocol):
 StandIn = tuple[Any, Callable[[Any, Any], Any] | None]
 
 
-def uuid_of(model: type[Model], field: str) -> Callable[[Any, Any], Any]:
-    """How a UUID for `model.field` (a UUID field, or a foreign key to one) is sent to the database."""
+def prep_of(model: type[Model], field: str) -> Callable[[Any, Any], Any]:
+    """How a value for `model.field` (or the field a foreign key points at) is sent to the
+    database: a UUID as hex text on SQLite, a datetime as UTC text there, and so on."""
     found = model._meta.get_field(field)
     target = getattr(found, "target_field", found)
     assert isinstance(target, Field), f"{model.__name__}.{field} is not a concrete field"
     return lambda value, connection: target.get_db_prep_value(value, connection)
+
+
+uuid_of = prep_of  # the name the UUID stand-ins were written with
 
 
 def _matches(param: Any, stand_in: Any) -> bool:
@@ -98,7 +102,9 @@ class Precompiled:
     def _prepared(self, alias: str, values: Sequence[Any]) -> tuple[_Columns, str, list]:
         if alias not in self._compiled:
             columns, sql, params = self._compile(alias, [s for s, _ in self.stand_ins])
-            slots = [[i for i, p in enumerate(params) if _matches(p, s)] for s, _ in self.stand_ins]
+            connection = connections[alias]
+            sent = [prepare(s, connection) if prepare else s for s, prepare in self.stand_ins]
+            slots = [[i for i, p in enumerate(params) if _matches(p, s)] for s in sent]
             self._compiled[alias] = (columns, sql, params, slots) if all(slots) else None
         compiled = self._compiled[alias]
         if compiled is None:

@@ -357,3 +357,100 @@ def test_the_migration_computes_the_state_of_existing_runs_and_goes_back():
         assert back.get_model("compare", "Run").objects.count() == len(cases)
     finally:
         migrate(latest())
+
+
+# --- statements compiled once per page shape, rows drawn once per look -----------------------------
+
+
+def page_html(client, url: str) -> str:
+    """The history section of the page as HTML (the rest carries per-response tokens)."""
+    html = client.get(url).content.decode()
+    return html[html.index('<section class="history-page">') : html.index("</section>")]
+
+
+def history_pages(client, urls: list[str]) -> list[str]:
+    """Each page, then every page its links lead to (both ways), as HTML."""
+    seen = []
+    for url in urls:
+        html = page_html(client, url)
+        seen.append(html)
+        for label in ("Older →", "Next →", "← Newer", "← Previous"):
+            if nxt := link(html, label):
+                page = page_html(client, f"/runs/{nxt}")
+                seen.append(page)
+                if back := link(page, "← Newer") or link(page, "← Previous"):
+                    seen.append(page_html(client, f"/runs/{back}"))
+    return seen
+
+
+def test_compiled_pages_show_what_the_query_built_each_time_shows(auth_client, user, other_user, settings, monkeypatch):
+    """Each page shape is compiled once and run with its values as parameters: every filter,
+    sort and page link shows the same rows as the page built from scratch each time."""
+    settings.COMPARE_RUNS_PER_PAGE = 3
+    add_runs(other_user, user, 11)
+    make_run(user, "mine, voted blind", blind=True, tags=["t1"])
+    urls = [
+        "/runs/",
+        "/runs/?model=gpt-image-2&status=partial",
+        "/runs/?winner=gpt-image-2",
+        f"/runs/?author={other_user.username}&tag=t1",
+        "/runs/?sort=discussed&voted=yes",
+        "/runs/?sort=oldest&checks=passed",
+        "/runs/?q=run&date_from=2000-01-01",  # search words and dates: built each time
+        "/runs/?tag=no-such-tag",  # invalid: no rows
+    ]
+    monkeypatch.setattr(history, "_pages_compiled", {})
+    compiled = history_pages(auth_client, urls)
+    assert len(history._pages_compiled) >= 8  # six shapes, and their pages after and before a cursor
+    assert sum(len(prompts(page)) for page in compiled) > 20
+    monkeypatch.setattr(history, "_shape", lambda *args: None)  # every page built from scratch
+    history.forget_drawn_rows()
+    assert history_pages(auth_client, urls) == compiled
+
+
+def test_a_page_seen_again_compiles_no_query_of_runs_and_draws_no_row_again(auth_client, user, monkeypatch):
+    from django.db.models.sql.compiler import SQLCompiler
+
+    for i in range(3):
+        make_run(user, f"seen {i}", images=1, tags=["again"])
+    first = page_html(auth_client, "/runs/?tag=again")
+    compiled, drawn = [], []
+    original_sql, original_render = SQLCompiler.as_sql, history.render_to_string
+
+    def counted_sql(self, *args, **kwargs):
+        compiled.append(self.query.model)
+        return original_sql(self, *args, **kwargs)
+
+    def counted_render(name, context=None, *args, **kwargs):
+        drawn.append(name)
+        return original_render(name, context, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counted_sql)
+    monkeypatch.setattr(history, "render_to_string", counted_render)
+    assert page_html(auth_client, "/runs/?tag=again") == first
+    assert not {Run, Generation, history.Image} & set(compiled)
+    assert drawn == []
+
+
+def test_a_row_drawn_before_shows_each_change(auth_client, user, other_user):
+    """A row's markup is kept per look: a vote, a note, a tag, a finished side or names
+    shown to the viewer each give the row a new look, drawn anew."""
+    run = make_run(other_user, "changing", status=["running", "succeeded"], blind=True, images=1)
+
+    def row_html() -> str:
+        html = auth_client.get("/runs/").content.decode()
+        return html.split(f'id="run-{run.pk}"')[1].split("</li>")[0]
+
+    before = row_html()
+    assert "0 votes" in before and "0 notes" in before and "Working" in before and "GPT Image" not in before
+    Note.objects.create(run=run, author=other_user, body="hm")
+    run.tags.add(Tag.objects.create(name="fresh"))
+    gen = run.generations.get(status="running")
+    gen.status = Generation.Status.SUCCEEDED
+    gen.save()
+    add_image(gen)
+    after = row_html()
+    assert "1 note" in after and "#fresh" in after and "Working" not in after and "GPT Image" not in after
+    Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.TIE)
+    voted = row_html()
+    assert "1 vote" in voted and "GPT Image" in voted  # names shown once this viewer voted

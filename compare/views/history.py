@@ -11,7 +11,17 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from compare import export
-from compare.history import HistoryFilters, HistoryRow, activity, filtered, paginate, row, with_rows
+from compare.history import (
+    HistoryFilters,
+    HistoryRow,
+    activity,
+    filtered,
+    filters_html,
+    paginate,
+    row,
+    row_html,
+    with_rows,
+)
 from compare.views.base import AuthenticatedRequest
 
 # Rows fetched per database round trip while an export streams.
@@ -34,19 +44,18 @@ def _shared_query(request: HttpRequest) -> QueryDict:
 @require_GET
 def history(request: AuthenticatedRequest) -> HttpResponse:
     form = HistoryFilters(request.GET)
-    runs = filtered(form, request.user)
-    page = paginate(form, with_rows(runs), request.GET, settings.COMPARE_RUNS_PER_PAGE)
+    page = paginate(form, request.user, request.GET, settings.COMPARE_RUNS_PER_PAGE)
     query = _shared_query(request)
+    # A back-button cache miss asks for the whole page, with the HX headers set.
+    partial = request.htmx and not request.htmx.history_restore_request
     context = {
         "form": form,
         "page": page,
-        "rows": [row(run, request.user) for run in page.runs],
+        "row_html": row_html([row(run, request.user) for run in page.runs], EAGER_ROWS),
+        "filters_html": "" if partial else filters_html(form, request.GET),
         "query": query,
         "filtering": any(key not in PAGING for key in query),
-        "eager_rows": EAGER_ROWS,
     }
-    # A back-button cache miss asks for the whole page, with the HX headers set.
-    partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, "history.html#results" if partial else "history.html", context)
     if partial:
         response["HX-Push-Url"] = request.path + (f"?{query.urlencode()}" if query else "")
