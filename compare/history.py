@@ -35,7 +35,8 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, TruncDate
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.template.loader import render_to_string
@@ -337,10 +338,12 @@ def _window(runs: QuerySet, sort: str, values: list | None, forward: bool, per_p
     """The runs of one page of `runs` (ordered by `_filtered`) and one more (whether more
     follow), each with `matching`: how many runs match, up to COUNT_UP_TO + 1, counted by
     the database along with the page. `values`: the cursor's sort key, None on a first page."""
+    # COUNT(*) over the first COUNT_UP_TO + 1 matching ids, as a FROM subquery: with `id IN
+    # (those ids)` PostgreSQL scanned every run to count them (30 ms at 100k runs).
     first_ones = runs.order_by().prefetch_related(None).values("pk")[: COUNT_UP_TO + 1]
-    everything = Run.objects.filter(pk__in=first_ones).order_by().annotate(_all=Value(1)).values("_all")
-    total = Subquery(everything.annotate(n=Count("pk")).values("n"), output_field=IntegerField())
-    window = runs.annotate(matching=Coalesce(total, 0))
+    sql, params = first_ones.query.get_compiler(using=router.db_for_read(Run)).as_sql()
+    total = RawSQL(f"SELECT COUNT(*) FROM ({sql}) matching_runs", params, output_field=IntegerField())
+    window = runs.annotate(matching=total)
     if values is not None:
         ordering = ORDERINGS[sort]
         window = window.filter(_beyond(ordering, values, forward))

@@ -464,6 +464,8 @@ class Generation(models.Model):
     class Meta:
         ordering = ["run", "position"]
         constraints = [models.UniqueConstraint(fields=["run", "position"], name="unique_generation_position")]
+        # The history's model filter asks of each candidate run whether a side is of that model.
+        indexes = [models.Index(fields=["run", "model_key"], name="generation_run_model")]
 
     def __str__(self) -> str:
         return f"{self.model_key} ({self.status})"
