@@ -10,7 +10,6 @@ import dataclasses
 import io
 import json
 import math
-import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -246,8 +245,7 @@ SPOOL_BYTES = 256 * 1024
 # A JSON string value longer than this stays on disk (in practice only base64 images are).
 BLOB_BYTES = 64 * 1024
 _CHUNK = 1024 * 1024
-_QUOTE_OR_ESCAPE = re.compile(rb'["\\]')
-_BASE64 = re.compile(rb"[A-Za-z0-9+/=]*")
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _MARK = "\ue000blob:"  # how a Blob is named in the parsed skeleton (a private-use character)
 
 
@@ -331,11 +329,10 @@ def load_json(body: IO[bytes]) -> Any:
                 skeleton.write(buf[pos : quote + 1])
                 pos, in_string = quote + 1, True
                 continue
-            found = _QUOTE_OR_ESCAPE.search(buf, pos)
-            if found is None:
+            at = _quote_or_escape(buf, pos)
+            if at < 0:
                 add(buf[pos:])
                 break
-            at = found.start()
             if buf[at : at + 1] == b"\\":
                 if at + 1 >= len(buf):  # the escaped character is in the next chunk
                     add(buf[pos:at])
@@ -356,9 +353,17 @@ def load_json(body: IO[bytes]) -> Any:
     return json.loads(skeleton.getvalue(), object_hook=lambda obj: _with_blobs(obj, blobs))
 
 
+def _quote_or_escape(buf: bytes, pos: int) -> int:
+    """Where the next '"' or '\\' in `buf` from `pos` is, or -1. Two byte searches: a
+    regular expression took 3 ms over a 1K image's reply, these a few microseconds."""
+    quote = buf.find(b'"', pos)
+    escape = buf.find(b"\\", pos, quote if quote >= 0 else len(buf))
+    return escape if escape >= 0 else quote
+
+
 def _is_base64(spill: IO[bytes]) -> bool:
     spill.seek(0)
-    return all(_BASE64.fullmatch(text) is not None for text in _unescaped(spill))
+    return all(not text.translate(None, _BASE64_ALPHABET) for text in _unescaped(spill))
 
 
 def _unescaped(file: IO[bytes]) -> Iterator[bytes]:
@@ -369,7 +374,7 @@ def _unescaped(file: IO[bytes]) -> Iterator[bytes]:
         text, pending = pending + chunk, b""
         if text.endswith(b"\\"):
             text, pending = text[:-1], b"\\"
-        yield text.replace(b"\\/", b"/")
+        yield text.replace(b"\\/", b"/") if b"\\" in text else text
     if pending:
         yield pending
 
