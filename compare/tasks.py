@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, router, transaction
+from django.db import connection, connections, router, transaction
 from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
@@ -103,7 +103,10 @@ def _mine(gen: Generation):
 
 def _still_running(gen: Generation) -> bool:
     # Locks the row (PostgreSQL) so a cancel cannot slip in before the outcome is written.
-    return _mine(gen).select_for_update().exists()
+    alias = router.db_for_write(Generation)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(*_STILL_RUNNING.sql(alias, gen.pk, gen.claim))
+        return cursor.fetchone() is not None
 
 
 def _finish(gen: Generation, status: str, **fields) -> bool:
@@ -271,7 +274,8 @@ def _call_with_retries(
                 break
             if slot is None:
                 return "cancelled"
-        _mine(gen).update(attempts=attempt)
+        if attempt > 1:  # the first is written with what is sent (`_run_claimed`)
+            _mine(gen).update(attempts=attempt)
         request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
         try:
@@ -374,6 +378,19 @@ _CLAIMED = Precompiled(
 )
 
 
+_STILL_RUNNING = Precompiled(
+    lambda pk, claim: (
+        Generation.objects.filter(pk=pk, status=Generation.Status.RUNNING, claim=claim)
+        .select_for_update()
+        .values("pk")[:1]
+    ),
+    [
+        (_STAND_IN, uuid_of(Generation, "id")),
+        (uuid.UUID("00000000-0000-4000-8000-00000007a5c1"), uuid_of(Generation, "claim")),
+    ],
+)
+
+
 def _one(query: Precompiled, generation_id) -> Generation | None:
     found = query.objects(router.db_for_read(Generation), uuid.UUID(str(generation_id)))
     return found[0] if found else None
@@ -423,7 +440,7 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
     request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
     sent = adapter.wire_params(request)
     # One write before the call: what is sent, and the key a later identical request finds it by.
-    _mine(gen).update(params_sent=sent, cache_key=gen.cache_key)
+    _mine(gen).update(params_sent=sent, cache_key=gen.cache_key, attempts=1)
     return _call_with_retries(gen, adapter, request, sent, deadline, slot)
 
 

@@ -30,13 +30,14 @@ hung generations, whose tasks will never end to release anything.
 """
 
 import threading
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from django import forms
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -45,6 +46,7 @@ from compare.judging.forms import parse_tags
 from compare.models import Generation, TeamSettings
 from compare.options import OPTION_FIELDS, OptionsForm
 from compare.parsing import parse_whole_number
+from compare.precompiled import Precompiled, uuid_of
 from compare.registry import Model, get_model, offered_models
 from compare.runs import cancel_generations, create_run
 from compare.suites.models import Suite, SuiteCase, SuiteRun
@@ -302,6 +304,25 @@ def _release(author_id, limit: int) -> list:
     return ids
 
 
+def _held_by_author_of(generation_id) -> Any:
+    author = Generation.objects.filter(pk=generation_id).values("run__author_id")[:1]
+    return _held(Subquery(author)).order_by().values("pk")[:1]
+
+
+# Asked by every generation's task when it ends: compiled once (compare/precompiled.py).
+_HELD_BY_AUTHOR_OF = Precompiled(
+    _held_by_author_of, [(uuid.UUID("00000000-0000-4000-8000-0000000be1d0"), uuid_of(Generation, "id"))]
+)
+
+
+def _any_held_by_author_of(generation_id) -> bool:
+    """Whether the author of the generation has suite generations held back."""
+    alias = router.db_for_read(Generation)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(*_HELD_BY_AUTHOR_OF.sql(alias, uuid.UUID(str(generation_id))))
+        return cursor.fetchone() is not None
+
+
 def release_held(*, author_id=None, generation_id=None) -> int:
     """Send held suite generations of an author (or of `generation_id`'s author) to the
     task queue while their active generations stay within the in-flight limit; how many
@@ -312,9 +333,9 @@ def release_held(*, author_id=None, generation_id=None) -> int:
     call this again from within itself, once per held generation, as deep as the queue
     is long; such a nested call only asks the outer one to go round once more."""
     if author_id is None:
-        author = Generation.objects.filter(pk=generation_id).values("run__author_id")[:1]
-        if not _held(Subquery(author)).exists():  # every generation's task asks: one query when nothing is held
+        if not _any_held_by_author_of(generation_id):  # every generation's task asks: one query when nothing is held
             return 0
+        author = Generation.objects.filter(pk=generation_id).values("run__author_id")[:1]
         author_id = author.values_list("run__author_id", flat=True).first()
     if author_id is None:
         return 0
