@@ -42,6 +42,7 @@ from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from compare import registry
 from compare.budget import _charged
@@ -585,10 +586,12 @@ def row_html(rows: list[HistoryRow], eager: int) -> list[str]:
     """The markup of each row (history.html#row); rows after the first `eager` load their
     thumbnails lazily."""
     history_url = reverse("history")
+    # Times are drawn in the active time zone and words in the active language.
+    setting = (timezone.get_current_timezone_name(), get_language())
     drawn = []
     for index, item in enumerate(rows):
         lazy = index >= eager
-        key = (item.look(), lazy)
+        key = (item.look(), lazy, setting)
         with _drawn_lock:
             html = _drawn.get(key)
             if html is not None:
@@ -608,7 +611,7 @@ def filters_html(form: HistoryFilters, data) -> str:
     query and choice lists: its widgets take the template engine several milliseconds."""
     lists = form.lists
     values = tuple((name, tuple(data.getlist(name))) for name in form.fields if name in data)
-    key = ("filters", values, tuple(lists.models), tuple(lists.authors), tuple(lists.tags))
+    key = ("filters", values, tuple(lists.models), tuple(lists.authors), tuple(lists.tags), get_language())
     with _drawn_lock:
         html = _drawn.get(key)
     if html is None:

@@ -454,3 +454,7 @@ def test_a_row_drawn_before_shows_each_change(auth_client, user, other_user):
     Vote.objects.create(run=run, user=user, verdict=Vote.Verdict.TIE)
     voted = row_html()
     assert "1 vote" in voted and "GPT Image" in voted  # names shown once this viewer voted
+    shown_at = re.compile(r"<time [^>]*>([^<]*)</time>")
+    with timezone.override("Pacific/Kiritimati"):  # UTC+14: another local time, never the same
+        elsewhere = row_html()
+    assert shown_at.search(elsewhere).group(1) != shown_at.search(voted).group(1)  # type: ignore[union-attr]
