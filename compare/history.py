@@ -403,6 +403,7 @@ _CURSOR_STAND_INS: list = [
     (uuid.UUID("00000000-0000-4000-8000-00000000ca11"), uuid_of(Run, "id")),
 ]
 _pages_compiled: dict[tuple, Precompiled] = {}
+SHAPES_KEPT = 256  # of some 4,300 possible shapes, the ones in use
 
 
 def _shape(f: dict[str, Any], sort: str, values: list | None, forward: bool, per_page: int) -> tuple | None:
@@ -434,6 +435,8 @@ def _page_runs(form: HistoryFilters, user, sort: str, values: list | None, forwa
 
         stand_ins = [(f"\x1fstand-in {name}", None) for name in named]
         compiled = Precompiled(build, [(_USER_STAND_IN, None), *stand_ins, *cursor_stand_ins])
+        if len(_pages_compiled) >= SHAPES_KEPT:  # rarely used shapes go first (dicts keep order)
+            _pages_compiled.pop(next(iter(_pages_compiled)))
         _pages_compiled[shape] = compiled
     return compiled.objects(router.db_for_read(Run), user.pk, *(f[name] for name in named), *(values or []))
 
@@ -524,7 +527,8 @@ class HistoryRow:
             )
             for gen, thumb in self.thumbed
         )
-        facts = (run.pk, self.url, run.prompt, run.blind, run.author.get_username(), run.created_at, self.status)
+        # The prompt as far as the row shows it (200 characters, and whether it goes on).
+        facts = (run.pk, self.url, run.prompt[:201], run.blind, run.author.get_username(), run.created_at, self.status)
         return (*facts, self.checks, self.hidden, self.votes, tuple(self.tally), self.notes, tuple(self.tags), sides)
 
     @property
@@ -609,11 +613,15 @@ def row_html(rows: list[HistoryRow], eager: int) -> list[str]:
 def filters_html(form: HistoryFilters, data) -> str:
     """The filter form's markup (history.html#filters) for the query `data`, drawn once per
     query and choice lists: its widgets take the template engine several milliseconds."""
+    if not form.is_valid():  # a hand-made query: drawn as it is, not kept
+        return render_to_string("history.html#filters", {"form": form})
     lists = form.lists
     values = tuple((name, tuple(data.getlist(name))) for name in form.fields if name in data)
     key = ("filters", values, tuple(lists.models), tuple(lists.authors), tuple(lists.tags), get_language())
     with _drawn_lock:
         html = _drawn.get(key)
+        if html is not None:
+            _drawn.move_to_end(key)
     if html is None:
         html = render_to_string("history.html#filters", {"form": form})
         with _drawn_lock:

@@ -104,6 +104,7 @@ def _mine(gen: Generation):
 def _still_running(gen: Generation) -> bool:
     # Locks the row (PostgreSQL) so a cancel cannot slip in before the outcome is written.
     alias = router.db_for_write(Generation)
+    assert connections[alias].in_atomic_block, "the lock lasts as long as the caller's transaction"
     with connections[alias].cursor() as cursor:
         cursor.execute(*_STILL_RUNNING.sql(alias, gen.pk, gen.claim))
         return cursor.fetchone() is not None
@@ -258,7 +259,13 @@ def _bill(gen: Generation, kind: str | None, usage: dict, unknown_share: float |
 
 
 def _call_with_retries(
-    gen: Generation, adapter, request: GenerationRequest, sent: dict, deadline: float, slot: limits.Slot | None = None
+    gen: Generation,
+    adapter,
+    request: GenerationRequest,
+    sent: dict,
+    deadline: float,
+    slot: limits.Slot | None = None,
+    first_written: bool = False,
 ) -> str:
     """Call the provider until a result, a final error or the generation's `deadline`
     (monotonic, set once in `run_generation`: waiting for the model's limits spends it too)."""
@@ -274,7 +281,7 @@ def _call_with_retries(
                 break
             if slot is None:
                 return "cancelled"
-        if attempt > 1:  # the first is written with what is sent (`_run_claimed`)
+        if attempt > 1 or not first_written:  # else written with what is sent (`_run_claimed`)
             _mine(gen).update(attempts=attempt)
         request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
@@ -439,9 +446,18 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
     request = build_request(gen)
     request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
     sent = adapter.wire_params(request)
-    # One write before the call: what is sent, and the key a later identical request finds it by.
-    _mine(gen).update(params_sent=sent, cache_key=gen.cache_key, attempts=1)
-    return _call_with_retries(gen, adapter, request, sent, deadline, slot)
+    # One write before the call: what is sent, the key a later identical request finds it by,
+    # and, when the model's limits already gave this call its slot, that it is the first attempt.
+    if slot is None and not limits.limited(model):  # nothing to wait for: the call's record now
+        slot = limits.acquire(model, gen, stop=lambda: False, deadline=deadline)
+    ready = slot is not None
+    try:
+        _mine(gen).update(params_sent=sent, cache_key=gen.cache_key, **({"attempts": 1} if ready else {}))
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
+    return _call_with_retries(gen, adapter, request, sent, deadline, slot, first_written=ready)
 
 
 def expire_overdue() -> int:
