@@ -186,6 +186,26 @@
     }
   });
 
+  // A disclosure (<details> with an id: the fairness ledger, check details) stays as the
+  // person left it when the live poll redraws its part: without this, a side finishing
+  // closed the ledger someone had just opened.
+  // Only the person's own clicks count (Enter and Space on a summary click it too): a part
+  // drawn open by the server (the ledger with warnings) must not overrule them.
+  var disclosures = {};
+  document.addEventListener("click", function (event) {
+    var summary = event.target.closest && event.target.closest("summary");
+    var el = summary && summary.parentElement;
+    if (el && el.tagName === "DETAILS" && el.id && summary === el.querySelector("summary")) {
+      disclosures[el.id] = !el.open;  // the click toggles it after this
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    Object.keys(disclosures).forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el && el.tagName === "DETAILS" && el.open !== disclosures[id]) { el.open = disclosures[id]; }
+    });
+  });
+
   // Escape leaves a note edited in place, as its Cancel does.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape" || !event.target.closest) { return; }

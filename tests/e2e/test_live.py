@@ -182,3 +182,31 @@ def test_cancel_the_run_in_place(page, simulator, user):
     expect(page.locator(f"#pane-{gen.id} [data-status]")).not_to_have_attribute("data-status", "cancelled")
     expect(page.locator("#live-poll")).to_have_attribute("hx-trigger", re.compile("every"))
     assert same_document(page)
+
+
+def test_an_opened_ledger_stays_open_when_a_side_finishes(page, simulator, user):
+    """The live poll redraws the fairness ledger when a side finishes: a ledger the person
+    opened stays open (and one they closed stays closed)."""
+    run = make_run(user, status="running", cost_usd=None)
+    gpt, nano = run.generations.order_by("position")
+    open_run(page, simulator, run)
+    ledger = page.locator("details#ledger")
+    expect(ledger).to_be_attached()
+    assert not ledger.evaluate("el => el.open")
+    page.get_by_text("Fairness ledger").click()
+    expect(page.locator("details#ledger[open]")).to_be_attached()
+    stamp = page.locator("#ledger-slot").get_attribute("data-live")
+    succeed(Generation.objects.get(pk=gpt.pk), png("green"))
+    expect(page.locator("#ledger-slot")).not_to_have_attribute("data-live", stamp or "")  # redrawn
+    expect(page.locator("details#ledger[open]")).to_be_attached()
+    table = page.locator("details#ledger table").first
+    expect(table).to_be_visible()
+    box = table.bounding_box()
+    assert box is not None and box["height"] > 20  # the person sees the rows, not a closed summary
+    page.get_by_text("Fairness ledger").click()  # closed again by the person
+    expect(page.locator("details#ledger[open]")).to_have_count(0)
+    stamp = page.locator("#ledger-slot").get_attribute("data-live")
+    succeed(Generation.objects.get(pk=nano.pk), png("blue"))
+    expect(page.locator("#ledger-slot")).not_to_have_attribute("data-live", stamp or "")
+    expect(page.locator("details#ledger[open]")).to_have_count(0)
+    assert same_document(page)
