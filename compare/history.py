@@ -49,7 +49,7 @@ from compare.budget import _charged
 from compare.checks import report
 from compare.judging import blind
 from compare.models import Generation, Image, Run, Tag, Vote, count_of
-from compare.precompiled import Precompiled, attach, prep_of, uuid_of
+from compare.precompiled import Precompiled, attach_grouped, prep_of
 
 STATUS_CHOICES = [("running", "Running"), ("done", "Done"), ("partial", "Partly failed"), ("failed", "Failed")]
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first"), ("discussed", "Most discussed")]
@@ -400,7 +400,7 @@ _USER_STAND_IN = -424244
 _CURSOR_STAND_INS: list = [
     (-31313, None),  # a "discussed" cursor's count of votes and notes
     (datetime(1971, 2, 3, 4, 5, 6, 70809, tzinfo=UTC), prep_of(Run, "created_at")),
-    (uuid.UUID("00000000-0000-4000-8000-00000000ca11"), uuid_of(Run, "id")),
+    (uuid.UUID("00000000-0000-4000-8000-00000000ca11"), prep_of(Run, "id")),
 ]
 _pages_compiled: dict[tuple, Precompiled] = {}
 SHAPES_KEPT = 256  # of some 4,300 possible shapes, the ones in use
@@ -451,26 +451,20 @@ def _rows_of(runs: list, per_page: int) -> list:
     if not runs:
         return runs
     if per_page not in _sides_compiled:
-        stand_ins = [(uuid.UUID(int=0xC0FFEE0000 + i), uuid_of(Run, "id")) for i in range(per_page)]
+        stand_ins = [(uuid.UUID(int=0xC0FFEE0000 + i), prep_of(Run, "id")) for i in range(per_page)]
         # A row shows no attempt log, usage, parameters, text or grounding: their JSON is not read.
-        sides = Generation.objects.annotate(**{"wins_total": count_of(Vote, "winner")}).defer(*ROW_SKIPS)
+        every_side = Generation.objects.annotate(**{"wins_total": count_of(Vote, "winner")}).defer(*ROW_SKIPS)
         _sides_compiled[per_page] = (
-            Precompiled(lambda *ids: sides.filter(run_id__in=ids), stand_ins),
+            Precompiled(lambda *ids: every_side.filter(run_id__in=ids), stand_ins),
             Precompiled(lambda *ids: Image.objects.filter(is_partial=False, generation__run_id__in=ids), stand_ins),
         )
     sides_query, images_query = _sides_compiled[per_page]
     ids = [run.pk for run in runs]
     ids += ids[:1] * (per_page - len(ids))
     alias = router.db_for_read(Run)
-    finals: dict[uuid.UUID, list] = {}
-    for img in images_query.objects(alias, *ids):
-        finals.setdefault(img.generation_id, []).append(img)
-    by_run: dict[uuid.UUID, list] = {}
-    for gen in sides_query.objects(alias, *ids):
-        attach(gen, "images", finals.get(gen.pk, []))
-        by_run.setdefault(gen.run_id, []).append(gen)
-    for run in runs:
-        attach(run, "generations", by_run.get(run.pk, []))
+    sides = sides_query.objects(alias, *ids)
+    attach_grouped(sides, "images", images_query.objects(alias, *ids), "generation_id")
+    attach_grouped(runs, "generations", sides, "run_id")
     return runs
 
 
@@ -595,18 +589,8 @@ def row_html(rows: list[HistoryRow], eager: int) -> list[str]:
     drawn = []
     for index, item in enumerate(rows):
         lazy = index >= eager
-        key = (item.look(), lazy, setting)
-        with _drawn_lock:
-            html = _drawn.get(key)
-            if html is not None:
-                _drawn.move_to_end(key)
-        if html is None:
-            html = render_to_string("history.html#row", {"row": item, "lazy": lazy, "history_url": history_url})
-            with _drawn_lock:
-                _drawn[key] = html
-                while len(_drawn) > ROWS_KEPT:
-                    _drawn.popitem(last=False)
-        drawn.append(html)
+        context = {"row": item, "lazy": lazy, "history_url": history_url}
+        drawn.append(_drawn_once((item.look(), lazy, setting), "history.html#row", context))
     return drawn
 
 
@@ -618,16 +602,21 @@ def filters_html(form: HistoryFilters, data) -> str:
     lists = form.lists
     values = tuple((name, tuple(data.getlist(name))) for name in form.fields if name in data)
     key = ("filters", values, tuple(lists.models), tuple(lists.authors), tuple(lists.tags), get_language())
+    return _drawn_once(key, "history.html#filters", {"form": form})
+
+
+def _drawn_once(key: tuple, template: str, context: dict) -> str:
+    """`template` drawn with `context`, or what it gave last time for the same `key`."""
     with _drawn_lock:
         html = _drawn.get(key)
         if html is not None:
             _drawn.move_to_end(key)
-    if html is None:
-        html = render_to_string("history.html#filters", {"form": form})
-        with _drawn_lock:
-            _drawn[key] = html
-            while len(_drawn) > ROWS_KEPT:
-                _drawn.popitem(last=False)
+            return html
+    html = render_to_string(template, context)
+    with _drawn_lock:
+        _drawn[key] = html
+        while len(_drawn) > ROWS_KEPT:
+            _drawn.popitem(last=False)
     return html
 
 

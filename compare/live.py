@@ -45,7 +45,7 @@ from django.dispatch import receiver
 
 from compare import livefeed
 from compare.models import Generation, Image, Note, Reveal, Vote
-from compare.precompiled import Precompiled, uuid_of
+from compare.precompiled import Precompiled, prep_of
 
 INTERVAL_MS = 100  # the poll interval while the run is unfinished; most polls cost no query
 RECHECK = 1.0  # seconds a remembered state is trusted without news from this process
@@ -148,7 +148,7 @@ def _query(run_id, user_id):
 # them to be the same each time).
 _ROWS = Precompiled(
     _query,
-    [(uuid.UUID("00000000-0000-4000-8000-00000000c0de"), uuid_of(Generation, "run")), (-424242, None)],
+    [(uuid.UUID("00000000-0000-4000-8000-00000000c0de"), prep_of(Generation, "run")), (-424242, None)],
 )
 
 

@@ -36,7 +36,7 @@ from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
-from compare.precompiled import Precompiled, uuid_of
+from compare.precompiled import Precompiled, prep_of
 from compare.registry import get_model
 
 if TYPE_CHECKING:  # only names for the type checker: both modules import this one
@@ -153,18 +153,14 @@ class RunQuerySet(models.QuerySet):
         if now_pending:  # a side is queued or running: the run is "running", whatever its other sides
             if one is None:
                 return runs.exclude(state="running").update(state="running")
-            with connections[alias].cursor() as cursor:  # each new side and each claim: compiled once
-                cursor.execute(*_PENDING_UPDATE.sql(alias, one[0]))
-                return cursor.rowcount
+            return _PENDING_UPDATE.execute(alias, one[0])  # each new side and each claim: compiled once
         with transaction.atomic(using=alias):
             if connections[alias].features.has_select_for_update:
                 list(runs.select_for_update().order_by("pk").values_list("pk", flat=True))
             if one is None:
                 return runs.update(state=state_rule())
             # One run (every generation that ends): the statement compiled once (compare/precompiled.py).
-            with connections[alias].cursor() as cursor:
-                cursor.execute(*_STATE_UPDATE.sql(alias, one[0]))
-                return cursor.rowcount
+            return _STATE_UPDATE.execute(alias, one[0])
 
     def finished(self):
         """Runs whose every generation has finished (votes open then)."""
@@ -738,8 +734,7 @@ class ApiToken(models.Model):
 
     @classmethod
     def authenticate(cls, token: str):
-        found = _TOKEN.objects(router.db_for_read(cls), cls.hash(token))
-        row = found[0] if found else None
+        row = _TOKEN.first(router.db_for_read(cls), cls.hash(token))
         if row is None or not row.user.is_active:
             return None
         now = timezone.now()
@@ -781,10 +776,10 @@ def _generation_written(sender, instance: Generation, update_fields=None, **kwar
 
 
 # Compiling the state rule's UPDATE takes several times what running it does.
-_STATE_UPDATE = Precompiled(_state_update, [(uuid.UUID("00000000-0000-4000-8000-0000057a7e00"), uuid_of(Run, "id"))])
+_STATE_UPDATE = Precompiled(_state_update, [(uuid.UUID("00000000-0000-4000-8000-0000057a7e00"), prep_of(Run, "id"))])
 _PENDING_UPDATE = Precompiled(
     lambda run_id: _state_update(run_id, pending=True),
-    [(uuid.UUID("00000000-0000-4000-8000-0000057a7e01"), uuid_of(Run, "id"))],
+    [(uuid.UUID("00000000-0000-4000-8000-0000057a7e01"), prep_of(Run, "id"))],
 )
 
 

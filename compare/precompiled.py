@@ -44,9 +44,6 @@ def prep_of(model: type[Model], field: str) -> Callable[[Any, Any], Any]:
     return lambda value, connection: target.get_db_prep_value(value, connection)
 
 
-uuid_of = prep_of  # the name the UUID stand-ins were written with
-
-
 def _matches(param: Any, stand_in: Any) -> bool:
     if isinstance(stand_in, uuid.UUID):
         return str(param).replace("-", "") == stand_in.hex
@@ -152,6 +149,34 @@ class Precompiled:
                 setattr(obj, name, row[position])
             found.append(obj)
         return found
+
+    def first(self, alias: str, *values: Any) -> Any:
+        """The first instance `objects` gives, or None."""
+        found = self.objects(alias, *values)
+        return found[0] if found else None
+
+    def exists(self, alias: str, *values: Any) -> bool:
+        """Whether the statement gives a row (for a SELECT ... LIMIT 1)."""
+        sql, params = self.sql(alias, *values)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone() is not None
+
+    def execute(self, alias: str, *values: Any) -> int:
+        """Run the statement (an UPDATE); the rows it changed."""
+        sql, params = self.sql(alias, *values)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+
+def attach_grouped(owners: Sequence[Model], name: str, related: Sequence[Model], link: str) -> None:
+    """`attach` to each owner the objects of `related` whose `link` (say "run_id") is its pk."""
+    grouped: dict[Any, list[Model]] = {}
+    for obj in related:
+        grouped.setdefault(getattr(obj, link), []).append(obj)
+    for owner in owners:
+        attach(owner, name, grouped.get(owner.pk, []))
 
 
 def attach(owner: Model, name: str, related: Sequence[Model]) -> None:

@@ -26,7 +26,7 @@ from django.utils import timezone
 from compare import budget, checks, images, limits, live, pricing, reuse
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
-from compare.precompiled import Precompiled, uuid_of
+from compare.precompiled import Precompiled, prep_of
 from compare.providers import adapter_for
 from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
 from compare.redact import redact, redact_json
@@ -105,9 +105,7 @@ def _still_running(gen: Generation) -> bool:
     # Locks the row (PostgreSQL) so a cancel cannot slip in before the outcome is written.
     alias = router.db_for_write(Generation)
     assert connections[alias].in_atomic_block, "the lock lasts as long as the caller's transaction"
-    with connections[alias].cursor() as cursor:
-        cursor.execute(*_STILL_RUNNING.sql(alias, gen.pk, gen.claim))
-        return cursor.fetchone() is not None
+    return _STILL_RUNNING.exists(alias, gen.pk, gen.claim)
 
 
 def _finish(gen: Generation, status: str, **fields) -> bool:
@@ -259,13 +257,7 @@ def _bill(gen: Generation, kind: str | None, usage: dict, unknown_share: float |
 
 
 def _call_with_retries(
-    gen: Generation,
-    adapter,
-    request: GenerationRequest,
-    sent: dict,
-    deadline: float,
-    slot: limits.Slot | None = None,
-    first_written: bool = False,
+    gen: Generation, adapter, request: GenerationRequest, sent: dict, deadline: float, slot: limits.Slot | None = None
 ) -> str:
     """Call the provider until a result, a final error or the generation's `deadline`
     (monotonic, set once in `run_generation`: waiting for the model's limits spends it too)."""
@@ -281,8 +273,10 @@ def _call_with_retries(
                 break
             if slot is None:
                 return "cancelled"
-        if attempt > 1 or not first_written:  # else written with what is sent (`_run_claimed`)
-            _mine(gen).update(attempts=attempt)
+        # The first attempt's write also says what is sent, and the key a later identical
+        # request finds its result by: one UPDATE before the call.
+        first = {"params_sent": sent, "cache_key": gen.cache_key} if attempt == 1 else {}
+        _mine(gen).update(attempts=attempt, **first)
         request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
         try:
@@ -378,10 +372,10 @@ _QUEUED = Precompiled(
         .exclude(waiting_for__startswith=HELD)
         .select_related("run")
     ),
-    [(_STAND_IN, uuid_of(Generation, "id"))],
+    [(_STAND_IN, prep_of(Generation, "id"))],
 )
 _CLAIMED = Precompiled(
-    lambda pk: Generation.objects.filter(pk=pk).select_related("run"), [(_STAND_IN, uuid_of(Generation, "id"))]
+    lambda pk: Generation.objects.filter(pk=pk).select_related("run"), [(_STAND_IN, prep_of(Generation, "id"))]
 )
 
 
@@ -392,15 +386,14 @@ _STILL_RUNNING = Precompiled(
         .values("pk")[:1]
     ),
     [
-        (_STAND_IN, uuid_of(Generation, "id")),
-        (uuid.UUID("00000000-0000-4000-8000-00000007a5c1"), uuid_of(Generation, "claim")),
+        (_STAND_IN, prep_of(Generation, "id")),
+        (uuid.UUID("00000000-0000-4000-8000-00000007a5c1"), prep_of(Generation, "claim")),
     ],
 )
 
 
 def _one(query: Precompiled, generation_id) -> Generation | None:
-    found = query.objects(router.db_for_read(Generation), uuid.UUID(str(generation_id)))
-    return found[0] if found else None
+    return query.first(router.db_for_read(Generation), uuid.UUID(str(generation_id)))
 
 
 def run_generation(generation_id) -> str:
@@ -446,18 +439,7 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
     request = build_request(gen)
     request.on_partial = lambda index, data, mime: _store_partial(gen, index, data)
     sent = adapter.wire_params(request)
-    # One write before the call: what is sent, the key a later identical request finds it by,
-    # and, when the model's limits already gave this call its slot, that it is the first attempt.
-    if slot is None and not limits.limited(model):  # nothing to wait for: the call's record now
-        slot = limits.acquire(model, gen, stop=lambda: False, deadline=deadline)
-    ready = slot is not None
-    try:
-        _mine(gen).update(params_sent=sent, cache_key=gen.cache_key, **({"attempts": 1} if ready else {}))
-    except BaseException:
-        if slot is not None:
-            slot.release()
-        raise
-    return _call_with_retries(gen, adapter, request, sent, deadline, slot, first_written=ready)
+    return _call_with_retries(gen, adapter, request, sent, deadline, slot)
 
 
 def expire_overdue() -> int:

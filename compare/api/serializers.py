@@ -11,7 +11,6 @@ compare/judging/blind_images.py) instead of the originals.
 """
 
 import uuid
-from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,7 +25,7 @@ from compare.checks import report
 from compare.judging import blind
 from compare.judging.blind_images import BlindImage
 from compare.models import Generation, Image, Run, Tag, Vote, count_of
-from compare.precompiled import Precompiled, attach, uuid_of
+from compare.precompiled import Precompiled, attach, attach_grouped, prep_of
 
 # Prices, parameters, provider messages and per-side times would tell the models of a blind run apart.
 HIDDEN_WHILE_BLIND = (
@@ -62,32 +61,27 @@ _RUN_STAND_IN = uuid.UUID("00000000-0000-4000-8000-0000000a9100")
 _USER_STAND_IN = -424243
 _RUN = Precompiled(
     lambda run_id, user_id: Run.objects.for_viewer(user_id).select_related("author").filter(pk=run_id),
-    [(_RUN_STAND_IN, uuid_of(Run, "id")), (_USER_STAND_IN, None)],
+    [(_RUN_STAND_IN, prep_of(Run, "id")), (_USER_STAND_IN, None)],
 )
 _SIDES = Precompiled(
     lambda run_id: Generation.objects.annotate(**{"wins_total": count_of(Vote, "winner")}).filter(run_id=run_id),
-    [(_RUN_STAND_IN, uuid_of(Generation, "run"))],
+    [(_RUN_STAND_IN, prep_of(Generation, "run"))],
 )
 _IMAGES = Precompiled(
-    lambda run_id: Image.objects.filter(generation__run_id=run_id), [(_RUN_STAND_IN, uuid_of(Generation, "run"))]
+    lambda run_id: Image.objects.filter(generation__run_id=run_id), [(_RUN_STAND_IN, prep_of(Generation, "run"))]
 )
-_TAGS = Precompiled(lambda run_id: Tag.objects.filter(runs=run_id), [(_RUN_STAND_IN, uuid_of(Run, "id"))])
+_TAGS = Precompiled(lambda run_id: Tag.objects.filter(runs=run_id), [(_RUN_STAND_IN, prep_of(Run, "id"))])
 
 
 def run_for_viewer(user, run_id: uuid.UUID) -> Run | None:
     """The run `run_id` as `runs_queryset(user)` would give it (annotations, author, sides
     with their images, tags), or None when there is none."""
     alias = router.db_for_read(Run)
-    found = _RUN.objects(alias, run_id, user.pk)
-    if not found:
+    run = _RUN.first(alias, run_id, user.pk)
+    if run is None:
         return None
-    run = found[0]
     sides = _SIDES.objects(alias, run_id)
-    images: dict[uuid.UUID, list[Image]] = defaultdict(list)
-    for img in _IMAGES.objects(alias, run_id):
-        images[img.generation_id].append(img)
-    for gen in sides:
-        attach(gen, "images", images[gen.pk])
+    attach_grouped(sides, "images", _IMAGES.objects(alias, run_id), "generation_id")
     attach(run, "generations", sides)
     attach(run, "tags", _TAGS.objects(alias, run_id))
     return run

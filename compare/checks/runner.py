@@ -28,7 +28,7 @@ from PIL import Image as PILImage
 from compare import images, live
 from compare.checks import ocr, spec, spec_items, text_failed, text_items, textcheck
 from compare.models import Generation, Image
-from compare.precompiled import Precompiled, attach, uuid_of
+from compare.precompiled import Precompiled, attach, prep_of
 
 logger = logging.getLogger(__name__)
 # Longer expected strings are not scored: a paragraph is not a headline, and matching
@@ -144,20 +144,19 @@ _GENERATION = Precompiled(
     lambda pk: Generation.objects.select_related("run", "run__suite_run").filter(
         pk=pk, status=Generation.Status.SUCCEEDED
     ),
-    [(_STAND_IN, uuid_of(Generation, "id"))],
+    [(_STAND_IN, prep_of(Generation, "id"))],
 )
-_IMAGES = Precompiled(lambda pk: Image.objects.filter(generation_id=pk), [(_STAND_IN, uuid_of(Image, "generation"))])
+_IMAGES = Precompiled(lambda pk: Image.objects.filter(generation_id=pk), [(_STAND_IN, prep_of(Image, "generation"))])
 
 
 def _succeeded(generation_id) -> Generation | None:
     """The generation with its run, suite run and images, if it has succeeded."""
     alias = router.db_for_read(Generation)
     pk = uuid.UUID(str(generation_id))
-    found = _GENERATION.objects(alias, pk)
-    if not found:
-        return None
-    attach(found[0], "images", _IMAGES.objects(alias, pk))
-    return found[0]
+    gen = _GENERATION.first(alias, pk)
+    if gen is not None:
+        attach(gen, "images", _IMAGES.objects(alias, pk))
+    return gen
 
 
 def check_generation(generation_id: str) -> str:

@@ -37,7 +37,7 @@ from functools import partial
 from typing import Any
 
 from django import forms
-from django.db import connections, router, transaction
+from django.db import router, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -46,7 +46,7 @@ from compare.judging.forms import parse_tags
 from compare.models import Generation, TeamSettings
 from compare.options import OPTION_FIELDS, OptionsForm
 from compare.parsing import parse_whole_number
-from compare.precompiled import Precompiled, uuid_of
+from compare.precompiled import Precompiled, prep_of
 from compare.registry import Model, get_model, offered_models
 from compare.runs import cancel_generations, create_run
 from compare.suites.models import Suite, SuiteCase, SuiteRun
@@ -311,16 +311,13 @@ def _held_by_author_of(generation_id) -> Any:
 
 # Asked by every generation's task when it ends: compiled once (compare/precompiled.py).
 _HELD_BY_AUTHOR_OF = Precompiled(
-    _held_by_author_of, [(uuid.UUID("00000000-0000-4000-8000-0000000be1d0"), uuid_of(Generation, "id"))]
+    _held_by_author_of, [(uuid.UUID("00000000-0000-4000-8000-0000000be1d0"), prep_of(Generation, "id"))]
 )
 
 
 def _any_held_by_author_of(generation_id) -> bool:
     """Whether the author of the generation has suite generations held back."""
-    alias = router.db_for_read(Generation)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(*_HELD_BY_AUTHOR_OF.sql(alias, uuid.UUID(str(generation_id))))
-        return cursor.fetchone() is not None
+    return _HELD_BY_AUTHOR_OF.exists(router.db_for_read(Generation), uuid.UUID(str(generation_id)))
 
 
 def release_held(*, author_id=None, generation_id=None) -> int:
