@@ -332,10 +332,10 @@ def png(image: Image.Image) -> bytes:
 
 
 def encode(image: Image.Image, fmt: str, compression: int | None = None) -> bytes:
-    out = io.BytesIO()
     if fmt == "png":
         return png(image)
-    elif fmt == "webp":
+    out = io.BytesIO()
+    if fmt == "webp":
         image.save(out, "WEBP", quality=100 if compression is None else compression, method=0)
     else:
         quality = 95 if compression is None else max(1, min(95, compression))
