@@ -222,6 +222,8 @@
   function describe(el) {
     if (el.id) { return "#" + CSS.escape(el.id); }
     var tag = el.tagName.toLowerCase();
+    // A disclosure's summary: the first one inside the part with an id (the ledger's own).
+    if (tag === "summary") { return "summary"; }
     var attrs = ["name", "value", "href", "data-mode", "data-vote-key"];
     for (var i = 0; i < attrs.length; i++) {
       var value = el.getAttribute(attrs[i]);

@@ -193,12 +193,16 @@ def test_an_opened_ledger_stays_open_when_a_side_finishes(page, simulator, user)
     ledger = page.locator("details#ledger")
     expect(ledger).to_be_attached()
     assert not ledger.evaluate("el => el.open")
-    page.get_by_text("Fairness ledger").click()
+    summary = page.locator("details#ledger > summary")
+    summary.focus()
+    page.keyboard.press("Enter")  # opened from the keyboard: focus stays on its summary
     expect(page.locator("details#ledger[open]")).to_be_attached()
     stamp = page.locator("#ledger-slot").get_attribute("data-live")
     succeed(Generation.objects.get(pk=gpt.pk), png("green"))
     expect(page.locator("#ledger-slot")).not_to_have_attribute("data-live", stamp or "")  # redrawn
     expect(page.locator("details#ledger[open]")).to_be_attached()
+    expect(page.locator("details#ledger > summary")).to_be_focused()  # the new summary, after the swap
+    shot(page, "ledger-open")
     table = page.locator("details#ledger table").first
     expect(table).to_be_visible()
     box = table.bounding_box()
