@@ -252,10 +252,12 @@ def test_the_presigned_url_lives_as_long_as_the_setting_says(s3, s3_endpoint, au
 def test_a_presigned_url_expires(s3, s3_endpoint, auth_client, user):
     data = png("maroon")
     image = add_image(make_run(user).generations.get(position=0), data)
-    url = storage.presigned_url(image.file, "image/png", seconds=1)
+    # Five seconds: with one, a busy machine (the whole suite on every core) let the URL
+    # expire before its first fetch.
+    url = storage.presigned_url(image.file, "image/png", seconds=5)
     assert url is not None
     assert httpx.get(url).content == data  # fetched at once: the bytes
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while (answer := httpx.get(url)).status_code == 200 and time.monotonic() < deadline:
         time.sleep(0.25)
     assert answer.status_code == 403 and b"Request has expired" in answer.content
