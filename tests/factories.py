@@ -5,6 +5,7 @@ Fixtures that use them (`user`, `other_user`, `auth_client`, `simulator`, …) l
 tests/conftest.py. Votes are made in the tests themselves, with `Vote.objects.create`."""
 
 import io
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,16 @@ MINI = ("gpt-image-1-mini", "GPT Image 1 mini", "gpt-image-1-mini")
 # Task backends: generations stay queued (nothing calls a provider), or run before the request returns.
 DUMMY_TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
 IMMEDIATE_TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+
+# Random identifiers a page or a reply carries: ids, CSRF tokens, hashes and cache keys.
+_RANDOM = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|[A-Za-z0-9]{16,}")
+
+
+def without_random_ids(text: str) -> str:
+    """`text` with each id, token or hash replaced by a mark: a test that looks for a word
+    that must not show ("KB", "6100") then cannot fail when a CSRF token happens to hold it."""
+    return _RANDOM.sub("<id>", text)
 
 
 # --- users -------------------------------------------------------------------------------

@@ -579,8 +579,9 @@ def test_a_blind_page_shows_no_time_size_format_or_original_until_the_vote(auth_
         factories.add_image(nano, factories.png((30, 30, 200), (64, 48))),
     ]
     page = auth_client.get(run.get_absolute_url()).content.decode().split("<main>")[1]
+    words = factories.without_random_ids(page)
     for giveaway in ["6100", "4200", "4.2 s", " ms<", "65×48", "64×48", "WEBP", "bytes", "KB", "attempts"]:
-        assert giveaway not in page, giveaway
+        assert giveaway not in words, giveaway
     for image in originals:
         assert image.sha256 not in page and image.url not in page
     # One shared timer, from the first start to the last end: it tells no side from another.
