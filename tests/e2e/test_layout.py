@@ -102,6 +102,29 @@ def test_no_page_is_wider_than_a_phone_when_filled(open_page, filled_site, staff
     assert not too_wide, report(too_wide)
 
 
+# Each filter bar's controls (selects, date fields, the Apply button), grouped by the row they sit on.
+FILTER_ROWS = """(bar) => {
+  const rows = {};
+  for (const el of document.querySelectorAll(`${bar} select, ${bar} input[type=date], ${bar} button`)) {
+    const box = el.getBoundingClientRect();
+    (rows[Math.round(box.bottom)] ??= []).push([el.name || el.textContent.trim(), Math.round(box.top), Math.round(box.height)]);
+  }
+  return Object.values(rows);
+}"""
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_the_filter_bars_controls_line_up(open_page, filled_site, staff, viewport):
+    # Chromium draws a date field taller than a select: side by side, their tops and labels were 5 px apart.
+    page = open_page(staff, viewport=viewport)
+    for path, bar in [("/runs/", ".history-filters"), ("/leaderboard", ".board-filters")]:
+        page.goto(filled_site.base + path)
+        rows = page.evaluate(FILTER_ROWS, bar)
+        assert sum(len(row) for row in rows) >= 4, (path, rows)
+        for row in rows:
+            assert len({(top, height) for _, top, height in row}) == 1, (path, row)
+
+
 def in_view(box, viewport=PHONE) -> bool:
     return (
         box is not None
