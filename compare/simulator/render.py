@@ -327,8 +327,13 @@ def png(image: Image.Image) -> bytes:
         rows = b"".join(b"\0" + pixels[y : y + stride] for y in range(0, len(pixels), stride))  # filter type 0
         parts.append(packer.compress(rows))
     parts.append(packer.flush())
+    return _png_file(width, height, colour, b"".join(parts))
+
+
+def _png_file(width: int, height: int, colour: int, deflated: bytes) -> bytes:
+    """A PNG file around its deflated rows (8 bits per channel, no interlacing)."""
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", deflated) + _chunk(b"IEND", b"")
 
 
 def encode(image: Image.Image, fmt: str, compression: int | None = None) -> bytes:
@@ -375,12 +380,38 @@ def blurred(image: Image.Image, divisor: int) -> Image.Image:
     return small.resize((width, height), Image.Resampling.BILINEAR)
 
 
-def draft(seed: bytes, width: int, height: int) -> Image.Image:
-    """A Gemini 'thought' image: a blocky, washed-out sketch of the background, no text."""
+def _sketch(seed: bytes, width: int, height: int) -> Image.Image:
+    """A Gemini 'thought' image at its own tiny size: the washed-out background, no text."""
     scale = 12 / max(width, height)
     sketch = background(seed, max(2, round(width * scale)), max(2, round(height * scale)))
-    sketch = Image.blend(sketch, ImageOps.grayscale(sketch).convert("RGB"), 0.6)
-    return sketch.resize((width, height), Image.Resampling.NEAREST)
+    return Image.blend(sketch, ImageOps.grayscale(sketch).convert("RGB"), 0.6)
+
+
+def draft(seed: bytes, width: int, height: int) -> Image.Image:
+    """A Gemini 'thought' image: a blocky, washed-out sketch of the background, no text."""
+    return _sketch(seed, width, height).resize((width, height), Image.Resampling.NEAREST)
+
+
+def draft_png(seed: bytes, width: int, height: int) -> bytes:
+    """`draft` as a PNG, written from its few distinct rows: a row equal to the one above
+    is filtered 'Up' (all zeros), so the picture is never built or read out whole. Pro
+    sends one with every image, and encoding the full picture was a sixth of the simulator's work."""
+    sketch = _sketch(seed, width, height)
+    rows = sketch.resize((width, sketch.height), Image.Resampling.NEAREST).tobytes()
+    stride = width * 3
+    distinct = [b"\0" + rows[y : y + stride] for y in range(0, len(rows), stride)]
+    # Which sketch row each output row shows, by the same nearest-neighbour rule as `draft`.
+    index = Image.frombytes("L", (1, sketch.height), bytes(range(sketch.height)))
+    source = index.resize((1, height), Image.Resampling.NEAREST).tobytes()
+    same = b"\2" + bytes(stride)
+    packer = compressobj(1)
+    parts = []
+    for top in range(0, height, 256):
+        band = source[top : top + 256]
+        lines = [same if y + top and row == source[y + top - 1] else distinct[row] for y, row in enumerate(band)]
+        parts.append(packer.compress(b"".join(lines)))
+    parts.append(packer.flush())
+    return _png_file(width, height, PNG_COLOUR_TYPES["RGB"][1], b"".join(parts))
 
 
 def render(

@@ -25,6 +25,7 @@ from compare.simulator.common import (
     Pacer,
     b64,
     body_too_big,
+    dumps,
     json_response,
     latency_for,
     model_label,
@@ -34,7 +35,7 @@ from compare.simulator.common import (
     truncated_response,
 )
 from compare.simulator.gemini.rules import ApiError, Request, known_models, parse, pixel_size, slug, usage
-from compare.simulator.render import draft, encode, misrender, seed_bytes
+from compare.simulator.render import draft_png, misrender, seed_bytes
 
 PROTOCOL = "gemini"
 METHODS = ["generateContent", "countTokens", "streamGenerateContent", "batchGenerateContent"]
@@ -158,7 +159,7 @@ class Reply:
         if "sketch" not in self._pictures:
             w, h = pixel_size(self.req.aspect, "1K")
             with render.pixel_work():
-                self._pictures["sketch"] = encode(draft(self.seed, w, h), "png")
+                self._pictures["sketch"] = draft_png(self.seed, w, h)
         return self._pictures["sketch"]
 
     def picture(self) -> bytes:
@@ -286,7 +287,7 @@ def sse(chunks, pacer: Pacer | None):
     for i, chunk in enumerate(chunks, 1):
         if pacer is not None:
             pacer.until(i / len(chunks))
-        yield f"data: {json.dumps(chunk)}\r\n\r\n".encode()
+        yield b"data: " + dumps(chunk) + b"\r\n\r\n"
 
 
 def stream_reply(reply: Reply, pacer: Pacer | None, cutoff: bool, as_sse: bool):
@@ -299,9 +300,8 @@ def stream_reply(reply: Reply, pacer: Pacer | None, cutoff: bool, as_sse: bool):
         ]
     if as_sse:
         return sse_response(sse(chunks, pacer))
-    body = json.dumps(chunks).encode()  # without alt=sse the API streams one JSON array
-    if cutoff:
-        return truncated_response(body)
+    if cutoff:  # without alt=sse the API streams one JSON array
+        return truncated_response(dumps(chunks))
     if pacer is not None:
         pacer.until()
     return json_response(chunks)
@@ -340,7 +340,7 @@ def fault_reply(fault: faults.Fault, reply: Reply, pacer: Pacer, streaming: bool
     if name == "cutoff":
         if streaming:
             return stream_reply(reply, None, True, as_sse)
-        return truncated_response(json.dumps(reply.whole()).encode())
+        return truncated_response(dumps(reply.whole()))
     body = reply.no_image(name)
     if streaming and as_sse:
         return sse_response(sse([body], None))
