@@ -342,7 +342,7 @@ def _window(runs: QuerySet, sort: str, values: list | None, forward: bool, per_p
     # COUNT(*) over the first COUNT_UP_TO + 1 matching ids, as a FROM subquery: with `id IN
     # (those ids)` PostgreSQL scanned every run to count them (30 ms at 100k runs).
     first_ones = runs.order_by().prefetch_related(None).values("pk")[: COUNT_UP_TO + 1]
-    sql, params = first_ones.query.get_compiler(using=router.db_for_read(Run)).as_sql()
+    sql, params = first_ones.query.get_compiler(using=runs.db).as_sql()
     total = RawSQL(f"SELECT COUNT(*) FROM ({sql}) matching_runs", params, output_field=IntegerField())
     window = runs.annotate(matching=total)
     if values is not None:
