@@ -4,7 +4,6 @@ import base64
 import binascii
 import io
 import json
-import re
 import secrets
 import threading
 import time
@@ -100,43 +99,9 @@ def simulator_view(unauthorized):
     return decorate
 
 
-class Base64Text(str):
-    """Base64 text (A-Z, a-z, 0-9, +, / and =): nothing in it needs escaping in JSON."""
-
-
-# Shorter base64 strings go through the JSON encoder like any other.
-_SPLICED = 4096
-
-
-def dumps(body, **options) -> bytes:
-    """`body` as UTF-8 JSON (`options` as for json.dumps). An image travels as megabytes of
-    base64 (`b64`), which the encoder would scan for characters to escape and copy twice:
-    each goes in as a marker instead, and its text is put in the marker's place."""
-    blobs: list[str] = []
-    marker = secrets.token_hex(12)
-
-    def swap(value):
-        if isinstance(value, dict):
-            return {key: swap(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [swap(item) for item in value]
-        if isinstance(value, Base64Text) and len(value) > _SPLICED:
-            blobs.append(value)
-            return f"{marker}{len(blobs) - 1}"
-        return value
-
-    text = json.dumps(swap(body), **options).encode()
-    if not blobs:
-        return text
-    pieces = re.split(f"{marker}(\\d+)".encode(), text)  # the quotes stay on either side
-    for i in range(1, len(pieces), 2):
-        pieces[i] = blobs[int(pieces[i])].encode("ascii")
-    return b"".join(pieces)
-
-
 def json_response(body, status: int = 200, headers: dict | None = None) -> HttpResponse:
     response = HttpResponse(
-        dumps(body, ensure_ascii=False, separators=(",", ":")),
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         status=status,
         content_type="application/json; charset=utf-8",
     )
@@ -254,7 +219,7 @@ def b64decode(value: str) -> bytes | None:
 
 
 def b64(data: bytes) -> str:
-    return Base64Text(base64.b64encode(data).decode("ascii"))
+    return base64.b64encode(data).decode("ascii")
 
 
 def request_id(prefix: str = "req_") -> str:

@@ -15,7 +15,6 @@ from compare.simulator.common import (
     Pacer,
     b64,
     body_too_big,
-    dumps,
     json_response,
     latency_for,
     model_label,
@@ -227,12 +226,12 @@ def reply(params: Params, pacer: Pacer, cutoff: bool):
     data = [{"b64_json": b64(picture)} for picture in pictures]
     body = {"created": int(time.time()), "data": data, **echo(params), "usage": usage(params, params.n)}
     if cutoff:
-        return truncated_response(dumps(body))
+        return truncated_response(json.dumps(body).encode())
     return json_response(body, headers={"x-request-id": request_id()})
 
 
 def frame(event: dict) -> bytes:
-    return f"event: {event['type']}\ndata: ".encode() + dumps(event) + b"\n\n"
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
 def stream_frames(params: Params, pacer: Pacer, edit: bool, cutoff: bool, broken: bool = False):
