@@ -907,20 +907,3 @@ def test_the_draft_png_shows_the_draft_pixel_for_pixel(size):
     stride = 1 + size[0] * 3
     filters = [raw[y * stride] for y in range(size[1])]
     assert filters[0] == 0 and set(filters) == {0, 2} and filters.count(0) <= 12  # one plain row per block
-
-
-@pytest.mark.parametrize("options", [{}, {"ensure_ascii": False, "separators": (",", ":")}])
-def test_replies_splice_the_base64_in_and_say_what_json_dumps_says(options):
-    """Images go into a reply's JSON without the encoder's escaping pass: the bytes are the
-    ones json.dumps writes, whatever the strings around them hold."""
-    from compare.simulator.common import b64, dumps
-
-    picture = bytes(range(256)) * 20_000
-    body = {
-        "data": [{"b64_json": b64(picture)}, {"b64_json": b64(b"short")}],
-        "prompt": 'a "quoted" 漢字 prompt with \\ and \x00 and a look-alike 0123456789abcdef0123456789abcdef0',
-        "partial": [b64(picture[:9000]), "plain"],
-    }
-    out = dumps(body, **options)
-    assert out == json.dumps(body, **options).encode()
-    assert base64.b64decode(json.loads(out)["data"][0]["b64_json"]) == picture

@@ -25,7 +25,6 @@ from compare.simulator.common import (
     Pacer,
     b64,
     body_too_big,
-    dumps,
     json_response,
     latency_for,
     model_label,
@@ -287,7 +286,7 @@ def sse(chunks, pacer: Pacer | None):
     for i, chunk in enumerate(chunks, 1):
         if pacer is not None:
             pacer.until(i / len(chunks))
-        yield b"data: " + dumps(chunk) + b"\r\n\r\n"
+        yield f"data: {json.dumps(chunk)}\r\n\r\n".encode()
 
 
 def stream_reply(reply: Reply, pacer: Pacer | None, cutoff: bool, as_sse: bool):
@@ -301,7 +300,7 @@ def stream_reply(reply: Reply, pacer: Pacer | None, cutoff: bool, as_sse: bool):
     if as_sse:
         return sse_response(sse(chunks, pacer))
     if cutoff:  # without alt=sse the API streams one JSON array
-        return truncated_response(dumps(chunks))
+        return truncated_response(json.dumps(chunks).encode())
     if pacer is not None:
         pacer.until()
     return json_response(chunks)
@@ -340,7 +339,7 @@ def fault_reply(fault: faults.Fault, reply: Reply, pacer: Pacer, streaming: bool
     if name == "cutoff":
         if streaming:
             return stream_reply(reply, None, True, as_sse)
-        return truncated_response(dumps(reply.whole()))
+        return truncated_response(json.dumps(reply.whole()).encode())
     body = reply.no_image(name)
     if streaming and as_sse:
         return sse_response(sse([body], None))
