@@ -870,7 +870,7 @@ def test_the_fast_png_encoder_writes_a_valid_png_of_the_same_pixels(mode):
 
 
 def test_the_fast_png_encoder_never_copies_a_4k_picture_whole():
-    """It reads the pixels in bands of about 1 MB: encoding a 3840×2160 picture (25 MB of
+    """It reads the pixels in bands of about 512 KB: encoding a 3840×2160 picture (25 MB of
     pixels) allocates a few MB of Python objects at most (a whole copy made the simulator's
     peak memory with dozens of 4K pictures in flight pass 400 MB)."""
     import tracemalloc
