@@ -9,6 +9,7 @@ the other blind runs carry side letters instead of model names."""
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -388,6 +389,35 @@ def paginate(form: HistoryFilters, user, params, per_page: int) -> HistoryPage:
     return HistoryPage(_rows_of(found, per_page), count, number, pages, newer, older, note)
 
 
+class _Kept:
+    """What was made for a key, kept in this process for the `size` keys used most lately.
+    Threads share it; two that miss the same key at once may both make it (the same thing)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        made = make()
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return made
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
 # --- the page's statements, compiled once per shape (compare/precompiled.py) ----------------
 # Building and compiling the page's query costs several times what SQLite takes to run it.
 # A page's SQL depends on which filters are set (and the sort, the direction and the voted
@@ -402,8 +432,8 @@ _CURSOR_STAND_INS: list = [
     (datetime(1971, 2, 3, 4, 5, 6, 70809, tzinfo=UTC), prep_of(Run, "created_at")),
     (uuid.UUID("00000000-0000-4000-8000-00000000ca11"), prep_of(Run, "id")),
 ]
-_pages_compiled: dict[tuple, Precompiled] = {}
 SHAPES_KEPT = 256  # of some 4,300 possible shapes, the ones in use
+_pages_compiled = _Kept(SHAPES_KEPT)
 
 
 def _shape(f: dict[str, Any], sort: str, values: list | None, forward: bool, per_page: int) -> tuple | None:
@@ -423,8 +453,8 @@ def _page_runs(form: HistoryFilters, user, sort: str, values: list | None, forwa
     if shape is None:
         return list(_window(with_rows(_filtered(f, user)).prefetch_related(None), sort, values, forward, per_page))
     named = shape[0]
-    compiled = _pages_compiled.get(shape)
-    if compiled is None:
+
+    def compile_shape() -> Precompiled:
         cursor_stand_ins = [] if values is None else _CURSOR_STAND_INS[-len(values) :]
 
         def build(user_id, *given):
@@ -434,10 +464,9 @@ def _page_runs(form: HistoryFilters, user, sort: str, values: list | None, forwa
             return _window(runs, sort, page_values, forward, per_page)
 
         stand_ins = [(f"\x1fstand-in {name}", None) for name in named]
-        compiled = Precompiled(build, [(_USER_STAND_IN, None), *stand_ins, *cursor_stand_ins])
-        if len(_pages_compiled) >= SHAPES_KEPT:  # rarely used shapes go first (dicts keep order)
-            _pages_compiled.pop(next(iter(_pages_compiled)))
-        _pages_compiled[shape] = compiled
+        return Precompiled(build, [(_USER_STAND_IN, None), *stand_ins, *cursor_stand_ins])
+
+    compiled = _pages_compiled.get_or_make(shape, compile_shape)
     return compiled.objects(router.db_for_read(Run), user.pk, *(f[name] for name in named), *(values or []))
 
 
@@ -576,8 +605,7 @@ def row(run: Run, user) -> HistoryRow:
 # is drawn once and kept, most recently used last, in this process.
 
 ROWS_KEPT = 4096  # about 2 KB of markup each
-_drawn: OrderedDict[tuple, str] = OrderedDict()
-_drawn_lock = threading.Lock()
+_drawn = _Kept(ROWS_KEPT)
 
 
 def row_html(rows: list[HistoryRow], eager: int) -> list[str]:
@@ -607,22 +635,11 @@ def filters_html(form: HistoryFilters, data) -> str:
 
 def _drawn_once(key: tuple, template: str, context: dict) -> str:
     """`template` drawn with `context`, or what it gave last time for the same `key`."""
-    with _drawn_lock:
-        html = _drawn.get(key)
-        if html is not None:
-            _drawn.move_to_end(key)
-            return html
-    html = render_to_string(template, context)
-    with _drawn_lock:
-        _drawn[key] = html
-        while len(_drawn) > ROWS_KEPT:
-            _drawn.popitem(last=False)
-    return html
+    return _drawn.get_or_make(key, lambda: render_to_string(template, context))
 
 
 def forget_drawn_rows() -> None:
-    with _drawn_lock:
-        _drawn.clear()
+    _drawn.clear()
 
 
 # --- Runs and spend per day (the chart above the list) ------------------------------

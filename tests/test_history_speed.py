@@ -399,7 +399,7 @@ def test_compiled_pages_show_what_the_query_built_each_time_shows(auth_client, u
         "/runs/?q=run&date_from=2000-01-01",  # search words and dates: built each time
         "/runs/?tag=no-such-tag",  # invalid: no rows
     ]
-    monkeypatch.setattr(history, "_pages_compiled", {})
+    monkeypatch.setattr(history, "_pages_compiled", history._Kept(history.SHAPES_KEPT))
     compiled = history_pages(auth_client, urls)
     assert len(history._pages_compiled) >= 8  # six shapes, and their pages after and before a cursor
     assert sum(len(prompts(page)) for page in compiled) > 20
@@ -458,3 +458,26 @@ def test_a_row_drawn_before_shows_each_change(auth_client, user, other_user):
     with timezone.override("Pacific/Kiritimati"):  # UTC+14: another local time, never the same
         elsewhere = row_html()
     assert shown_at.search(elsewhere).group(1) != shown_at.search(voted).group(1)  # type: ignore[union-attr]
+
+
+def test_what_is_kept_is_what_was_used_most_lately():
+    """Compiled page shapes and drawn rows are kept for the keys used most lately: a shape
+    in steady use is not pushed out by a run of new ones."""
+    kept = history._Kept(2)
+    made: list[str] = []
+
+    def make(key):
+        def made_now():
+            made.append(key)
+            return key.upper()
+
+        return made_now
+
+    assert kept.get_or_make("a", make("a")) == "A"
+    kept.get_or_make("b", make("b"))
+    assert kept.get_or_make("a", make("a")) == "A"  # used again: kept, not made again
+    kept.get_or_make("c", make("c"))  # "b" is the one used least lately
+    assert len(kept) == 2 and made == ["a", "b", "c"]
+    kept.get_or_make("a", make("a"))
+    kept.get_or_make("b", make("b"))
+    assert made == ["a", "b", "c", "b"]
