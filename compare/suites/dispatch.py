@@ -304,9 +304,13 @@ def _release(author_id, limit: int) -> list:
     return ids
 
 
+def _author_of(generation_id) -> Any:
+    """The id of the generation's author, as a one-row query."""
+    return Generation.objects.filter(pk=generation_id).values("run__author_id")[:1]
+
+
 def _held_by_author_of(generation_id) -> Any:
-    author = Generation.objects.filter(pk=generation_id).values("run__author_id")[:1]
-    return _held(Subquery(author)).order_by().values("pk")[:1]
+    return _held(Subquery(_author_of(generation_id))).order_by().values("pk")[:1]
 
 
 # Asked by every generation's task when it ends: compiled once (compare/precompiled.py).
@@ -332,8 +336,7 @@ def release_held(*, author_id=None, generation_id=None) -> int:
     if author_id is None:
         if not _any_held_by_author_of(generation_id):  # every generation's task asks: one query when nothing is held
             return 0
-        author = Generation.objects.filter(pk=generation_id).values("run__author_id")[:1]
-        author_id = author.values_list("run__author_id", flat=True).first()
+        author_id = _author_of(generation_id).values_list("run__author_id", flat=True).first()
     if author_id is None:
         return 0
     if getattr(_releasing, "active", False):
