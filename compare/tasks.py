@@ -18,6 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connection, connections, router, transaction
 from django.db.models import Max
 from django.tasks import task
@@ -170,10 +171,21 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
     # and the reduced copies go now.
 
 
+# Seconds a watched run's thumbnails wait after its result is committed: the open page's
+# next poll (compare/live.py `INTERVAL_MS`) and its fetch of the new image go first, not
+# behind this background work on the process's cores.
+THUMBNAILS_AFTER = 0.4
+
+
 def _write_thumbnails(gen: Generation, stored: list[images.Stored]) -> None:
     """After the result is visible, for a page that shows it now: a thumbnail that fails
-    here is made on its first request."""
+    here is made on its first request, and one the page asked for meanwhile is not made
+    again."""
+    time.sleep(THUMBNAILS_AFTER)
     for fields in stored:
+        if all(default_storage.exists(images.thumbnail_name(fields["sha256"], size)) for size in images.THUMB_SIZES):
+            fields.preview = None
+            continue
         try:
             planned = fields["thumbnail"]
             if images.write_thumbnails(fields)["run"] != planned:  # the storage renamed it
