@@ -22,32 +22,23 @@ from compare.judging.forms import NoteForm, TagsForm, VoteForm, parse_ratings
 from compare.models import Criterion, Generation, Note, Reveal, Run
 from compare.parsing import parse_uuid, parse_whole_number
 from compare.runs import CannotRetry, cancel_generations, cast_vote, rate, retry_generation
+from compare.views import run_query
 from compare.views.base import AuthenticatedRequest, HtmxHttpRequest
 
 RUN_FRAGMENTS = {"votes", "ledger", "notes", "note_list", "tags"}
 
 
-def get_run_or_404(request: HttpRequest, run_id, state: live.State | None = None) -> Run:
-    """The run with everything its page shows, as this viewer may see it. Its live
-    stamps (compare/live.py) are read first (or given), so they are never newer than
-    what is shown: a part is at worst drawn once more, never left stale."""
+def get_run_or_404(request: HttpRequest, run_id, state: live.State | None = None, *, header: bool = True) -> Run:
+    """The run with everything its page shows, as this viewer may see it (compare/views/
+    run_query.py). Its live stamps (compare/live.py) are read first (or given), so they
+    are never newer than what is shown: a part is at worst drawn once more, never left
+    stale. Without `header`, what only the page's head shows (references, tags, forks) is
+    not read: the live poll's answer never draws it."""
     if state is None:
         state = live.read(run_id, request.user.pk, _arena(request))
-    queryset = (
-        Run.objects.for_viewer(request.user, arena=_arena(request))
-        .select_related("author", "parent", "suite_run")
-        .prefetch_related(
-            "generations__images",
-            "generations__ratings",
-            "generations__cached_from",
-            "notes__author",
-            "notes__generation",
-            "references",
-            "tags",
-            "children",
-        )
-    )
-    run = get_object_or_404(queryset, pk=run_id)
+    run = run_query.load(request.user.pk, run_id, _arena(request), header)
+    if run is None:
+        raise Http404("No such run.")
     run.live_state = state
     return run
 
@@ -110,7 +101,7 @@ def _run_context(request: AuthenticatedRequest, run: Run, **extra) -> dict:
         "my_vote_name": my_choice.label if my_choice else "",
         "ledger": [] if hidden else fairness.ledger(run, generations),
         "fairness_warnings": fairness.warnings(run, generations) if run.is_finished and not hidden else [],
-        "references": list(run.references.all()),
+        "references": run.references.all,  # called by the template where it shows them (read with the head)
         "note_form": extra.pop("note_form", NoteForm()),
         "tags_form": TagsForm(),
         "diff": prompt_diff(run.parent.prompt, run.prompt) if run.parent else [],
@@ -191,7 +182,7 @@ def run_updates(request: AuthenticatedRequest, run_id) -> HttpResponse:
     # Something to draw: that needs the viewer's session.
     if not request.user.is_authenticated or request.user.pk != user_id:
         return _to_login(request)
-    return _updates(request, get_run_or_404(request, run_id, state), poll=True)
+    return _updates(request, get_run_or_404(request, run_id, state, header=False), poll=True)
 
 
 def _to_login(request: HtmxHttpRequest) -> HttpResponse:
