@@ -199,20 +199,28 @@ class _Dropped(Exception):
 
 
 def _record_failure(gen: Generation, err: ProviderError, attempts: list, sent: dict) -> None:
+    """Write the failure, and the fallback side it starts (`start_fallback`) in the same
+    transaction: no page, API client or waiting test ever sees the run finished between
+    the two (a page's poll stops once the run is finished and would never show the
+    fallback). A fallback that cannot be started never holds the failure back."""
     status = Generation.Status.REFUSED if err.kind == ErrorKind.REFUSED else Generation.Status.FAILED
-    finished = _finish(
-        gen,
-        status,
-        error_kind=err.kind.value,
-        error_message=err.message,
-        attempt_log=attempts,
-        usage=err.usage,
-        **budget.tally(attempts, gen.estimated_cost_usd),
-        params_sent=sent,
-        params_echoed=redact_json(err.echoed),  # a refusal's where and why (blind-safe wording)
-    )
-    if finished and status == Generation.Status.FAILED:
-        start_fallback(gen)
+    with transaction.atomic(using=router.db_for_write(Generation)):
+        finished = _finish(
+            gen,
+            status,
+            error_kind=err.kind.value,
+            error_message=err.message,
+            attempt_log=attempts,
+            usage=err.usage,
+            **budget.tally(attempts, gen.estimated_cost_usd),
+            params_sent=sent,
+            params_echoed=redact_json(err.echoed),  # a refusal's where and why (blind-safe wording)
+        )
+        if finished and status == Generation.Status.FAILED:
+            try:
+                start_fallback(gen)  # its own savepoint: rolled back alone if it fails
+            except Exception:
+                logger.exception("Could not start the fallback of generation %s", gen.pk)
 
 
 def _from_cache(gen: Generation) -> bool:

@@ -5,12 +5,14 @@ atomic image writes, and what a restart does with unfinished generations."""
 import html
 import importlib
 import re
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connections
 from django.utils import timezone
 
 from compare import images, reuse, tasks
@@ -176,6 +178,52 @@ def test_fallback_to_a_lower_quality(auth_client, simulator):
     fallback = next(g for g in run_gens if g.fallback_of_id)
     assert fallback.model_key == "gpt-image-2" and fallback.params_sent["quality"] == "low"
     assert fallback.status == "succeeded"
+
+
+def test_a_failed_side_and_its_fallback_land_together(auth_client, simulator, monkeypatch):
+    """Another connection (a page's poll, an API client) never sees the failed side before
+    its fallback exists: at that moment the run would look finished and the page's poll,
+    which stops then, would never show the fallback."""
+    seen_meanwhile = []
+    start_fallback = tasks.start_fallback
+
+    def watched(gen):
+        fallback = start_fallback(gen)
+        seen_meanwhile.append(_read_elsewhere(gen.run_id))  # before the failure commits
+        return fallback
+
+    monkeypatch.setattr(tasks, "start_fallback", watched)
+    run, _ = run_with(auth_client, "poster [[fault:quota@openai]]", fallback_model="gemini-3-pro-image")
+    gens = wait_for_generations(run, timeout=60)
+    assert seen_meanwhile and all(statuses["gpt-image-2"] == ["running"] for statuses in seen_meanwhile)
+    assert len(gens) == 3 and next(g for g in gens if g.fallback_of_id).status == "succeeded"
+
+
+def test_a_fallback_that_cannot_start_never_holds_the_failure_back(auth_client, simulator, monkeypatch):
+    def broken(gen):
+        raise RuntimeError("the fallback could not be created")
+
+    monkeypatch.setattr(tasks, "start_fallback", broken)
+    run, gens = run_with(auth_client, "poster [[fault:quota@openai]]", fallback_model="gemini-3-pro-image")
+    assert [(g.model_key, g.status) for g in gens] == [("gpt-image-2", "failed"), ("gemini-3-pro-image", "succeeded")]
+    assert gens[0].error_kind == "quota" and Run.objects.get(pk=run.pk).state == "partial"
+
+
+def _read_elsewhere(run_id) -> dict[str, list[str]]:
+    """The run's sides by model, as a connection of another thread reads them now."""
+    found: dict[str, list[str]] = {}
+
+    def read():
+        try:
+            for key, status in Generation.objects.filter(run_id=run_id).values_list("model_key", "status"):
+                found.setdefault(key, []).append(status)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join(10)
+    return found
 
 
 def test_an_identical_request_is_served_from_the_cache_at_no_cost(auth_client, simulator):
