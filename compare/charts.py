@@ -414,9 +414,12 @@ def heat_map(
     height = head_h + cell_h * len(row_labels) + 4
     uid = _uid("heat", title, row_labels, column_labels, values)
     parts = []
+    # A heading's line keeps within its column with room to spare (its 13 px semibold type
+    # takes about 8 px a character): at 11 characters "GPT Image 1" ran into "Nano Banana".
+    per_line = (cell_w - 16) // 8
     for j, name in enumerate(column_labels):
         cx = label_w + cell_w * j + cell_w / 2
-        lines = _wrap_words(name, 11, 2)
+        lines = _wrap_words(name, per_line, 2)
         tip = f"<title>{_e(name)}</title>" if " ".join(lines) != name else ""
         spans = "".join(
             f'<tspan x="{cx:g}" dy="{0 if k == 0 else 15}">{_e(line)}</tspan>' for k, line in enumerate(lines)

@@ -97,3 +97,30 @@ def test_dark_mode_draws_light_text_on_a_dark_card(open_page, simulator, user, c
     light = open_page(user, viewport=PHONE)
     for chart in visit(light, simulator.url, "leaderboard", "light"):
         assert luminance(chart["text"]) < 0.05 and luminance(chart["card"]) > 0.9, chart
+
+
+# The heat maps' column headings, each line of each, as drawn: [column, left, right, top, bottom].
+HEADINGS = """() => [...document.querySelectorAll('svg.heat-svg')].map(svg =>
+  [...svg.querySelectorAll('text.col-name')].flatMap((text, column) =>
+    [...text.querySelectorAll('tspan')].map(line => {
+      const box = line.getBoundingClientRect();
+      return [column, box.left, box.right, box.top, box.bottom];
+    })))"""
+
+
+@pytest.mark.parametrize("size", ["laptop", "phone"])
+def test_the_heat_maps_column_headings_keep_apart(open_page, filled_site, staff, size):
+    # "GPT Image 1" ran into "Nano Banana" above the head-to-head matrix (the filled site
+    # ranks them side by side): two names read as one.
+    seen = 0
+    page = open_page(staff, viewport=LAPTOP if size == "laptop" else PHONE)
+    for name in ("leaderboard", "scorecard"):
+        visit(page, filled_site.base, name, size)
+        for lines in page.evaluate(HEADINGS):
+            assert len({column for column, *_ in lines}) >= 2, (name, lines)
+            for a in lines:
+                for b in lines:
+                    if a[0] < b[0] and a[3] < b[4] and b[3] < a[4]:  # side by side
+                        seen += 1
+                        assert b[1] - a[2] >= 8, (name, a, b)
+    assert seen
