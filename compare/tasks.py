@@ -27,7 +27,7 @@ from django.utils import timezone
 from compare import budget, checks, images, limits, live, pricing, reuse
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
-from compare.precompiled import Precompiled, prep_of
+from compare.precompiled import Precompiled, attach, prep_of
 from compare.providers import adapter_for
 from compare.providers.base import ErrorKind, GenerationRequest, GenerationResult, InputImage, ProviderError
 from compare.redact import redact, redact_json
@@ -412,8 +412,19 @@ _STILL_RUNNING = Precompiled(
 )
 
 
-def _one(query: Precompiled, generation_id) -> Generation | None:
-    return query.first(router.db_for_read(Generation), uuid.UUID(str(generation_id)))
+_REFERENCES = Precompiled(
+    lambda run_id: Reference.objects.filter(run_id=run_id), [(_STAND_IN, prep_of(Reference, "run"))]
+)
+
+
+def _one(query: Precompiled, generation_id, references: bool = False) -> Generation | None:
+    """The generation with its run; with `references`, the run's references too, read once
+    for both the result-reuse key (compare/reuse.py `key_for`) and the request (`_inputs`)."""
+    alias = router.db_for_read(Generation)
+    gen = query.first(alias, uuid.UUID(str(generation_id)))
+    if gen is not None and references:
+        attach(gen.run, "references", _REFERENCES.objects(alias, gen.run_id))
+    return gen
 
 
 def run_generation(generation_id) -> str:
@@ -434,7 +445,7 @@ def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline:
     token = _claim(generation_id)
     if token is None:
         return "skipped"  # a duplicate delivery, or cancelled before it started
-    gen = _one(_CLAIMED, generation_id)
+    gen = _one(_CLAIMED, generation_id, references=True)
     if gen is None:  # deleted with its run the moment it was claimed
         return "skipped"
     gen.claim = token
