@@ -180,7 +180,7 @@ def _state(rows: list[tuple], arena: bool) -> State:
         "n": _digest(*notes, hidden),  # the note list and the notes pinned to each side
         "v": _digest(*votes, voted, hidden, finished, sides),  # the verdict: tally, clock, voting open
         "l": _digest(sides, hidden, finished),  # the fairness ledger and its warnings
-        "a": _digest(hidden, finished),  # the run's actions: "Cancel the run" while unfinished
+        "a": _digest(hidden, pending),  # the run's actions: "Cancel the run" while a side is queued or running
         "c": _digest(sides, hidden),  # the run's cost
     }
     return State(stamps=stamps, finished=finished)

@@ -102,6 +102,25 @@ def test_a_finished_generation_reaches_the_page_with_the_verdict_ledger_and_acti
     assert page.poll().status_code == 286 and page.poll().content == b""
 
 
+def test_cancel_goes_when_every_side_has_finished_not_when_their_checks_have(auth_client, user):
+    # Both results shown, the text check still reading them: "Cancel the run" had stayed
+    # until the checks ended, offering to cancel a run with nothing left to cancel.
+    run = make_run(user, status="running", cost_usd=None, started_at=timezone.now())
+    page = Page(auth_client, run.get_absolute_url())
+    for gen in run.generations.all():
+        succeed(gen, png())
+    Generation.objects.filter(run=run).update(check_status=Generation.CheckStatus.PENDING)
+    live.changed(run.id)
+    update = page.poll()
+    html = update.content.decode()
+    assert update.status_code == 200  # the checks are still to land: the page keeps polling
+    assert "run-actions" in out_of_band(html) and "Cancel the run" not in html
+    Generation.objects.filter(run=run).update(check_status=Generation.CheckStatus.PASSED)
+    live.changed(run.id)
+    last = page.poll()
+    assert last.status_code == 286 and "run-actions" not in out_of_band(last.content.decode())
+
+
 def test_for_a_moment_after_a_write_every_poll_reads_the_run_again(
     auth_client, user, monkeypatch, django_assert_num_queries
 ):
