@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFile, PngImagePlugin
 
-from compare import images, live
+from compare import images, live, tasks
 from compare.metadata import strip_metadata
 from compare.models import Image, Run
 from compare.providers import _common
@@ -215,6 +215,20 @@ def test_with_the_run_page_open_its_thumbnails_are_made_once_done(auth_client, s
         for size, edge in images.THUMB_SIZES.items():
             with PILImage.open(default_storage.open(images.thumbnail_name(image.sha256, size), "rb")) as thumb:
                 assert thumb.format == "WEBP" and max(thumb.size) == min(edge, max(image.width, image.height))
+
+
+@pytest.mark.django_db
+def test_thumbnails_the_open_page_already_asked_for_are_not_made_again(user, monkeypatch):
+    gen = make_run(user, "p").generations.get(position=0)
+    stored = images.store(png("teal", (900, 600)), thumbnails=False)
+    Image.objects.create(generation=gen, index=0, **stored)
+    for size in images.THUMB_SIZES:  # the page's requests came first (files.image_thumbnail)
+        images.ensure_thumbnail(stored["file"], stored["sha256"], size)
+    made = []
+    monkeypatch.setattr(images, "write_thumbnails", lambda fields: made.append(fields) or {})
+    monkeypatch.setattr(tasks, "THUMBNAILS_AFTER", 0)
+    tasks._write_thumbnails(gen, [stored])
+    assert made == [] and stored.preview is None  # no second encoding; the reduced copy let go
 
 
 def test_with_nobody_looking_a_thumbnail_is_made_on_its_first_request(auth_client, simulator):
