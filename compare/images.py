@@ -118,7 +118,8 @@ def _decoded(data: bytes, keep: bool) -> tuple[ImageInfo, PILImage.Image | None]
     try:
         with PILImage.open(io.BytesIO(data)) as probe:
             probe.verify()  # the file's structure (chunk checksums); no pixels decoded
-        # Not closed by a `with`: closing would free the pixels the reduced copy may be.
+        # Not closed: the picture itself may be the reduced copy (its bytes are in memory,
+        # there is no file to let go of).
         img = PILImage.open(io.BytesIO(data))
         img.load()  # verify() does not decode pixels; a truncated file fails here
         fmt = FORMATS.get(img.format or "")

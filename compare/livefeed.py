@@ -20,8 +20,9 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, connection, connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ def publish(run_id=None) -> None:
     if not enabled():
         return
     try:
-        with connection.cursor() as cursor:
+        # Inside a transaction, in a savepoint of its own: a notice that fails (its queue
+        # full) must not take the write it announces down with it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(run_id) if run_id else EVERY_RUN])
     except DatabaseError:
         # A transaction already broken fails at its own next statement; the pages fall

@@ -183,10 +183,11 @@ def _write_thumbnails(gen: Generation, stored: list[images.Stored]) -> None:
     again."""
     time.sleep(THUMBNAILS_AFTER)
     for fields in stored:
-        if all(default_storage.exists(images.thumbnail_name(fields["sha256"], size)) for size in images.THUMB_SIZES):
-            fields.preview = None
-            continue
-        try:
+        try:  # a storage that cannot answer (S3 away) never turns a success into a crash
+            names = [images.thumbnail_name(fields["sha256"], size) for size in images.THUMB_SIZES]
+            if all(default_storage.exists(name) for name in names):
+                fields.preview = None
+                continue
             planned = fields["thumbnail"]
             if images.write_thumbnails(fields)["run"] != planned:  # the storage renamed it
                 Image.objects.filter(generation=gen, thumbnail=planned).update(thumbnail=fields["thumbnail"])

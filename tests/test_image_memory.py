@@ -225,10 +225,28 @@ def test_thumbnails_the_open_page_already_asked_for_are_not_made_again(user, mon
     for size in images.THUMB_SIZES:  # the page's requests came first (files.image_thumbnail)
         images.ensure_thumbnail(stored["file"], stored["sha256"], size)
     made = []
-    monkeypatch.setattr(images, "write_thumbnails", lambda fields: made.append(fields) or {})
+
+    def write_thumbnails(fields):
+        made.append(fields)
+        return {}
+
+    monkeypatch.setattr(images, "write_thumbnails", write_thumbnails)
     monkeypatch.setattr(tasks, "THUMBNAILS_AFTER", 0)
     tasks._write_thumbnails(gen, [stored])
     assert made == [] and stored.preview is None  # no second encoding; the reduced copy let go
+
+
+@pytest.mark.django_db
+def test_a_storage_that_cannot_answer_leaves_the_thumbnails_to_their_first_request(user, monkeypatch):
+    gen = make_run(user, "p").generations.get(position=0)
+    stored = images.store(png("navy", (300, 200)), thumbnails=False)
+
+    def away(name):
+        raise OSError("the bucket cannot be reached")
+
+    monkeypatch.setattr(default_storage, "exists", away)
+    monkeypatch.setattr(tasks, "THUMBNAILS_AFTER", 0)
+    tasks._write_thumbnails(gen, [stored])  # no exception: the generation's success stands
 
 
 def test_with_nobody_looking_a_thumbnail_is_made_on_its_first_request(auth_client, simulator):

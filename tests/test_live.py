@@ -121,6 +121,17 @@ def test_cancel_goes_when_every_side_has_finished_not_when_their_checks_have(aut
     assert last.status_code == 286 and "run-actions" not in out_of_band(last.content.decode())
 
 
+def test_a_poll_answer_reads_nothing_the_answer_does_not_draw(auth_client, user):
+    run = make_run(user, status="running", cost_usd=None, started_at=timezone.now())
+    page = Page(auth_client, run.get_absolute_url())
+    succeed(run.generations.get(position=0), png())
+    with CaptureQueriesContext(connection) as queries:
+        assert page.poll().status_code == 200
+    read = " ".join(query["sql"] for query in queries.captured_queries)
+    assert "compare_run_tags" not in read  # the head's tags
+    assert 'WHERE "compare_run"."parent_id" =' not in read  # and its forks
+
+
 def test_for_a_moment_after_a_write_every_poll_reads_the_run_again(
     auth_client, user, monkeypatch, django_assert_num_queries
 ):

@@ -126,3 +126,13 @@ def test_the_listener_comes_back_after_its_connection_is_killed(auth_client, use
         f"live.changed('{run.pk}')\n"  # what the task code does after an .update()
     )
     until(lambda: page.poll().status_code == 200, "the page heard of the write after the reconnect")
+
+
+def test_a_notice_that_fails_never_takes_the_write_it_announces_with_it(user):
+    # PostgreSQL refuses a payload of 8,000 bytes or more, as it would a full notice queue:
+    # the write in the same transaction (a generation's failure, say) must still commit.
+    run = make_run(user, status="running")
+    with transaction.atomic():
+        Generation.objects.filter(run=run).update(error_message="written")
+        livefeed.publish("x" * 9000)
+    assert set(Generation.objects.filter(run=run).values_list("error_message", flat=True)) == {"written"}

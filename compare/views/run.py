@@ -32,8 +32,8 @@ def get_run_or_404(request: HttpRequest, run_id, state: live.State | None = None
     """The run with everything its page shows, as this viewer may see it (compare/views/
     run_query.py). Its live stamps (compare/live.py) are read first (or given), so they
     are never newer than what is shown: a part is at worst drawn once more, never left
-    stale. Without `header`, what only the page's head shows (references, tags, forks) is
-    not read: the live poll's answer never draws it."""
+    stale. Without `header`, what only the page's head shows (tags, forks) is not read:
+    the live poll's answer never draws it."""
     if state is None:
         state = live.read(run_id, request.user.pk, _arena(request))
     run = run_query.load(request.user.pk, run_id, _arena(request), header)
@@ -101,7 +101,7 @@ def _run_context(request: AuthenticatedRequest, run: Run, **extra) -> dict:
         "my_vote_name": my_choice.label if my_choice else "",
         "ledger": [] if hidden else fairness.ledger(run, generations),
         "fairness_warnings": fairness.warnings(run, generations) if run.is_finished and not hidden else [],
-        "references": run.references.all,  # called by the template where it shows them (read with the head)
+        "references": list(run.references.all()),
         "note_form": extra.pop("note_form", NoteForm()),
         "tags_form": TagsForm(),
         "diff": prompt_diff(run.parent.prompt, run.prompt) if run.parent else [],

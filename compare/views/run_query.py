@@ -9,7 +9,8 @@ same process waited for.
 `Run.objects.for_viewer(user).select_related(...).prefetch_related(...)` gives: the run
 with its annotations, author, parent and suite run; its sides (`generations`, each with
 `wins_total`, its `cached_from`, `images` and `ratings`); its notes with their authors
-and sides; and with `header` the references, tags and forks only the page's head shows.
+and sides; its references (the fairness ledger reads them); and with `header` the tags
+and forks only the page's head shows.
 """
 
 import uuid
@@ -75,8 +76,8 @@ def load(user_id: int | None, run_id, arena: bool, header: bool = True) -> Run |
     notes = _NOTES.objects(alias, run_id)
     _link(notes, "generation", {side.pk: side for side in sides})
     attach(run, "notes", notes)
+    attach(run, "references", _REFERENCES.objects(alias, run_id))
     if header:
-        attach(run, "references", _REFERENCES.objects(alias, run_id))
         attach(run, "tags", _TAGS.objects(alias, run_id))
         attach(run, "children", _CHILDREN.objects(alias, run_id))
     return run
