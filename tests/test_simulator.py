@@ -685,6 +685,31 @@ def test_cjk_text_is_drawn(tmp_path):
     assert white(text) > white(blank) + 2000
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Poster 12: a loaf of fresh bread on a…",
+        "FRESH BREAD",
+        "OPEN\nlate night",
+        "猫がピアノを弾いている絵、暖かい光",
+        "A Supercalifragilisticexpialidocious sign",
+    ],
+)
+def test_a_font_size_ruled_out_without_wrapping_never_fits(text):
+    # The fit skips, with one measurement, the sizes at which the text cannot fit however it
+    # is wrapped: none of them may be one at which the wrapped text does fit.
+    ruled_out = 0
+    for box_w, box_h in [(880, 563), (1321, 563), (3302, 1188), (258, 495)]:
+        for size in range(10, 260, 3):
+            font, line_h = render.load_font(size), size * 1.25
+            if render._too_long(text, font, line_h, box_w, box_h):
+                ruled_out += 1
+                lines = render._wrap(text, font, box_w)
+                fits = len(lines) * line_h <= box_h and all(font.getlength(line) <= box_w for line in lines)
+                assert not fits, (text, size, box_w, box_h, lines)
+    assert ruled_out > 20
+
+
 def test_render_without_any_font(monkeypatch):
     monkeypatch.setattr(render, "font_path", lambda: None)
     render.load_font.cache_clear()

@@ -244,6 +244,18 @@ def _unbreakable(text: str) -> list[str]:
     return [w for w in text.split() if all(ord(c) < 0x2E80 for c in w)]
 
 
+def _too_long(text: str, font, line_h: float, box_w: int, box_h: int) -> bool:
+    """Whether `text` certainly overflows the box at this font, however it is wrapped: its
+    length on one line, less the spaces that line breaks drop, is more than the box's lines
+    hold (with 2 % to spare for kerning). One measurement instead of a wrap per size: the
+    sizes the ladder tries first are all too large, and wrapping at each took most of a
+    picture's text work."""
+    lines = int(box_h // line_h)
+    flat = " ".join(text.split())
+    room = lines * box_w + min(max(lines - 1, 0), flat.count(" ")) * font.getlength(" ")
+    return lines < 1 or font.getlength(flat) > room * 1.02
+
+
 def _fit_text(text: str, box_w: int, box_h: int):
     """The largest font size (down a geometric ladder) at which the wrapped text fits the
     box with no word broken over two lines (so OCR reads the words the prompt gave)."""
@@ -251,6 +263,9 @@ def _fit_text(text: str, box_w: int, box_h: int):
     words = _unbreakable(text)
     while True:
         font = load_font(size)
+        if size > 10 and _too_long(text, font, size * 1.25, box_w, box_h):
+            size = max(10, int(size * 0.85))
+            continue
         lines = _wrap(text, font, box_w)
         line_h = size * 1.25
         fits = len(lines) * line_h <= box_h and all(font.getlength(ln) <= box_w for ln in lines)
