@@ -263,13 +263,15 @@ def _fit_text(text: str, box_w: int, box_h: int):
     words = _unbreakable(text)
     while True:
         font = load_font(size)
-        if size > 10 and _too_long(text, font, size * 1.25, box_w, box_h):
+        line_h = size * 1.25
+        # Ruled out before wrapping (a wrap measures every word again, a word too wide for a
+        # line character by character): a word wider than the box, or text too long for it.
+        if size > 10 and (any(font.getlength(w) > box_w for w in words) or _too_long(text, font, line_h, box_w, box_h)):
             size = max(10, int(size * 0.85))
             continue
         lines = _wrap(text, font, box_w)
-        line_h = size * 1.25
         fits = len(lines) * line_h <= box_h and all(font.getlength(ln) <= box_w for ln in lines)
-        if (fits and all(font.getlength(w) <= box_w for w in words)) or size <= 10:
+        if fits or size <= 10:
             return font, lines, line_h, size
         size = max(10, int(size * 0.85))
 
