@@ -24,7 +24,7 @@ from django.db.models import Max
 from django.tasks import task
 from django.utils import timezone
 
-from compare import budget, checks, images, limits, live, pricing, reuse
+from compare import budget, checks, images, limits, live, pricing, reuse, run_query
 from compare.http import shared_client
 from compare.models import Generation, Image, Reference, Run
 from compare.precompiled import Precompiled, attach, prep_of
@@ -413,18 +413,13 @@ _STILL_RUNNING = Precompiled(
 )
 
 
-_REFERENCES = Precompiled(
-    lambda run_id: Reference.objects.filter(run_id=run_id), [(_STAND_IN, prep_of(Reference, "run"))]
-)
-
-
 def _one(query: Precompiled, generation_id, references: bool = False) -> Generation | None:
     """The generation with its run; with `references`, the run's references too, read once
     for both the result-reuse key (compare/reuse.py `key_for`) and the request (`_inputs`)."""
     alias = router.db_for_read(Generation)
     gen = query.first(alias, uuid.UUID(str(generation_id)))
     if gen is not None and references:
-        attach(gen.run, "references", _REFERENCES.objects(alias, gen.run_id))
+        attach(gen.run, "references", run_query.REFERENCES.objects(alias, gen.run_id))
     return gen
 
 

@@ -20,12 +20,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
-from compare import budget, limits
+from compare import budget, limits, run_query
 from compare.checks import report
 from compare.judging import blind
 from compare.judging.blind_images import BlindImage
-from compare.models import Generation, Image, Run, Tag, Vote, count_of
-from compare.precompiled import Precompiled, attach, attach_grouped, prep_of
+from compare.models import Generation, Image, Run
+from compare.precompiled import attach, attach_grouped
 
 # Prices, parameters, provider messages and per-side times would tell the models of a blind run apart.
 HIDDEN_WHILE_BLIND = (
@@ -53,37 +53,20 @@ def runs_queryset(user) -> QuerySet[Run]:
     )
 
 
-# One run as `runs_queryset` gives it, in four statements compiled once per database
-# (compare/precompiled.py): an API client polling a run while it works (the command line's
-# wait, a script) costs the server a few milliseconds per poll, not the tens that building
-# the same queries again each time costs — time the generations in flight would otherwise wait for.
-_RUN_STAND_IN = uuid.UUID("00000000-0000-4000-8000-0000000a9100")
-_USER_STAND_IN = -424243
-_RUN = Precompiled(
-    lambda run_id, user_id: Run.objects.for_viewer(user_id).select_related("author").filter(pk=run_id),
-    [(_RUN_STAND_IN, prep_of(Run, "id")), (_USER_STAND_IN, None)],
-)
-_SIDES = Precompiled(
-    lambda run_id: Generation.objects.annotate(**{"wins_total": count_of(Vote, "winner")}).filter(run_id=run_id),
-    [(_RUN_STAND_IN, prep_of(Generation, "run"))],
-)
-_IMAGES = Precompiled(
-    lambda run_id: Image.objects.filter(generation__run_id=run_id), [(_RUN_STAND_IN, prep_of(Generation, "run"))]
-)
-_TAGS = Precompiled(lambda run_id: Tag.objects.filter(runs=run_id), [(_RUN_STAND_IN, prep_of(Run, "id"))])
-
-
 def run_for_viewer(user, run_id: uuid.UUID) -> Run | None:
     """The run `run_id` as `runs_queryset(user)` would give it (annotations, author, sides
-    with their images, tags), or None when there is none."""
+    with their images, tags), or None when there is none: four of the run page's statements
+    compiled once (compare/run_query.py), so an API client polling a run while it works (the
+    command line's wait, a script) costs the server a few milliseconds per poll, not the tens
+    that building the same queries again each time costs."""
     alias = router.db_for_read(Run)
-    run = _RUN.first(alias, run_id, user.pk)
+    run = run_query.RUNS[False].first(alias, run_id, user.pk)
     if run is None:
         return None
-    sides = _SIDES.objects(alias, run_id)
-    attach_grouped(sides, "images", _IMAGES.objects(alias, run_id), "generation_id")
+    sides = run_query.SIDES.objects(alias, run_id)
+    attach_grouped(sides, "images", run_query.IMAGES.objects(alias, run_id), "generation_id")
     attach(run, "generations", sides)
-    attach(run, "tags", _TAGS.objects(alias, run_id))
+    attach(run, "tags", run_query.TAGS.objects(alias, run_id))
     return run
 
 

@@ -15,21 +15,20 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh, retarget
 
-from compare import budget, live, pricing
+from compare import budget, live, pricing, run_query
 from compare.budget import BudgetExceeded
 from compare.judging import blind, fairness, queue
 from compare.judging.forms import NoteForm, TagsForm, VoteForm, parse_ratings
 from compare.models import Criterion, Generation, Note, Reveal, Run
 from compare.parsing import parse_uuid, parse_whole_number
 from compare.runs import CannotRetry, cancel_generations, cast_vote, rate, retry_generation
-from compare.views import run_query
 from compare.views.base import AuthenticatedRequest, HtmxHttpRequest
 
 RUN_FRAGMENTS = {"votes", "ledger", "notes", "note_list", "tags"}
 
 
 def get_run_or_404(request: HttpRequest, run_id, state: live.State | None = None, *, header: bool = True) -> Run:
-    """The run with everything its page shows, as this viewer may see it (compare/views/
+    """The run with everything its page shows, as this viewer may see it (compare/
     run_query.py). Its live stamps (compare/live.py) are read first (or given), so they
     are never newer than what is shown: a part is at worst drawn once more, never left
     stale. Without `header`, what only the page's head shows (tags, forks) is not read:
