@@ -134,10 +134,15 @@ def _store_partial(gen: Generation, index: int, data: bytes) -> None:
 
 def _record_success(gen: Generation, result: GenerationResult, attempts: list) -> None:
     stored: list[images.Stored] = []
+    # An open run page shows the result at once and its thumbnails follow: each image is
+    # decoded here, once, and its reduced copy kept for them. Else (a burst through the
+    # API, a suite, a worker elsewhere) a PNG is only checked, and decoded on its
+    # thumbnails' first request.
+    watched = live.watched(gen.run_id)
     try:
         for img in result.images:
-            # Decoded once each, under the process's pixel limit; thumbnails once marked done.
-            stored.append(images.store(img.data, strip=True, thumbnails=False))  # noqa: PERF401 (kept one by one: a failure removes those stored so far)
+            # Under the process's pixel limit; thumbnails once marked done.
+            stored.append(images.store(img.data, strip=True, thumbnails=False, preview=watched))  # noqa: PERF401 (kept one by one: a failure removes those stored so far)
         with transaction.atomic():
             if not _still_running(gen):
                 raise _Dropped
@@ -164,7 +169,7 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
         # No half-written record: files this attempt wrote and no row uses go again.
         images.discard_unreferenced(stored)
         raise
-    if live.watched(gen.run_id):
+    if watched:
         _write_thumbnails(gen, stored)
     # Else nobody has the run open in this process (a burst through the API, a suite, a
     # worker elsewhere): each thumbnail is made on its first request (images.ensure_thumbnail),

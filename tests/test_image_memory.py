@@ -249,11 +249,14 @@ def test_a_storage_that_cannot_answer_leaves_the_thumbnails_to_their_first_reque
     tasks._write_thumbnails(gen, [stored])  # no exception: the generation's success stands
 
 
-def test_with_nobody_looking_a_thumbnail_is_made_on_its_first_request(auth_client, simulator):
+def test_with_nobody_looking_a_thumbnail_is_made_on_its_first_request(auth_client, simulator, monkeypatch):
+    watch = PixelWatch(monkeypatch)
     run, gens = submit_and_wait(auth_client, "a red bicycle")  # an API burst, a suite: no page open
     assert wait_idle(timeout=30) and not live.watched(run.pk)
     finals = list(Image.objects.filter(generation__in=gens, is_partial=False))
+    assert {image.format for image in finals} == {"png"} and all(image.width >= 1024 for image in finals)
     assert not any(default_storage.exists(name) for name in _thumbnail_names(finals))  # no work for nobody
+    assert watch.decodes == 0  # checked by their structure, not decoded: nobody looks yet
     for image in finals:
         served = auth_client.get(image.thumbnail_url)
         assert served.status_code == 200
@@ -263,6 +266,49 @@ def test_with_nobody_looking_a_thumbnail_is_made_on_its_first_request(auth_clien
                 images.THUMBNAIL_EDGE, max(image.width, image.height)
             )
     assert all(default_storage.exists(images.thumbnail_name(image.sha256)) for image in finals)
+    assert watch.decodes == len(finals)  # each decoded once, for its thumbnails
+
+
+def _flipped_in_pixels(data: bytes) -> bytes:
+    """The PNG with one byte of its pixel data changed (its IDAT chunk's checksum then fails)."""
+    at = data.index(b"IDAT") + 4 + 10
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [lambda data: data[: len(data) // 2], lambda data: data[:-12], _flipped_in_pixels],
+    ids=["cut in half", "no end chunk", "a damaged pixel chunk"],
+)
+def test_a_png_stored_without_decoding_is_still_refused_when_broken(monkeypatch, broken):
+    watch = PixelWatch(monkeypatch)
+    data = png("teal", (400, 300))
+    with pytest.raises(images.ImageRejected, match="not a readable image"):
+        images.store(broken(data), strip=True, thumbnails=False, preview=False)
+    assert watch.decodes == 0 and not default_storage.exists("images")
+
+
+def test_a_png_stored_without_decoding_has_the_same_record(monkeypatch):
+    watch = PixelWatch(monkeypatch)
+    pictures = {
+        "RGB": png("teal", (400, 300)),
+        "RGBA": png((0, 0, 0, 0), (64, 48), mode="RGBA"),
+        "P with a transparent colour": _palette_png(transparent=True),
+        "P": _palette_png(transparent=False),
+    }
+    for label, data in pictures.items():
+        checked = images.store(data, strip=True, thumbnails=False, preview=False)
+        decoded = images.store(data, strip=True, thumbnails=False)
+        assert dict(checked) == dict(decoded), label
+        assert checked.preview is None
+    assert watch.decodes == len(pictures)  # only the decoding stores decoded
+
+
+def _palette_png(transparent: bool) -> bytes:
+    picture = PILImage.new("P", (32, 32), 3)
+    out = io.BytesIO()
+    picture.save(out, "PNG", **({"transparency": 3} if transparent else {}))
+    return out.getvalue()
 
 
 # --- reply bodies read from disk (compare/providers/_common.py) ---------------------------------

@@ -105,6 +105,22 @@ def start_simulator(host: str, web_port: int) -> tuple[subprocess.Popen, str] | 
     return child, f"http://{local}:{port}/sim"
 
 
+def _open_files_for_the_pool() -> None:
+    """Hundreds of calls in flight hold a socket each, and each task thread keeps its SQLite
+    connection (two files) between tasks (compare/taskbackend.py): the soft limit on open
+    files is raised to the hard one (capped), as servers do, where it is lower (1,024 is a
+    common default)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):  # not on this platform, or not allowed: keep it
+        pass
+
+
 class Command(BaseCommand):
     help = "Serve compare on http://HOST:PORT with in-process task execution."
 
@@ -123,6 +139,7 @@ class Command(BaseCommand):
 
         from compare.wsgi import application
 
+        _open_files_for_the_pool()
         # Before anything is sent: resumed generations already call the simulator.
         simulator = None if no_simulator_process else start_simulator(host, port)
         if simulator is not None:
