@@ -932,3 +932,63 @@ def test_the_draft_png_shows_the_draft_pixel_for_pixel(size):
     stride = 1 + size[0] * 3
     filters = [raw[y * stride] for y in range(size[1])]
     assert filters[0] == 0 and set(filters) == {0, 2} and filters.count(0) <= 12  # one plain row per block
+
+
+def _drawn_directly(canvas: Image.Image, text: str, label: str, inset: int, safe: int) -> None:
+    """The simulator's text as ImageDraw.text draws it, line by line, with no cache."""
+    from PIL import ImageDraw
+
+    width, height = canvas.size
+    draw = ImageDraw.Draw(canvas)
+    box_w, box_h = int((width - 2 * inset) * 0.86), int((height - 2 * inset) * 0.55)
+    font, lines, line_h, size = render._fit_text(text, box_w, box_h)
+    top = (height - len(lines) * line_h) / 2
+    for i, line in enumerate(lines):
+        xy = (width / 2, top + i * line_h + line_h / 2)
+        draw.text(xy, line, render.INK, font, "mm", stroke_width=max(1, size // 14), stroke_fill=render.OUTLINE)
+    small = max(10, min(width, height) // 36)
+    pad = safe + max(4, small // 2)
+    draw.text(
+        (pad, pad),
+        label,
+        render.INK,
+        render.load_font(small),
+        stroke_width=max(1, small // 10),
+        stroke_fill=render.OUTLINE,
+    )
+
+
+@pytest.mark.parametrize(
+    "text,size,inset",
+    [
+        ("Poster 1 (burst): a loaf of fresh bread…", (1024, 1024), 0),
+        ("SUMMER SALE — 50% off", (1536, 1024), 73),
+        ("—", (1000, 999), 0),  # drawn wholly below its anchor, from a half-pixel start
+        ("新品上市 カフェ 한국어 naïve café", (333, 777), 0),
+    ],
+)
+def test_text_from_the_cache_of_drawn_lines_is_the_same_pixels(text, size, inset):
+    """Each line is rasterised once and kept (a prompt goes to two models, a label is on every
+    picture); what comes out of the cache is exactly what ImageDraw.text draws."""
+    background = render.background(b"seed" * 10, *size)
+    expected = background.copy()
+    _drawn_directly(expected, text, "gpt-image-2 · simulated", inset, inset + inset // 3)
+    for _ in range(2):  # drawn, then from the cache
+        canvas = background.copy()
+        render.draw_text(canvas, text, "gpt-image-2 · simulated", inset, inset + inset // 3)
+        assert canvas.tobytes() == expected.tobytes()
+
+
+def test_the_cache_of_drawn_lines_is_bounded_by_bytes(monkeypatch):
+    monkeypatch.setattr(render, "TEXT_CACHE_BYTES", 400_000)
+    monkeypatch.setattr(render, "_masks", type(render._masks)())
+    monkeypatch.setattr(render, "_masks_bytes", 0)
+    canvas = render.background(b"seed" * 10, 1024, 1024)
+    for i in range(40):
+        render.draw_text(canvas, f"Line number {i} of many", "label", 0, 0)
+        held = sum(2 * outline.width * outline.height for _, _, outline, _ in render._masks.values())
+        assert held == render._masks_bytes <= 400_000
+    assert len(render._masks) > 1  # it does keep lines
+    big = render.background(b"seed" * 10, 3840, 2160)
+    render.draw_text(big, "A 4K headline", "label", 0, 0)  # a line over a quarter of the budget: not kept
+    assert not any(key[0] == "A 4K headline" for key in render._masks)

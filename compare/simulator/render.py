@@ -24,12 +24,13 @@ read from the prompt without them (compare/checks/textcheck.py `expected_strings
 import colorsys
 import hashlib
 import io
+import math
 import re
 import struct
 import threading
 import zlib
 from collections import OrderedDict
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from django.conf import settings
@@ -256,9 +257,11 @@ def _too_long(text: str, font, line_h: float, box_w: int, box_h: int) -> bool:
     return lines < 1 or font.getlength(flat) > room * 1.02
 
 
+@lru_cache(maxsize=256)
 def _fit_text(text: str, box_w: int, box_h: int):
     """The largest font size (down a geometric ladder) at which the wrapped text fits the
-    box with no word broken over two lines (so OCR reads the words the prompt gave)."""
+    box with no word broken over two lines (so OCR reads the words the prompt gave).
+    Remembered: a prompt sent to two models at one size is fitted once."""
     size = max(10, int(min(box_h / 2.2, box_w / 5)))
     words = _unbreakable(text)
     while True:
@@ -269,41 +272,79 @@ def _fit_text(text: str, box_w: int, box_h: int):
         if size > 10 and (any(font.getlength(w) > box_w for w in words) or _too_long(text, font, line_h, box_w, box_h)):
             size = max(10, int(size * 0.85))
             continue
-        lines = _wrap(text, font, box_w)
+        lines = tuple(_wrap(text, font, box_w))
         fits = len(lines) * line_h <= box_h and all(font.getlength(ln) <= box_w for ln in lines)
         if fits or size <= 10:
             return font, lines, line_h, size
         size = max(10, int(size * 0.85))
 
 
+INK = (255, 255, 255)
+OUTLINE = (30, 30, 40)
+# Outlined lines of text already rasterised, as masks: drawing a line (FreeType, twice: the
+# outline, then the letters) was most of the simulator's work per picture, and every
+# prompt is drawn once per model, its label once per picture. Bounded by bytes; a line
+# larger than a quarter of the budget (a 4K headline's) is drawn directly each time.
+TEXT_CACHE_BYTES = 8 << 20
+_masks: OrderedDict[tuple, tuple[int, int, Image.Image, Image.Image]] = OrderedDict()
+_masks_bytes = 0
+
+
+def _line_masks(line: str, size: int, stroke: int, anchor: str, start: tuple[float, float]):
+    """The outline's and the letters' masks of one line, and where the drawing point is in
+    them: what ImageDraw.text draws, with the same sub-pixel start, in tiles of their own."""
+    font = load_font(size)
+    left, top, right, bottom = font.getbbox(line, anchor=anchor, stroke_width=stroke)
+    # The drawing point at whole, non-negative coordinates: its fraction is then the start's.
+    ox, oy = max(0, 2 - math.floor(left)), max(0, 2 - math.floor(top))
+    tile = (math.ceil(right) + ox + 2, math.ceil(bottom) + oy + 2)
+    at = (ox + start[0], oy + start[1])
+    outline, letters = Image.new("L", tile, 0), Image.new("L", tile, 0)
+    ImageDraw.Draw(outline).text(at, line, font=font, anchor=anchor, fill=255, stroke_width=stroke, stroke_fill=255)
+    ImageDraw.Draw(letters).text(at, line, font=font, anchor=anchor, fill=255)
+    return ox, oy, outline, letters
+
+
+def _outlined(canvas: Image.Image, xy: tuple[float, float], line: str, size: int, stroke: int, anchor: str) -> None:
+    """ImageDraw.text(xy, line, INK, outlined in OUTLINE): the same pixels, from the cache
+    of masks when this line was drawn before at this size and sub-pixel start. The caller
+    holds `_text_lock`."""
+    global _masks_bytes
+    if not isinstance(load_font(size), ImageFont.FreeTypeFont):  # Pillow's bitmap font: no cache
+        ImageDraw.Draw(canvas).text(xy, line, INK, load_font(size), anchor, stroke_width=stroke, stroke_fill=OUTLINE)
+        return
+    start = (math.modf(xy[0])[0], math.modf(xy[1])[0])
+    key = (line, size, stroke, anchor, start)
+    found = _masks.get(key)
+    if found is None:
+        found = _line_masks(line, size, stroke, anchor, start)
+        weight = 2 * found[2].width * found[2].height
+        if weight <= TEXT_CACHE_BYTES // 4:
+            _masks[key] = found
+            _masks_bytes += weight
+            while _masks_bytes > TEXT_CACHE_BYTES:
+                _, (_, _, dropped, _) = _masks.popitem(last=False)
+                _masks_bytes -= 2 * dropped.width * dropped.height
+    else:
+        _masks.move_to_end(key)
+    ox, oy, outline, letters = found
+    corner = (int(xy[0]) - ox, int(xy[1]) - oy)
+    canvas.paste(OUTLINE, corner, outline)
+    canvas.paste(INK, corner, letters)
+
+
 def draw_text(canvas: Image.Image, text: str, label: str, inset: int, safe: int) -> None:
     width, height = canvas.size
-    draw = ImageDraw.Draw(canvas)
     box_w = int((width - 2 * inset) * 0.86)
     box_h = int((height - 2 * inset) * 0.55)
-    font, lines, line_h, size = _fit_text(text, box_w, box_h)
+    _font, lines, line_h, size = _fit_text(text, box_w, box_h)
     stroke = max(1, size // 14)
     top = (height - len(lines) * line_h) / 2
     for i, line in enumerate(lines):
-        draw.text(
-            (width / 2, top + i * line_h + line_h / 2),
-            line,
-            font=font,
-            anchor="mm",
-            fill=(255, 255, 255),
-            stroke_width=stroke,
-            stroke_fill=(30, 30, 40),
-        )
+        _outlined(canvas, (width / 2, top + i * line_h + line_h / 2), line, size, stroke, "mm")
     small = max(10, min(width, height) // 36)
     pad = safe + max(4, small // 2)
-    draw.text(
-        (pad, pad),
-        label,
-        font=load_font(small),
-        fill=(255, 255, 255),
-        stroke_width=max(1, small // 10),
-        stroke_fill=(30, 30, 40),
-    )
+    _outlined(canvas, (pad, pad), label, small, max(1, small // 10), "la")
 
 
 def transparent_surround(canvas: Image.Image, inset: int) -> Image.Image:
