@@ -397,6 +397,10 @@ COMPARE_SIMULATOR_PORT = env_int("COMPARE_SIMULATOR_PORT", PORT + 1, minimum=1)
 COMPARE_SIMULATOR_URL = env_str("COMPARE_SIMULATOR_URL", f"http://127.0.0.1:{COMPARE_SIMULATOR_PORT}/sim")
 # Threads of the simulator's server: each simulated call sleeps its latency in one.
 COMPARE_SIMULATOR_THREADS = env_int("COMPARE_SIMULATOR_THREADS", 512, minimum=1)
+# The simulator's process gives way to the app's when both want a core (its `nice` value,
+# 0-19): it stands in for a provider's machines, and drawing a burst's pictures must not slow
+# the app's pages and submissions; a picture drawn later only sleeps less of its latency.
+COMPARE_SIMULATOR_NICE = env_int("COMPARE_SIMULATOR_NICE", 10, minimum=0)
 # The simulator keeps recently drawn pictures (their encoded bytes) up to this many MB.
 COMPARE_SIMULATOR_CACHE_MB = env_int("COMPARE_SIMULATOR_CACHE_MB", 64, minimum=0)
 # Multiplies each model's simulated latency (0 = instant; tests use 0).

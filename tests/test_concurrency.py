@@ -230,6 +230,9 @@ def test_serve_runs_the_simulator_in_a_process_of_its_own_that_workers_find(tmp_
         assert {g["status"] for g in run["generations"]} == {"succeeded"}
         # The pictures were drawn by the simulator's process, not by the web server's /sim/.
         assert httpx.get(f"{simulator}/stats", headers=KEY).json()["renders"] >= 2
+        # It gives way to the app when both want a core (COMPARE_SIMULATOR_NICE, 10 by default).
+        child = _simulator_child(server.pid)
+        assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, server.pid) + 10
         # A worker started with the same PORT (and nothing else) calls the same simulator.
         worker_sees = manage(
             env, "shell", "-c", "from django.conf import settings; print(settings.COMPARE_SIMULATOR_URL)"
@@ -240,6 +243,13 @@ def test_serve_runs_the_simulator_in_a_process_of_its_own_that_workers_find(tmp_
         server.wait(10)
     # The simulator does not outlive its server, even one killed with SIGKILL.
     wait_for(lambda: not _answers(f"{simulator}/openai/v1/models"), timeout=20, what="the simulator to stop")
+
+
+def _simulator_child(parent: int) -> int:
+    for line in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        if b"simulator" in Path(f"/proc/{line}/cmdline").read_bytes():
+            return int(line)
+    raise AssertionError("serve started no simulator process")
 
 
 def _answers(url: str) -> bool:

@@ -19,6 +19,17 @@ def exit_with(parent: int) -> None:
     os._exit(0)
 
 
+def _give_way(niceness: int) -> None:
+    """Lower this process's CPU priority to `niceness` (compare/settings.py COMPARE_SIMULATOR_NICE),
+    where the platform allows it."""
+    try:
+        current = os.nice(0)
+        if niceness > current:
+            os.nice(min(niceness, 19) - current)
+    except (AttributeError, OSError):  # no nice() here, or not allowed: the simulator still serves
+        pass
+
+
 class Command(BaseCommand):
     help = "Serve the provider simulator alone on http://HOST:PORT/sim/ (serve starts it on its own)."
 
@@ -42,6 +53,7 @@ class Command(BaseCommand):
         settings.ROOT_URLCONF = "compare.simulator.urls_root"
         settings.MIDDLEWARE = []
         application = WSGIHandler()
+        _give_way(settings.COMPARE_SIMULATOR_NICE)
         if parent:
             threading.Thread(target=exit_with, args=(parent,), name="simulator-parent-watch", daemon=True).start()
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
