@@ -57,12 +57,21 @@ class WaitedTooLong(Exception):
 
 @dataclass
 class Slot:
-    """One provider call's place under its model's limits; `release` when the answer is in."""
+    """One provider call's place under its model's limits; `release` when the answer is in
+    (inside the transaction that records the answer, or on its own)."""
 
     call_id: int
+    released: bool = False
 
     def release(self) -> None:
+        """Mark the call answered; once that has committed, releasing again writes nothing."""
+        if self.released:
+            return
         ProviderCall.objects.filter(pk=self.call_id, finished_at__isnull=True).update(finished_at=timezone.now())
+        transaction.on_commit(self._released)  # at once outside a transaction; never if it rolls back
+
+    def _released(self) -> None:
+        self.released = True
 
 
 def limited(model: Model) -> bool:
@@ -132,7 +141,7 @@ def _lock(model_key: str) -> None:
 def _take(model: Model, generation: Generation) -> Slot | tuple[str, float]:
     """A slot, or why there is none yet and how long to wait."""
     if not limited(model):
-        return Slot(ProviderCall.objects.create(model_key=model.key, generation=generation).pk)
+        return record(model, generation)
     blocked = _blocked(model)  # a look without the lock first: waiters do not queue for it
     if blocked:
         return blocked
@@ -143,6 +152,14 @@ def _take(model: Model, generation: Generation) -> Slot | tuple[str, float]:
             return blocked
         call = ProviderCall.objects.create(model_key=model.key, generation=generation)
     return Slot(call.pk)
+
+
+def record(model: Model, generation: Generation) -> Slot:
+    """The call about to be made to a model that does not wait for its limits (it has none,
+    or it is simulated), on record for the status page: no count, no lock, so it can share
+    the transaction that writes what is sent (compare/tasks.py)."""
+    _prune()
+    return Slot(ProviderCall.objects.create(model_key=model.key, generation=generation).pk)
 
 
 def _set_waiting(generation: Generation, old: str, new: str) -> None:

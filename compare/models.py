@@ -154,7 +154,7 @@ class RunQuerySet(models.QuerySet):
             if one is None:
                 return runs.exclude(state="running").update(state="running")
             return _PENDING_UPDATE.execute(alias, one[0])  # each new side and each claim: compiled once
-        with transaction.atomic(using=alias):
+        with transaction.atomic(using=alias, savepoint=False):  # nested: no savepoint to write
             if connections[alias].features.has_select_for_update:
                 list(runs.select_for_update().order_by("pk").values_list("pk", flat=True))
             if one is None:
@@ -329,7 +329,7 @@ class GenerationQuerySet(models.QuerySet):
         cancel, retry, the deadline sweeper and crash recovery all write this way."""
         if "status" not in kwargs:
             return super().update(**kwargs)
-        with transaction.atomic(using=self.db):
+        with transaction.atomic(using=self.db, savepoint=False):  # nested: no savepoint to write
             run_ids = set(self.values_list("run_id", flat=True))
             updated = super().update(**kwargs)
             if updated:

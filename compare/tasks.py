@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -87,12 +87,14 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
 HELD = "Queued behind your other generations"
 
 
-def _claim(generation_id) -> uuid.UUID | None:
+def _claim(generation_id, at: datetime | None = None) -> uuid.UUID | None:
+    """queued → running under a new claim token (started `at`, by default now); the token,
+    or None when it was not queued (any more) for this task to run."""
     token = uuid.uuid4()
     claimed = (
         Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED)
         .exclude(waiting_for__startswith=HELD)
-        .update(status=Generation.Status.RUNNING, started_at=timezone.now(), claim=token)
+        .update(status=Generation.Status.RUNNING, started_at=at or timezone.now(), claim=token)
     )
     return token if claimed else None
 
@@ -132,7 +134,11 @@ def _store_partial(gen: Generation, index: int, data: bytes) -> None:
         logger.warning("Skipping preview %s of generation %s", index, gen.pk, exc_info=True)
 
 
-def _record_success(gen: Generation, result: GenerationResult, attempts: list) -> None:
+def _record_success(
+    gen: Generation, result: GenerationResult, attempts: list, answered: limits.Slot | None = None
+) -> None:
+    """Store the images and write the outcome in one transaction, which also gives back the
+    call's slot (`answered`): one write for all of it."""
     stored: list[images.Stored] = []
     # An open run page shows the result at once and its thumbnails follow: each image is
     # decoded here, once, and its reduced copy kept for them. Else (a burst through the
@@ -144,6 +150,8 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
             # Under the process's pixel limit; thumbnails once marked done.
             stored.append(images.store(img.data, strip=True, thumbnails=False, preview=watched))  # noqa: PERF401 (kept one by one: a failure removes those stored so far)
         with transaction.atomic():
+            if answered is not None:
+                answered.release()
             if not _still_running(gen):
                 raise _Dropped
             for index, fields in enumerate(stored):
@@ -166,8 +174,11 @@ def _record_success(gen: Generation, result: GenerationResult, attempts: list) -
                 raise _Dropped  # rolls the image rows back
             enqueue_checks(gen)
     except BaseException:
-        # No half-written record: files this attempt wrote and no row uses go again.
+        # No half-written record: files this attempt wrote and no row uses go again. The
+        # slot is given back all the same (its release above rolled back, or never ran).
         images.discard_unreferenced(stored)
+        if answered is not None:
+            answered.release()
         raise
     if watched:
         _write_thumbnails(gen, stored)
@@ -291,7 +302,7 @@ def _call_with_retries(
     attempts: list[dict] = list(gen.attempt_log)
     timeouts = 0  # of this call: each may be billed, so the model says how many to retry
     for attempt in range(1, settings.COMPARE_MAX_ATTEMPTS + 1):
-        if slot is None:  # every attempt waits for the model's limits; waiting is not an attempt
+        if slot is None and limits.limited(request.model):  # waiting for the limits is not an attempt
             try:
                 slot = limits.acquire(request.model, gen, stop=lambda: not _mine(gen).exists(), deadline=deadline)
             except limits.WaitedTooLong as exc:
@@ -299,19 +310,28 @@ def _call_with_retries(
                 break
             if slot is None:
                 return "cancelled"
-        # The first attempt's write also says what is sent, and the key a later identical
-        # request finds its result by: one UPDATE before the call.
+        # One write before the call: the attempt, on the first one what is sent and the key a
+        # later identical request finds its result by, and for a model that does not wait
+        # for its limits the call's record (compare/limits.py `record`).
         first = {"params_sent": sent, "cache_key": gen.cache_key} if attempt == 1 else {}
-        _mine(gen).update(attempts=attempt, **first)
+        with transaction.atomic():
+            if not _mine(gen).update(attempts=attempt, **first):
+                if slot is not None:
+                    slot.release()
+                return "cancelled"  # cancelled (or retried) before the call: nothing is sent
+            if slot is None:
+                slot = limits.record(request.model, gen)
         request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
         try:
             try:
                 _release_connection()
                 result = adapter.generate(request, shared_client())
-            finally:
+            except BaseException:
                 slot.release()  # the call is over, whatever it brought
-                slot = None
+                raise
+            finally:
+                answered, slot = slot, None
             attempts.append(
                 {
                     "attempt": attempt,
@@ -320,7 +340,7 @@ def _call_with_retries(
                     **_bill(gen, None, result.usage, result.unknown_share),
                 }
             )
-            _record_success(gen, result, attempts)
+            _record_success(gen, result, attempts, answered)  # gives the slot back as it records
             return "succeeded"
         except _Dropped:
             return "cancelled"
@@ -364,32 +384,35 @@ def _call_with_retries(
     return "failed"
 
 
-def _first_slot(generation_id, deadline: float) -> tuple[limits.Slot | None, str, str]:
+def _first_slot(generation_id, deadline: float) -> tuple[limits.Slot | None, str, str, Generation | None]:
     """Wait, still queued, for the model's limits (compare/limits.py), before the claim: a
     waiting generation shows as queued, and its latency counts from its call. A slot for the
     first attempt, or none and why: "" (the model has no limits, or no call is needed),
     "gone" (no longer queued: cancelled, or another delivery has it), or the message of a
-    wait that reached the deadline; and its result-reuse key when it was worked out here."""
+    wait that reached the deadline; its result-reuse key when it was worked out here; and,
+    when nothing was waited for, the queued row as read (with its run and references), which
+    the claim that follows at once changes only as it says."""
     queued = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).exclude(
         waiting_for__startswith=HELD  # a suite's generation held back: not ours to run yet
     )
-    gen = _one(_QUEUED, generation_id)
+    gen = _one(_QUEUED, generation_id, references=True)
     if gen is None:
-        return None, "gone", ""
+        return None, "gone", "", None
     model = gen.model
     if model is None or not model.available or not limits.limited(model):
-        return None, "", ""
+        return None, "", "", gen
     gen.cache_key = reuse.key_for(gen)
     if reuse.find_hit(gen) is not None:
-        return None, "", gen.cache_key
+        return None, "", gen.cache_key, gen
     try:
         slot = limits.acquire(model, gen, stop=lambda: not queued.exists(), deadline=deadline)
     except limits.WaitedTooLong as exc:
-        return None, str(exc), gen.cache_key
-    return slot, "" if slot else "gone", gen.cache_key
+        return None, str(exc), gen.cache_key, None
+    return slot, "" if slot else "gone", gen.cache_key, None
 
 
-# Every generation reads its row with its run twice (waiting for its limits, then claimed):
+# Every generation reads its row with its run once before its claim (again after it, when it
+# waited for its model's limits):
 # statements compiled once (compare/precompiled.py), not per generation.
 _STAND_IN = uuid.UUID("00000000-0000-4000-8000-00000007a5c0")
 _QUEUED = Precompiled(
@@ -432,23 +455,36 @@ def run_generation(generation_id) -> str:
     # One deadline per generation, from its first wait: the wait for the model's limits and
     # every attempt and retry after it share it (the module docstring's promise).
     deadline = time.monotonic() + settings.COMPARE_GENERATION_DEADLINE
-    slot, why, cache_key = _first_slot(generation_id, deadline)
+    slot, why, cache_key, queued = _first_slot(generation_id, deadline)
     if why == "gone":
         return "skipped"
     try:
-        return _run_claimed(generation_id, slot, why, deadline, cache_key)
+        return _run_claimed(generation_id, slot, why, deadline, cache_key, queued)
     finally:
         if slot is not None:
             slot.release()  # a no-op once the call gave it back
 
 
-def _run_claimed(generation_id, slot: limits.Slot | None, waited: str, deadline: float, cache_key: str) -> str:
-    token = _claim(generation_id)
+def _run_claimed(
+    generation_id,
+    slot: limits.Slot | None,
+    waited: str,
+    deadline: float,
+    cache_key: str,
+    queued: Generation | None = None,
+) -> str:
+    claimed_at = timezone.now()
+    token = _claim(generation_id, claimed_at)
     if token is None:
         return "skipped"  # a duplicate delivery, or cancelled before it started
-    gen = _one(_CLAIMED, generation_id, references=True)
-    if gen is None:  # deleted with its run the moment it was claimed
-        return "skipped"
+    if queued is not None:  # read just before the claim, which changed only these fields
+        gen = queued
+        gen.status, gen.started_at = Generation.Status.RUNNING, claimed_at
+    else:
+        claimed = _one(_CLAIMED, generation_id, references=True)
+        if claimed is None:  # deleted with its run the moment it was claimed
+            return "skipped"
+        gen = claimed
     gen.claim = token
     live.changed(gen.run_id)  # queued → running
     if waited:  # the model's limits left no room before the deadline

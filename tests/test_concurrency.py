@@ -304,3 +304,46 @@ def test_a_task_thread_keeps_its_sqlite_connection_for_its_next_task(monkeypatch
         connection_created.disconnect(count)
     assert seen == [False] * 3  # each task read the database
     assert opened == ["default"]  # through the one connection the first task opened
+
+
+def _write_transactions(statements: list[str]) -> int:
+    """Transactions that wrote, as SQLite sees them: BEGIN … COMMIT blocks with a write in
+    them, and writes made outside one (each its own)."""
+    count, inside, wrote = 0, False, False
+    for sql in statements:
+        verb = sql.lstrip().split(None, 1)[0].upper()
+        if verb == "BEGIN":
+            inside, wrote = True, False
+        elif verb in {"COMMIT", "ROLLBACK"}:
+            count += wrote
+            inside = False
+        elif verb in {"INSERT", "UPDATE", "DELETE"}:
+            if inside:
+                wrote = True
+            else:
+                count += 1
+    return count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generation_writes_in_three_transactions(auth_client, simulator, no_task_execution):
+    """One SQLite writer at a time: in a burst every write waits for the others, so a
+    generation writes three times, its claim, its call (what is sent, the call on record)
+    and its outcome (images, result, the call answered), each in one transaction."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from compare import tasks
+    from compare.models import ProviderCall
+
+    if connection.vendor != "sqlite":
+        pytest.skip("counts SQLite's write transactions")
+    auth_client.post("/", form_data("three writes each", ["gpt-image-2", "gemini-3-pro-image"], regenerate="on"))
+    run = Run.objects.get()
+    for gen in run.generations.all():
+        with CaptureQueriesContext(connection) as queries:
+            assert tasks.run_generation(gen.pk) == "succeeded"
+        assert _write_transactions([q["sql"] for q in queries.captured_queries]) == 3, gen.model_key
+        done = Generation.objects.get(pk=gen.pk)
+        assert done.status == "succeeded" and done.attempts == 1 and done.params_sent and done.images.count() == 1
+        assert ProviderCall.objects.get(generation=gen).finished_at is not None

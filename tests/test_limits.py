@@ -309,6 +309,30 @@ def test_a_change_of_the_reason_reaches_open_pages(user):
     assert before["p0"] != after["p0"] and before["p1"] == after["p1"]
 
 
+def test_a_side_cancelled_between_its_claim_and_its_call_sends_nothing(auth_client, wire, monkeypatch):
+    """The write that puts the call on record is the one that finds the side still its task's:
+    a cancel that lands after the claim but before the call stops it with no request and no
+    call on record."""
+    from compare import reuse
+
+    key_for = reuse.key_for
+
+    def cancelled_meanwhile(gen):
+        if gen.model_key == GPT_KEY:
+            Generation.objects.filter(pk=gen.pk).update(status=Generation.Status.CANCELLED)
+        return key_for(gen)
+
+    monkeypatch.setattr(reuse, "key_for", cancelled_meanwhile)
+    run = submit(auth_client, "cancelled before its call")
+    gen = gpt(wait_for_generations(run))
+    assert gen.status == "cancelled" and gen.attempts == 0 and gen.params_sent == {}
+    assert wire.sent == 0
+    assert not ProviderCall.objects.filter(generation=gen).exists()
+    other = run.generations.exclude(pk=gen.pk).get()
+    assert other.status == "succeeded"
+    assert ProviderCall.objects.filter(generation=other, finished_at__isnull=False).count() == 1
+
+
 def test_cancelling_a_waiting_generation_stops_it_without_a_call(auth_client, set_limits, wire):
     set_limits(max_in_flight=1)
     block()  # never released in this test
