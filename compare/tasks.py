@@ -598,9 +598,25 @@ def resume_checks() -> int:
 
 
 def enqueue_checks(gen: Generation) -> None:
-    """Once the success is committed, the automatic checks run as a task of their own: the
-    image shows at once (its pane says "Checking text…"), the verdict follows."""
-    transaction.on_commit(lambda: check.enqueue(str(gen.pk)))
+    """Once the success is committed, the automatic checks. Those that decode the images (the
+    text read back by OCR, a transparency check) run as a task of their own: the image shows
+    at once (its pane says "Checking text…"), the verdict follows. The others read headers
+    only and run here, at once: a task of its own cost more than they do (a message to the
+    broker and back, in the scale-out profile)."""
+    from compare.checks.runner import reads_pixels  # the OCR engine loads only where checks run
+
+    if reads_pixels(gen):
+        transaction.on_commit(lambda: check.enqueue(str(gen.pk)))
+    else:
+        transaction.on_commit(lambda: _check_here(gen.pk))
+
+
+def _check_here(generation_id) -> None:
+    """The `check` task's work, in this thread; a crash is logged and never fails the generation."""
+    try:
+        check.call(str(generation_id))
+    except Exception:
+        logger.exception("The checks of generation %s could not run", generation_id)
 
 
 @task

@@ -554,3 +554,26 @@ def test_the_scorecard_aggregates_the_checks_per_model_with_intervals(auth_clien
     assert gpt_cells == "GPT Image 2 75% [30–95] 3 of 4 75% [30–95] 3 of 4 0"
     nano_cells = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", rows["gemini-3-pro-image"])).strip()
     assert nano_cells == "Nano Banana Pro 0% [0–79] 0 of 1 0% [0–79] 0 of 1 0"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checks_that_read_no_pixels_run_at_once_and_the_ocr_ones_as_a_task(auth_client, simulator, monkeypatch):
+    """Size, format and count read headers only: they run as soon as the result is stored,
+    not as a task of their own (a broker round trip in the scale-out profile); the text
+    read back by OCR still goes to the checks' own task, so the image never waits for it."""
+    sent = []
+    enqueue = ThreadPoolBackend.enqueue
+
+    def recorded(backend, task, args, kwargs):
+        if task.module_path == "compare.tasks.check":
+            sent.extend(args)
+        return enqueue(backend, task, args, kwargs)
+
+    monkeypatch.setattr(ThreadPoolBackend, "enqueue", recorded)
+    _run, plain = submit_and_wait(auth_client, "a bakery poster, no words")
+    assert [g.check_status for g in plain] == ["passed", "passed"]
+    assert all(g.checks["spec"] and g.checks["images"][0]["spec"] for g in plain)  # size, format, count checked
+    assert sent == []
+    _run, worded = submit_and_wait(auth_client, 'a bakery poster that says "Fresh Bread"')
+    assert sorted(sent) == sorted(str(g.pk) for g in worded)
+    assert all(g.checks["text_checked"] for g in worded) and {g.check_status for g in worded} == {"passed"}

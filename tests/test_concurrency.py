@@ -326,10 +326,11 @@ def _write_transactions(statements: list[str]) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_generation_writes_in_three_transactions(auth_client, simulator, no_task_execution):
+def test_a_generation_writes_in_three_transactions_and_its_checks_in_one(auth_client, simulator, no_task_execution):
     """One SQLite writer at a time: in a burst every write waits for the others, so a
     generation writes three times, its claim, its call (what is sent, the call on record)
-    and its outcome (images, result, the call answered), each in one transaction."""
+    and its outcome (images, result, the call answered), each in one transaction; then its
+    checks that read no pixels (size, format, count), at once, in one more."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -343,7 +344,8 @@ def test_a_generation_writes_in_three_transactions(auth_client, simulator, no_ta
     for gen in run.generations.all():
         with CaptureQueriesContext(connection) as queries:
             assert tasks.run_generation(gen.pk) == "succeeded"
-        assert _write_transactions([q["sql"] for q in queries.captured_queries]) == 3, gen.model_key
+        assert _write_transactions([q["sql"] for q in queries.captured_queries]) == 4, gen.model_key
         done = Generation.objects.get(pk=gen.pk)
         assert done.status == "succeeded" and done.attempts == 1 and done.params_sent and done.images.count() == 1
+        assert done.check_status == "passed"  # checked already: no task of its own
         assert ProviderCall.objects.get(generation=gen).finished_at is not None

@@ -78,6 +78,16 @@ def status_of(checks: dict[str, Any], text_expected: bool) -> str:
     return Generation.CheckStatus.PASSED
 
 
+def reads_pixels(gen: Generation) -> bool:
+    """Whether checking `gen` (its run loaded) decodes its images: text is expected (OCR), or
+    a transparent background was asked for. The other checks (size, format, count) read
+    headers only and take a few milliseconds (compare/tasks.py runs those at once)."""
+    if textcheck.expected_strings(gen.run.prompt, _expectations(gen)):
+        return True
+    options = {**gen.run.options, **gen.option_overrides}
+    return spec.asked_for(gen.params_sent or spec.wire_guess(gen.model, options), options).transparent
+
+
 def compute(gen: Generation) -> tuple[dict[str, Any], bool]:
     """The `checks` object of a generation (its run and final images loaded), and
     whether any text was expected."""
