@@ -875,8 +875,9 @@ def test_concurrent_requests_and_thread_safe_counter(live_server):
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
 def test_the_fast_png_encoder_writes_a_valid_png_of_the_same_pixels(mode):
-    """The simulator's own PNG writer (unfiltered rows, zlib-ng deflate): a file Pillow and
-    zlib read back pixel for pixel, with valid chunk checksums; other modes go through Pillow."""
+    """The simulator's own PNG writer (rows unfiltered, or 'Up' where a row repeats the one
+    above; zlib-ng deflate): a file Pillow and zlib read back pixel for pixel, with valid
+    chunk checksums; other modes go through Pillow."""
     import zlib
 
     picture = render.compose("Fast 'PNG' check", "gpt-image-2", render.seed_bytes("png", mode), 300, 200)
@@ -887,11 +888,23 @@ def test_the_fast_png_encoder_writes_a_valid_png_of_the_same_pixels(mode):
     with Image.open(io.BytesIO(data)) as back:
         assert back.format == "PNG" and back.mode == mode and back.size == (300, 200)
         assert back.tobytes() == picture.tobytes()
-    if mode != "L":  # the hand-written file: one IDAT, rows each led by filter type 0
+    if mode != "L":  # the hand-written file: one IDAT, rows led by filter type 0, or 2 (Up) and all zeros
         idat = data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8]
         raw = zlib.decompress(idat)
         stride = 1 + 300 * len(mode)
-        assert len(raw) == 200 * stride and all(raw[y * stride] == 0 for y in range(200))
+        rows = [raw[y * stride : (y + 1) * stride] for y in range(200)]
+        pixels = picture.tobytes()
+        assert len(raw) == 200 * stride and rows[0][0] == 0
+        for y, row in enumerate(rows):
+            same = (
+                y > 0
+                and pixels[y * (stride - 1) : (y + 1) * (stride - 1)]
+                == pixels[(y - 1) * (stride - 1) : y * (stride - 1)]
+            )
+            assert row == (
+                b"\2" + bytes(stride - 1) if same else b"\0" + pixels[y * (stride - 1) : (y + 1) * (stride - 1)]
+            )
+        assert any(row[0] == 2 for row in rows)  # the doubled background's repeated rows
 
 
 def test_the_fast_png_encoder_never_copies_a_4k_picture_whole():
