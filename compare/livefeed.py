@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from contextlib import nullcontext
 
 from django.db import DatabaseError, connection, connections, transaction
 
@@ -45,18 +44,39 @@ def enabled(alias: str = "default") -> bool:
 
 
 def publish(run_id=None) -> None:
-    """Tell every listening process that the run changed (all runs, with None). Inside
-    a transaction the notice waits for its commit; PostgreSQL folds repeats."""
+    """Tell every listening process that the run changed (all runs, with None). Inside a
+    transaction the notice is sent once it has committed (when PostgreSQL would deliver
+    it anyway), once per run however often the transaction wrote to it."""
     if not enabled():
         return
+    payload = str(run_id) if run_id else EVERY_RUN
+    if connection.in_atomic_block:
+        # After the commit, as a statement of its own: no savepoint around it in the write's
+        # transaction (two round trips more per write), and a notice that fails (its queue
+        # full) cannot take the write it announces down with it.
+        waiting = connection.run_on_commit  # Django's own list of this transaction's callbacks
+        if not any(isinstance(entry[1], _Notice) and entry[1].payload == payload for entry in waiting):
+            transaction.on_commit(_Notice(payload))
+        return
+    _notify(payload)
+
+
+class _Notice:
+    """A notice waiting for its transaction's commit."""
+
+    def __init__(self, payload: str) -> None:
+        self.payload = payload
+
+    def __call__(self) -> None:
+        _notify(self.payload)
+
+
+def _notify(payload: str) -> None:
     try:
-        # Inside a transaction, in a savepoint of its own: a notice that fails (its queue
-        # full) must not take the write it announces down with it.
-        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(run_id) if run_id else EVERY_RUN])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
     except DatabaseError:
-        # A transaction already broken fails at its own next statement; the pages fall
-        # back to live.RECHECK for this one write.
+        # The pages fall back to live.RECHECK for this one write.
         logger.debug("Could not send a live notice.", exc_info=True)
 
 
