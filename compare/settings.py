@@ -401,8 +401,9 @@ COMPARE_SIMULATOR_THREADS = env_int("COMPARE_SIMULATOR_THREADS", 512, minimum=1)
 # 0-19): it stands in for a provider's machines, and drawing a burst's pictures must not slow
 # the app's pages and submissions; a picture drawn later only sleeps less of its latency.
 COMPARE_SIMULATOR_NICE = env_int("COMPARE_SIMULATOR_NICE", 10, minimum=0)
-# The simulator keeps recently drawn pictures (their encoded bytes) up to this many MB.
-COMPARE_SIMULATOR_CACHE_MB = env_int("COMPARE_SIMULATOR_CACHE_MB", 64, minimum=0)
+# The simulator keeps recently drawn pictures (their encoded bytes) up to this many MB: about
+# a hundred 1K pictures. Its memory bound (400 MB with 200 4K pictures in flight) counts it.
+COMPARE_SIMULATOR_CACHE_MB = env_int("COMPARE_SIMULATOR_CACHE_MB", 32, minimum=0)
 # Multiplies each model's simulated latency (0 = instant; tests use 0).
 COMPARE_SIMULATOR_LATENCY = env_float("COMPARE_SIMULATOR_LATENCY", 1.0)
 # Per-attempt HTTP timeout and the overall deadline of one generation, in seconds.
