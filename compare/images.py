@@ -115,11 +115,12 @@ def _decoded(data: bytes, keep: bool, decode: bool = True) -> tuple[ImageInfo, P
     """The one decode of `data` (its caller holds a pixel slot): verify the bytes really
     are a complete PNG/JPEG/WebP, read its metadata and, with `keep`, return a reduced
     copy large enough for every thumbnail size. With `decode` false, a PNG is checked by
-    its structure alone (`_checked_png`) and its pixels are left for its thumbnails."""
+    its structure alone (verify(): every chunk's checksum, and its end), nothing is kept,
+    and its pixels are left for its thumbnails (other formats are decoded all the same)."""
     try:
         with PILImage.open(io.BytesIO(data)) as probe:
             probe.verify()  # the file's structure (chunk checksums); no pixels decoded
-            if not decode and not keep and probe.format == "PNG":
+            if not decode and probe.format == "PNG":
                 return _info(probe), None
         # Not closed: the picture itself may be the reduced copy (its bytes are in memory,
         # there is no file to let go of).

@@ -323,15 +323,14 @@ def _call_with_retries(
                 slot = limits.record(request.model, gen)
         request.timeout = _attempt_timeout(deadline)
         started = time.monotonic()
+        answered, slot = slot, None  # this attempt's call; a retry takes a slot of its own
         try:
             try:
                 _release_connection()
                 result = adapter.generate(request, shared_client())
             except BaseException:
-                slot.release()  # the call is over, whatever it brought
+                answered.release()  # the call is over, whatever it brought
                 raise
-            finally:
-                answered, slot = slot, None
             attempts.append(
                 {
                     "attempt": attempt,

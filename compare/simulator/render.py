@@ -310,8 +310,9 @@ def _outlined(canvas: Image.Image, xy: tuple[float, float], line: str, size: int
     of masks when this line was drawn before at this size and sub-pixel start. The caller
     holds `_text_lock`."""
     global _masks_bytes
-    if not isinstance(load_font(size), ImageFont.FreeTypeFont):  # Pillow's bitmap font: no cache
-        ImageDraw.Draw(canvas).text(xy, line, INK, load_font(size), anchor, stroke_width=stroke, stroke_fill=OUTLINE)
+    font = load_font(size)
+    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow's bitmap font: no cache
+        ImageDraw.Draw(canvas).text(xy, line, INK, font, anchor, stroke_width=stroke, stroke_fill=OUTLINE)
         return
     start = (math.modf(xy[0])[0], math.modf(xy[1])[0])
     key = (line, size, stroke, anchor, start)
@@ -368,9 +369,10 @@ PNG_COLOUR_TYPES = {"RGB": (3, 2), "RGBA": (4, 6)}  # mode: (bytes per pixel, PN
 
 def png(image: Image.Image) -> bytes:
     """A PNG of an RGB or RGBA picture, its rows unfiltered (or 'Up' where a row repeats the
-    one above) and deflated by zlib-ng at its fastest level: a third of the time Pillow's encoder takes (it tries every row filter),
-    larger by about half. The simulator draws each picture it sends, and in a burst its
-    encoding was the largest part of the work. Other modes go through Pillow."""
+    one above) and deflated by zlib-ng at its fastest level: a third of the time Pillow's
+    encoder takes (it tries every row filter), larger by about half. The simulator draws
+    each picture it sends, and in a burst its encoding was the largest part of the work.
+    Other modes go through Pillow."""
     if image.mode not in PNG_COLOUR_TYPES:
         out = io.BytesIO()
         image.save(out, "PNG", compress_level=1)
